@@ -1,0 +1,49 @@
+# The two commands of the README: `make run` (the product on its embedded defaults) and
+# `make test` (lint, migrations check and the whole suite against the local PostgreSQL and Redis).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Tests talk to the real services of this machine (ARCHITECTURE.md); override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hfs_followup
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+# makemigrations only needs a server to talk to; the maintenance database always exists.
+CHECK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint format migrations-check demo clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --if-empty --patients 300
+	$(BIN)/python manage.py demo_staff
+
+run: demo
+	PATH="$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: venv
+	DATABASE_URL=$(CHECK_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint migrations-check
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

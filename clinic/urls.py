@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import path
+
+
+def healthz(request):
+    """Liveness for the container's health check: answers without touching patient data."""
+    return JsonResponse({"status": "ok"})
+
+
+admin.site.site_header = "HFS Follow-up"
+admin.site.site_title = "HFS Follow-up"
+admin.site.index_title = "Clinic"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

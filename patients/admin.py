@@ -1,0 +1,243 @@
+"""The clinical record in the admin: search and filters for staff; writes go through the services."""
+
+from django import forms
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from patients import codes, services
+from patients.models import (
+    BotulinumToxinDetail,
+    Diagnosis,
+    ImagingStudy,
+    MedicationDetail,
+    MvdComplication,
+    MvdDetail,
+    Patient,
+    ToxinInjection,
+    Treatment,
+)
+
+
+class PatientForm(ServiceForm):
+    class Meta:
+        model = Patient
+        fields = services.PATIENT_FIELDS
+
+    def write(self, instance, data):
+        if instance is None:
+            return services.patient_create(**data)
+        return services.patient_update(patient=instance, **data)
+
+
+@admin.register(Patient)
+class PatientAdmin(ServiceAdmin, SimpleHistoryAdmin):
+    form = PatientForm
+    list_display = ("mrn", "family_name", "given_name", "date_of_birth", "sex", "email_reminders", "archived")
+    list_filter = ("archived", "sex", "email_reminders", "at_risk_hla_b1502", "hla_b1502_result")
+    search_fields = ("=mrn", "family_name", "given_name", "email")
+    readonly_fields = (
+        "uuid",
+        "email_reminders_consented_at",
+        "archived",
+        "archived_at",
+        "created_at",
+        "updated_at",
+    )
+    show_full_result_count = False
+    actions = ["archive_selected"]
+
+    @admin.action(description="Archive the selected patients")
+    def archive_selected(self, request, queryset):
+        for patient in queryset:
+            services.patient_archive(patient=patient)
+        self.message_user(request, f"{queryset.count()} patient(s) archived.")
+
+
+class DiagnosisForm(ServiceForm):
+    muscles = forms.MultipleChoiceField(
+        choices=codes.Muscle.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Diagnosis
+        fields = (
+            "patient",
+            "kind",
+            "secondary_cause",
+            "side",
+            "presentation",
+            "onset_date",
+            "muscles",
+            "status",
+            "diagnosed_on",
+            "notes",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["patient"].disabled = True
+            self.initial["muscles"] = list(self.instance.muscle_rows.values_list("muscle", flat=True))
+
+    def write(self, instance, data):
+        patient = data.pop("patient")
+        if instance is None:
+            return services.diagnosis_record(patient=patient, **data)
+        return services.diagnosis_update(diagnosis=instance, **data)
+
+
+@admin.register(Diagnosis)
+class DiagnosisAdmin(ServiceAdmin, SimpleHistoryAdmin):
+    form = DiagnosisForm
+    list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
+    list_filter = ("kind", "status", "side", "presentation", "secondary_cause")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    autocomplete_fields = ("patient",)
+    show_full_result_count = False
+
+
+class ImagingStudyForm(ServiceForm):
+    sequences = forms.MultipleChoiceField(
+        choices=codes.ImagingSequence.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    offending_vessels = forms.MultipleChoiceField(
+        choices=codes.Vessel.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    field_strength_tesla = forms.TypedChoiceField(
+        choices=[("", "—"), ("1.5", "1.5 T"), ("3.0", "3 T")],
+        coerce=str,
+        empty_value=None,
+        required=False,
+        label="Field strength",
+    )
+
+    class Meta:
+        model = ImagingStudy
+        fields = (
+            "patient",
+            "diagnosis",
+            "performed_on",
+            "modality",
+            "sequences",
+            "field_strength_tesla",
+            "compression_found",
+            "offending_vessels",
+            "lesion_found",
+            "report",
+            "status",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["patient"].disabled = True
+            self.initial["sequences"] = list(self.instance.sequence_rows.values_list("sequence", flat=True))
+            self.initial["offending_vessels"] = list(
+                self.instance.vessel_rows.values_list("vessel", flat=True)
+            )
+
+    def write(self, instance, data):
+        patient = data.pop("patient")
+        if instance is None:
+            return services.imaging_study_record(patient=patient, **data)
+        return services.imaging_study_update(study=instance, **data)
+
+
+@admin.register(ImagingStudy)
+class ImagingStudyAdmin(ServiceAdmin, SimpleHistoryAdmin):
+    form = ImagingStudyForm
+    list_display = ("patient", "performed_on", "modality", "compression_found", "status")
+    list_filter = ("modality", "compression_found", "status")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    autocomplete_fields = ("patient", "diagnosis")
+    show_full_result_count = False
+
+
+class MedicationInline(admin.StackedInline):
+    model = MedicationDetail
+    can_delete = False
+    extra = 0
+
+
+class ToxinInline(admin.StackedInline):
+    model = BotulinumToxinDetail
+    can_delete = False
+    extra = 0
+    readonly_fields = ("total_units",)
+
+    @admin.display(description="Total units")
+    def total_units(self, detail):
+        return sum(injection.units for injection in detail.injections.all())
+
+
+class MvdInline(admin.StackedInline):
+    model = MvdDetail
+    fk_name = "treatment"
+    can_delete = False
+    extra = 0
+
+
+@admin.register(Treatment)
+class TreatmentAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+    list_display = ("patient", "kind", "status", "started_on", "ended_on")
+    list_filter = ("kind", "status")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    date_hierarchy = "started_on"
+    show_full_result_count = False
+    inlines = [MedicationInline, ToxinInline, MvdInline]
+
+
+@admin.register(MedicationDetail)
+class MedicationDetailAdmin(ReadOnlyAdmin):
+    list_display = ("treatment", "drug", "daily_dose_mg", "stop_reason")
+    list_filter = ("drug", "stop_reason")
+    search_fields = ("=treatment__patient__mrn",)
+    list_select_related = ("treatment",)
+
+
+class ToxinInjectionInline(admin.TabularInline):
+    model = ToxinInjection
+    extra = 0
+
+
+@admin.register(BotulinumToxinDetail)
+class BotulinumToxinDetailAdmin(ReadOnlyAdmin):
+    list_display = ("treatment", "product", "wore_off_on", "self_rated_improvement_pct")
+    list_filter = ("product",)
+    search_fields = ("=treatment__patient__mrn",)
+    list_select_related = ("treatment",)
+    inlines = [ToxinInjectionInline]
+
+
+class MvdComplicationInline(admin.TabularInline):
+    model = MvdComplication
+    extra = 0
+
+
+@admin.register(MvdDetail)
+class MvdDetailAdmin(ReadOnlyAdmin):
+    list_display = ("treatment", "technique", "redo")
+    list_filter = ("technique", "redo")
+    search_fields = ("=treatment__patient__mrn",)
+    list_select_related = ("treatment",)
+    inlines = [MvdComplicationInline]
+
+
+@admin.register(MvdComplication)
+class MvdComplicationAdmin(ReadOnlyAdmin):
+    list_display = ("mvd", "kind", "onset_on", "resolved_on")
+    list_filter = ("kind",)
+    search_fields = ("=mvd__treatment__patient__mrn",)
+    list_select_related = ("mvd__treatment",)
+
+
+@admin.register(ToxinInjection)
+class ToxinInjectionAdmin(ReadOnlyAdmin):
+    list_display = ("session", "muscle", "units")
+    list_filter = ("muscle", "session__product")
+    search_fields = ("=session__treatment__patient__mrn",)
+    list_select_related = ("session__treatment",)

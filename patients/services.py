@@ -1,0 +1,691 @@
+"""Every write to the clinical record: validate, save, and tell follow-up, in one transaction.
+
+Each service checks all of the rules of DOMAIN.md sections 2-4 first and raises one
+``ValidationError`` with a message per field (dotted names for details), so a caller gets
+everything wrong at once and nothing is half-written. The database constraints stand behind the
+same rules for any path that goes around these functions.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from clinic.errors import FieldErrors
+from patients import codes, rules
+from patients.models import (
+    BotulinumToxinDetail,
+    Diagnosis,
+    ImagingStudy,
+    MedicationDetail,
+    MvdComplication,
+    MvdDetail,
+    Patient,
+    ToxinInjection,
+    Treatment,
+)
+from patients.signals import (
+    diagnosis_changed,
+    imaging_study_changed,
+    patient_changed,
+    treatment_changed,
+)
+
+_VALID_TIME_ZONES = frozenset(zoneinfo.available_timezones())
+
+# --- shared steps -------------------------------------------------------------------------------
+
+
+def _apply_changes(instance: models.Model, changes: Mapping[str, Any], allowed: Iterable[str]):
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise TypeError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}")
+    for field, value in changes.items():
+        setattr(instance, field, value)
+
+
+def _check_fields(instance: models.Model, errors: FieldErrors, *, prefix: str = "", exclude=()):
+    """Types, lengths, codes and uniqueness as the model declares them.
+
+    Constraints are left to the rule checks, which say which field is wrong.
+    """
+    try:
+        instance.full_clean(exclude=list(exclude), validate_constraints=False)
+    except ValidationError as error:
+        errors.merge(error, prefix)
+
+
+def _check_code_list(values, choices, field: str, errors: FieldErrors) -> list[str]:
+    values = list(values or [])
+    unknown = [value for value in values if value not in choices.values]
+    if unknown:
+        errors.add(field, f"Unknown code(s): {', '.join(map(str, unknown))}.", "invalid_choice")
+    if len(set(values)) != len(values):
+        errors.add(field, "A code is listed twice.", "duplicate")
+    return values
+
+
+def _replace_code_rows(parent, related_name: str, code_field: str, values: Iterable[str]):
+    """Make the child rows of ``parent`` hold exactly ``values``, leaving unchanged ones alone."""
+    rows = getattr(parent, related_name)
+    wanted = set(values)
+    current = set(rows.values_list(code_field, flat=True))
+    # A code list belongs to its parent: removing an entry is an edit the history keeps.
+    rows.filter(**{f"{code_field}__in": current - wanted}).delete()
+    rows.model.objects.bulk_create(
+        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)]
+    )
+
+
+def _check_clinical_date(field: str, when, patient: Patient, errors: FieldErrors, *, future_ok=False):
+    if not isinstance(when, date):
+        return
+    errors.add(field, rules.date_before_birth_error(when, patient.date_of_birth), "before_birth")
+    if not future_ok and when > timezone.localdate():
+        errors.add(field, "This date is in the future.", "in_future")
+
+
+def _check_not_before(field: str, later, earlier, message: str, errors: FieldErrors):
+    """Add ``message`` on ``field`` when both are dates and ``later`` comes before ``earlier``."""
+    if isinstance(later, date) and isinstance(earlier, date) and later < earlier:
+        errors.add(field, message, "date_order")
+
+
+def _lock_patient(patient: Patient) -> Patient:
+    # Writes about one patient queue behind each other, so rules that look across the patient's
+    # records (the toxin units per 30 days) see every committed session.
+    return Patient.objects.select_for_update().get(pk=patient.pk)
+
+
+def _refuse_archived(patient: Patient, errors: FieldErrors):
+    if patient.archived:
+        errors.add("patient", "This patient is archived; restore them before adding records.", "archived")
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+PATIENT_FIELDS = (
+    "mrn",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "email",
+    "phone",
+    "preferred_language",
+    "timezone",
+    "email_reminders",
+    "at_risk_hla_b1502",
+    "hla_b1502_result",
+)
+
+
+def _validate_patient(patient: Patient) -> None:
+    errors = FieldErrors()
+    _check_fields(patient, errors, exclude=["email_reminders_consented_at"])
+    if isinstance(patient.date_of_birth, date) and patient.date_of_birth > timezone.localdate():
+        errors.add("date_of_birth", "The date of birth is in the future.", "in_future")
+    if patient.timezone and patient.timezone not in _VALID_TIME_ZONES:
+        errors.add("timezone", f"'{patient.timezone}' is not a known time zone.", "invalid_choice")
+    if patient.preferred_language not in dict(settings.LANGUAGES):
+        errors.add(
+            "preferred_language",
+            f"Choose one of: {', '.join(code for code, _ in settings.LANGUAGES)}.",
+            "invalid_choice",
+        )
+    if patient.email_reminders and not patient.email:
+        errors.add("email", "E-mail reminders need an e-mail address.", "required")
+    errors.raise_if_any()
+
+
+def _save_patient(patient: Patient) -> None:
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError as error:
+        # Two requests racing for one MRN: the unique constraint decides, the caller hears why.
+        if "mrn" in str(error):
+            raise ValidationError({"mrn": ["A patient with this MRN already exists."]}) from error
+        raise
+
+
+def _sync_consent_time(patient: Patient, was_consenting: bool) -> None:
+    if patient.email_reminders and not was_consenting:
+        patient.email_reminders_consented_at = timezone.now()
+    elif not patient.email_reminders:
+        patient.email_reminders_consented_at = None
+
+
+@transaction.atomic
+def patient_create(**fields) -> Patient:
+    patient = Patient()
+    _apply_changes(patient, fields, PATIENT_FIELDS)
+    _validate_patient(patient)
+    _sync_consent_time(patient, was_consenting=False)
+    _save_patient(patient)
+    patient_changed.send(sender=Patient, patient=patient, change="created")
+    return patient
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, **changes) -> Patient:
+    patient = _lock_patient(patient)
+    was_consenting = patient.email_reminders
+    _apply_changes(patient, changes, PATIENT_FIELDS)
+    _validate_patient(patient)
+    _sync_consent_time(patient, was_consenting)
+    _save_patient(patient)
+    patient_changed.send(sender=Patient, patient=patient, change="updated")
+    return patient
+
+
+@transaction.atomic
+def patient_archive(*, patient: Patient) -> Patient:
+    """Archive instead of delete: the record stays, out of worklists and reminders."""
+    patient = _lock_patient(patient)
+    if not patient.archived:
+        patient.archived = True
+        patient.archived_at = timezone.now()
+        patient.save(update_fields=["archived", "archived_at", "updated_at"])
+        patient_changed.send(sender=Patient, patient=patient, change="archived")
+    return patient
+
+
+@transaction.atomic
+def patient_restore(*, patient: Patient) -> Patient:
+    patient = _lock_patient(patient)
+    if patient.archived:
+        patient.archived = False
+        patient.archived_at = None
+        patient.save(update_fields=["archived", "archived_at", "updated_at"])
+        patient_changed.send(sender=Patient, patient=patient, change="updated")
+    return patient
+
+
+# --- diagnoses ----------------------------------------------------------------------------------
+
+DIAGNOSIS_FIELDS = (
+    "kind",
+    "secondary_cause",
+    "side",
+    "presentation",
+    "onset_date",
+    "status",
+    "diagnosed_on",
+    "notes",
+)
+
+
+def _validate_diagnosis(diagnosis: Diagnosis, muscles, errors: FieldErrors) -> list[str]:
+    patient = diagnosis.patient
+    _check_fields(diagnosis, errors, exclude=["patient"])
+    errors.add(
+        "secondary_cause",
+        rules.secondary_cause_error(diagnosis.kind, diagnosis.secondary_cause),
+        "secondary_cause",
+    )
+    _check_clinical_date("diagnosed_on", diagnosis.diagnosed_on, patient, errors)
+    _check_clinical_date("onset_date", diagnosis.onset_date, patient, errors)
+    _check_not_before(
+        "onset_date",
+        diagnosis.diagnosed_on,
+        diagnosis.onset_date,
+        "The onset is after the diagnosis.",
+        errors,
+    )
+    return _check_code_list(muscles, codes.Muscle, "muscles", errors)
+
+
+@transaction.atomic
+def diagnosis_record(*, patient: Patient, muscles: Iterable[str] = (), **fields) -> Diagnosis:
+    patient = _lock_patient(patient)
+    diagnosis = Diagnosis(patient=patient)
+    _apply_changes(diagnosis, fields, DIAGNOSIS_FIELDS)
+    errors = FieldErrors()
+    _refuse_archived(patient, errors)
+    muscles = _validate_diagnosis(diagnosis, muscles, errors)
+    errors.raise_if_any()
+    diagnosis.save()
+    _replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
+    diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="recorded")
+    return diagnosis
+
+
+@transaction.atomic
+def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = None, **changes) -> Diagnosis:
+    _lock_patient(diagnosis.patient)
+    diagnosis = Diagnosis.objects.select_related("patient").get(pk=diagnosis.pk)
+    _apply_changes(diagnosis, changes, DIAGNOSIS_FIELDS)
+    errors = FieldErrors()
+    if muscles is None:
+        muscles = diagnosis.muscle_rows.values_list("muscle", flat=True)
+    muscles = _validate_diagnosis(diagnosis, muscles, errors)
+    errors.raise_if_any()
+    diagnosis.save()
+    _replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
+    diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="updated")
+    return diagnosis
+
+
+@transaction.atomic
+def diagnosis_retract(*, diagnosis: Diagnosis) -> Diagnosis:
+    """Mark a diagnosis recorded by mistake; it stays in the record and its history."""
+    _lock_patient(diagnosis.patient)
+    diagnosis = Diagnosis.objects.get(pk=diagnosis.pk)
+    if diagnosis.status != codes.DiagnosisStatus.ENTERED_IN_ERROR:
+        diagnosis.status = codes.DiagnosisStatus.ENTERED_IN_ERROR
+        diagnosis.save(update_fields=["status", "updated_at"])
+        diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="retracted")
+    return diagnosis
+
+
+# --- imaging ------------------------------------------------------------------------------------
+
+IMAGING_FIELDS = (
+    "diagnosis",
+    "performed_on",
+    "modality",
+    "field_strength_tesla",
+    "compression_found",
+    "lesion_found",
+    "report",
+    "status",
+)
+
+
+def _check_same_patient(field: str, record, patient: Patient, errors: FieldErrors):
+    if record is not None and record.patient_id != patient.pk:
+        errors.add(field, "This belongs to another patient.", "other_patient")
+
+
+def _validate_imaging(study: ImagingStudy, sequences, vessels, errors: FieldErrors):
+    _check_fields(study, errors, exclude=["patient", "diagnosis"])
+    _check_same_patient("diagnosis", study.diagnosis, study.patient, errors)
+    _check_clinical_date("performed_on", study.performed_on, study.patient, errors)
+    strength = study.field_strength_tesla
+    if strength is not None and Decimal(strength) not in codes.FIELD_STRENGTHS_TESLA:
+        errors.add("field_strength_tesla", "The field strength is 1.5 or 3 T.", "invalid_choice")
+    sequences = _check_code_list(sequences, codes.ImagingSequence, "sequences", errors)
+    vessels = _check_code_list(vessels, codes.Vessel, "offending_vessels", errors)
+    errors.add("offending_vessels", rules.vessels_error(vessels), "vessels")
+    return sequences, vessels
+
+
+def _save_imaging(study: ImagingStudy, sequences, vessels, change: str) -> ImagingStudy:
+    study.save()
+    _replace_code_rows(study, "sequence_rows", "sequence", sequences)
+    _replace_code_rows(study, "vessel_rows", "vessel", vessels)
+    imaging_study_changed.send(sender=ImagingStudy, study=study, change=change)
+    return study
+
+
+@transaction.atomic
+def imaging_study_record(
+    *, patient: Patient, sequences: Iterable[str] = (), offending_vessels: Iterable[str] = (), **fields
+) -> ImagingStudy:
+    patient = _lock_patient(patient)
+    study = ImagingStudy(patient=patient)
+    _apply_changes(study, fields, IMAGING_FIELDS)
+    errors = FieldErrors()
+    _refuse_archived(patient, errors)
+    sequences, vessels = _validate_imaging(study, sequences, offending_vessels, errors)
+    errors.raise_if_any()
+    return _save_imaging(study, sequences, vessels, "recorded")
+
+
+@transaction.atomic
+def imaging_study_update(
+    *,
+    study: ImagingStudy,
+    sequences: Iterable[str] | None = None,
+    offending_vessels: Iterable[str] | None = None,
+    **changes,
+) -> ImagingStudy:
+    _lock_patient(study.patient)
+    study = ImagingStudy.objects.select_related("patient").get(pk=study.pk)
+    _apply_changes(study, changes, IMAGING_FIELDS)
+    if sequences is None:
+        sequences = study.sequence_rows.values_list("sequence", flat=True)
+    if offending_vessels is None:
+        offending_vessels = study.vessel_rows.values_list("vessel", flat=True)
+    errors = FieldErrors()
+    sequences, vessels = _validate_imaging(study, sequences, offending_vessels, errors)
+    errors.raise_if_any()
+    return _save_imaging(study, sequences, vessels, "updated")
+
+
+@transaction.atomic
+def imaging_study_retract(*, study: ImagingStudy) -> ImagingStudy:
+    _lock_patient(study.patient)
+    study = ImagingStudy.objects.get(pk=study.pk)
+    if study.status != codes.ImagingStatus.ENTERED_IN_ERROR:
+        study.status = codes.ImagingStatus.ENTERED_IN_ERROR
+        study.save(update_fields=["status", "updated_at"])
+        imaging_study_changed.send(sender=ImagingStudy, study=study, change="retracted")
+    return study
+
+
+# --- treatments ---------------------------------------------------------------------------------
+
+TREATMENT_FIELDS = ("diagnosis", "status", "started_on", "ended_on", "notes")
+DETAIL_FOR_KIND = {
+    codes.TreatmentKind.MEDICATION: "medication",
+    codes.TreatmentKind.BOTULINUM_TOXIN: "botulinum_toxin",
+    codes.TreatmentKind.MVD: "mvd",
+}
+MEDICATION_FIELDS = ("drug", "daily_dose_mg", "stop_reason", "dose_changed_on")
+TOXIN_FIELDS = ("product", "injections", "wore_off_on", "self_rated_improvement_pct")
+MVD_FIELDS = ("technique", "offending_vessels", "redo", "redo_of", "complications")
+
+
+def _unknown_keys(given: Mapping, allowed: Iterable[str], prefix: str, errors: FieldErrors):
+    for key in sorted(set(given) - set(allowed)):
+        errors.add(f"{prefix}.{key}", "Unknown field.", "unknown_field")
+
+
+def _medication_detail(treatment: Treatment, given: Mapping, errors: FieldErrors) -> MedicationDetail:
+    detail = getattr(treatment, "medication", None) if treatment.pk else None
+    detail = detail or MedicationDetail(treatment=treatment)
+    previous_dose = detail.daily_dose_mg
+    _unknown_keys(given, MEDICATION_FIELDS, "medication", errors)
+    for key in MEDICATION_FIELDS:
+        if key in given:
+            setattr(detail, key, given[key])
+    _check_fields(detail, errors, prefix="medication.", exclude=["treatment"])
+    dose = detail.daily_dose_mg if isinstance(detail.daily_dose_mg, Decimal) else None
+    if dose is not None and detail.drug in codes.Drug.values:
+        errors.add("medication.daily_dose_mg", rules.dose_ceiling_error(detail.drug, dose), "dose_ceiling")
+    if (
+        previous_dose is not None
+        and dose is not None
+        and dose != previous_dose
+        and "dose_changed_on" not in given
+    ):
+        detail.dose_changed_on = timezone.localdate()
+    _check_not_before(
+        "medication.dose_changed_on",
+        detail.dose_changed_on,
+        treatment.started_on,
+        "The dose change is before the course started.",
+        errors,
+    )
+    return detail
+
+
+def _toxin_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
+    detail = getattr(treatment, "botulinum_toxin", None) if treatment.pk else None
+    detail = detail or BotulinumToxinDetail(treatment=treatment)
+    _unknown_keys(given, TOXIN_FIELDS, "botulinum_toxin", errors)
+    for key in ("product", "wore_off_on", "self_rated_improvement_pct"):
+        if key in given:
+            setattr(detail, key, given[key])
+    _check_fields(detail, errors, prefix="botulinum_toxin.", exclude=["treatment"])
+    pct = detail.self_rated_improvement_pct
+    if isinstance(pct, int) and not 0 <= pct <= 100:
+        errors.add("botulinum_toxin.self_rated_improvement_pct", "Give a percentage from 0 to 100.", "range")
+    _check_not_before(
+        "botulinum_toxin.wore_off_on",
+        detail.wore_off_on,
+        treatment.started_on,
+        "The benefit wore off before the injection.",
+        errors,
+    )
+
+    if "injections" in given:
+        injections = []
+        for index, item in enumerate(given["injections"] or []):
+            prefix = f"botulinum_toxin.injections.{index}."
+            injection = ToxinInjection(muscle=item.get("muscle"), units=item.get("units"))
+            _check_fields(injection, errors, prefix=prefix, exclude=["session"])
+            units = injection.units
+            if isinstance(units, Decimal) and units <= 0:
+                errors.add(prefix + "units", "Units must be more than 0.", "range")
+            injections.append(injection)
+        muscles = [injection.muscle for injection in injections]
+        if len(set(muscles)) != len(muscles):
+            errors.add("botulinum_toxin.injections", "Each muscle is listed once per session.", "duplicate")
+    elif detail.pk:
+        injections = list(detail.injections.all())
+    else:
+        injections = []
+    if not injections:
+        errors.add("botulinum_toxin.injections", "A session needs at least one injected muscle.", "required")
+    return detail, injections
+
+
+def _check_toxin_window(treatment: Treatment, detail, injections, errors: FieldErrors):
+    """DOMAIN.md section 4: at most 200 units of one product in any 30 days for a patient."""
+    if not isinstance(treatment.started_on, date) or detail.product not in codes.ToxinProduct.values:
+        return
+    units = sum((i.units for i in injections if isinstance(i.units, Decimal)), Decimal(0))
+    span = codes.TOXIN_WINDOW_DAYS - 1
+    others = (
+        Treatment.objects.filter(
+            patient=treatment.patient,
+            kind=codes.TreatmentKind.BOTULINUM_TOXIN,
+            botulinum_toxin__product=detail.product,
+            started_on__range=(
+                treatment.started_on - timedelta(days=span),
+                treatment.started_on + timedelta(days=span),
+            ),
+        )
+        .exclude(status=codes.TreatmentStatus.ENTERED_IN_ERROR)
+        .exclude(pk=treatment.pk)
+        .annotate(units=Sum("botulinum_toxin__injections__units"))
+        .values_list("started_on", "units")
+    )
+    sessions = [rules.ToxinSession(given_on, total or Decimal(0)) for given_on, total in others]
+    sessions.append(rules.ToxinSession(treatment.started_on, units))
+    excess = rules.toxin_units_excess(sessions)
+    if excess:
+        errors.add(
+            "botulinum_toxin.injections",
+            f"This makes {excess.units} units of {codes.ToxinProduct(detail.product).label} between "
+            f"{excess.window_start} and {excess.window_end}; at most {codes.TOXIN_UNITS_LIMIT} units "
+            f"of one product are allowed in any {codes.TOXIN_WINDOW_DAYS} days.",
+            "toxin_units_limit",
+        )
+
+
+def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
+    detail = getattr(treatment, "mvd", None) if treatment.pk else None
+    detail = detail or MvdDetail(treatment=treatment)
+    _unknown_keys(given, MVD_FIELDS, "mvd", errors)
+    for key in ("technique", "redo", "redo_of"):
+        if key in given:
+            setattr(detail, key, given[key])
+    if detail.redo_of is not None:
+        detail.redo = True
+    _check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of"])
+    earlier = detail.redo_of
+    if earlier is not None:
+        if earlier.patient_id != treatment.patient_id:
+            errors.add("mvd.redo_of", "This belongs to another patient.", "other_patient")
+        elif earlier.kind != codes.TreatmentKind.MVD or (treatment.pk and earlier.pk == treatment.pk):
+            errors.add("mvd.redo_of", "A redo links to an earlier MVD.", "invalid")
+        elif isinstance(treatment.started_on, date) and earlier.started_on >= treatment.started_on:
+            errors.add("mvd.redo_of", "The earlier MVD must be before this one.", "date_order")
+
+    if "offending_vessels" in given:
+        vessels = _check_code_list(given["offending_vessels"], codes.Vessel, "mvd.offending_vessels", errors)
+    else:
+        vessels = list(detail.vessel_rows.values_list("vessel", flat=True)) if detail.pk else []
+    errors.add("mvd.offending_vessels", rules.vessels_error(vessels), "vessels")
+
+    complications = None
+    if "complications" in given:
+        complications = []
+        for index, item in enumerate(given["complications"] or []):
+            prefix = f"mvd.complications.{index}."
+            complication = MvdComplication(
+                kind=item.get("kind"), onset_on=item.get("onset_on"), resolved_on=item.get("resolved_on")
+            )
+            _check_fields(complication, errors, prefix=prefix, exclude=["mvd"])
+            errors.add(
+                prefix + "resolved_on",
+                rules.end_before_start_error(complication.onset_on, complication.resolved_on),
+                "date_order",
+            )
+            _check_not_before(
+                prefix + "onset_on",
+                complication.onset_on,
+                treatment.started_on,
+                "A complication cannot start before surgery.",
+                errors,
+            )
+            complications.append(complication)
+    return detail, vessels, complications
+
+
+def _validate_treatment(treatment: Treatment, details: Mapping[str, Mapping | None], errors: FieldErrors):
+    """Check the treatment and the one detail its kind takes; answer the unsaved detail rows."""
+    patient = treatment.patient
+    _check_fields(treatment, errors, exclude=["patient", "diagnosis"])
+    if treatment.diagnosis_id is None:
+        errors.add("diagnosis", "A treatment is for a diagnosis.", "required")
+    else:
+        _check_same_patient("diagnosis", treatment.diagnosis, patient, errors)
+    _check_clinical_date("started_on", treatment.started_on, patient, errors, future_ok=True)
+    _check_clinical_date("ended_on", treatment.ended_on, patient, errors, future_ok=True)
+    errors.add(
+        "ended_on", rules.end_before_start_error(treatment.started_on, treatment.ended_on), "date_order"
+    )
+
+    wanted = DETAIL_FOR_KIND.get(treatment.kind)
+    for name, given in details.items():
+        if given is not None and name != wanted:
+            errors.add(
+                name,
+                f"A {treatment.get_kind_display().lower()} treatment has no {name} details.",
+                "kind_mismatch",
+            )
+    if wanted is None:
+        return {}
+    given = details.get(wanted)
+    if given is None and not treatment.pk:
+        errors.add(
+            wanted, f"A {treatment.get_kind_display().lower()} treatment needs its details.", "required"
+        )
+        return {}
+    given = given or {}
+    if wanted == "medication":
+        return {"medication": _medication_detail(treatment, given, errors)}
+    if wanted == "botulinum_toxin":
+        detail, injections = _toxin_detail(treatment, given, errors)
+        _check_toxin_window(treatment, detail, injections, errors)
+        return {"botulinum_toxin": (detail, injections if "injections" in given else None)}
+    return {"mvd": _mvd_detail(treatment, given, errors)}
+
+
+def _save_details(treatment: Treatment, checked: Mapping[str, Any]) -> None:
+    if "medication" in checked:
+        detail = checked["medication"]
+        detail.treatment = treatment
+        detail.save()
+    if "botulinum_toxin" in checked:
+        detail, injections = checked["botulinum_toxin"]
+        detail.treatment = treatment
+        detail.save()
+        if injections is not None:
+            detail.injections.all().delete()
+            for injection in injections:
+                injection.session = detail
+            ToxinInjection.objects.bulk_create(injections)
+    if "mvd" in checked:
+        detail, vessels, complications = checked["mvd"]
+        detail.treatment = treatment
+        detail.save()
+        _replace_code_rows(detail, "vessel_rows", "vessel", vessels)
+        if complications is not None:
+            _replace_complications(detail, complications)
+
+
+def _replace_complications(detail: MvdDetail, complications: list[MvdComplication]) -> None:
+    """Keep a complication that comes back unchanged (same kind and onset), so its id stays."""
+    kept = {(c.kind, c.onset_on): c for c in detail.complications.all()}
+    for complication in complications:
+        existing = kept.pop((complication.kind, complication.onset_on), None)
+        if existing is None:
+            complication.mvd = detail
+            complication.save()
+        elif existing.resolved_on != complication.resolved_on:
+            existing.resolved_on = complication.resolved_on
+            existing.save(update_fields=["resolved_on"])
+    MvdComplication.objects.filter(pk__in=[c.pk for c in kept.values()]).delete()
+
+
+@transaction.atomic
+def treatment_record(
+    *,
+    patient: Patient,
+    kind: str,
+    medication: Mapping | None = None,
+    botulinum_toxin: Mapping | None = None,
+    mvd: Mapping | None = None,
+    **fields,
+) -> Treatment:
+    """Record a treatment and its detail; follow-up plans its visits in the same transaction."""
+    patient = _lock_patient(patient)
+    treatment = Treatment(patient=patient, kind=kind)
+    _apply_changes(treatment, fields, TREATMENT_FIELDS)
+    errors = FieldErrors()
+    _refuse_archived(patient, errors)
+    checked = _validate_treatment(
+        treatment, {"medication": medication, "botulinum_toxin": botulinum_toxin, "mvd": mvd}, errors
+    )
+    errors.raise_if_any()
+    treatment.save()
+    _save_details(treatment, checked)
+    treatment_changed.send(sender=Treatment, treatment=treatment, change="recorded")
+    return treatment
+
+
+@transaction.atomic
+def treatment_update(
+    *,
+    treatment: Treatment,
+    medication: Mapping | None = None,
+    botulinum_toxin: Mapping | None = None,
+    mvd: Mapping | None = None,
+    **changes,
+) -> Treatment:
+    """Change a treatment or its detail (a dose change, a stop, a complication); ``kind`` is fixed.
+
+    Detail mappings are partial: only the keys given change. Lists given (injections, vessels,
+    complications) replace the stored list.
+    """
+    _lock_patient(treatment.patient)
+    treatment = Treatment.objects.select_related("patient", "diagnosis").get(pk=treatment.pk)
+    if changes.pop("kind", treatment.kind) != treatment.kind:
+        raise ValidationError({"kind": ["A treatment's kind cannot change; record a new treatment."]})
+    _apply_changes(treatment, changes, TREATMENT_FIELDS)
+    errors = FieldErrors()
+    checked = _validate_treatment(
+        treatment, {"medication": medication, "botulinum_toxin": botulinum_toxin, "mvd": mvd}, errors
+    )
+    errors.raise_if_any()
+    treatment.save()
+    _save_details(treatment, checked)
+    treatment_changed.send(sender=Treatment, treatment=treatment, change="updated")
+    return treatment
+
+
+@transaction.atomic
+def treatment_retract(*, treatment: Treatment) -> Treatment:
+    """Mark a treatment recorded by mistake; follow-up cancels the visits it planned."""
+    _lock_patient(treatment.patient)
+    treatment = Treatment.objects.get(pk=treatment.pk)
+    if treatment.status != codes.TreatmentStatus.ENTERED_IN_ERROR:
+        treatment.status = codes.TreatmentStatus.ENTERED_IN_ERROR
+        treatment.save(update_fields=["status", "updated_at"])
+        treatment_changed.send(sender=Treatment, treatment=treatment, change="retracted")
+    return treatment

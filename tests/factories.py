@@ -1,0 +1,57 @@
+"""Test data through factory_boy; records that carry rules are made through the services."""
+
+from datetime import date
+
+import factory
+
+from patients import codes, services
+from patients.models import Patient
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    mrn = factory.Sequence(lambda n: f"MRN{n:07d}")
+    given_name = factory.Faker("first_name")
+    family_name = factory.Faker("last_name")
+    date_of_birth = date(1968, 5, 17)
+    sex = codes.Sex.FEMALE
+    email = factory.LazyAttribute(lambda p: f"{p.mrn.lower()}@patients.example")
+    timezone = ""
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return services.patient_create(**kwargs)
+
+
+def diagnosis_for(patient, **overrides):
+    fields = {
+        "kind": codes.HfsKind.PRIMARY,
+        "side": codes.Side.LEFT,
+        "diagnosed_on": date(2023, 3, 1),
+        "muscles": [codes.Muscle.ORBICULARIS_OCULI],
+    }
+    fields.update(overrides)
+    return services.diagnosis_record(patient=patient, **fields)
+
+
+def treatment_for(diagnosis, kind, **overrides):
+    """A valid treatment of ``kind`` with typical details; overrides replace any field or detail."""
+    fields = {"started_on": date(2024, 1, 15), "status": codes.TreatmentStatus.ACTIVE}
+    if kind == codes.TreatmentKind.MEDICATION:
+        fields["medication"] = {"drug": codes.Drug.CARBAMAZEPINE, "daily_dose_mg": "400"}
+    elif kind == codes.TreatmentKind.BOTULINUM_TOXIN:
+        fields["status"] = codes.TreatmentStatus.COMPLETED
+        fields["botulinum_toxin"] = {
+            "product": codes.ToxinProduct.ONABOTULINUMTOXINA,
+            "injections": [
+                {"muscle": codes.Muscle.ORBICULARIS_OCULI, "units": "15"},
+                {"muscle": codes.Muscle.ZYGOMATICUS, "units": "5"},
+            ],
+        }
+    elif kind == codes.TreatmentKind.MVD:
+        fields["status"] = codes.TreatmentStatus.COMPLETED
+        fields["mvd"] = {"technique": codes.MvdTechnique.INTERPOSITION, "offending_vessels": ["aica"]}
+    fields.update(overrides)
+    return services.treatment_record(patient=diagnosis.patient, diagnosis=diagnosis, kind=kind, **fields)
