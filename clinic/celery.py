@@ -7,12 +7,19 @@ entries that poll the database (ARCHITECTURE.md): a lost message only delays, ne
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
 
 app = Celery("clinic")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The static beat entries (ARCHITECTURE.md: a handful, each polling the database). Crontab hours
+# are in the clinic's time zone (CELERY_TIMEZONE).
+app.conf.beat_schedule = {
+    "followups-daily": {"task": "followups.daily", "schedule": crontab(hour=1, minute=30)},
+}
 
 
 @app.on_after_configure.connect

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class FollowupsConfig(AppConfig):
     name = "followups"
     verbose_name = "Follow-up"
+
+    def ready(self):
+        from followups import receivers  # noqa: F401  (connects the record's signals)

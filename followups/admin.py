@@ -1,0 +1,155 @@
+"""Follow-up in the admin: protocols to edit, visits and measurements, derived rows to read."""
+
+from django import forms
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from followups import codes, services
+from followups.models import (
+    Assessment,
+    LabResult,
+    PatientFlag,
+    Protocol,
+    ProtocolStep,
+    TreatmentOutcome,
+    Visit,
+)
+
+
+class ProtocolStepInline(admin.TabularInline):
+    model = ProtocolStep
+    extra = 0
+    fields = (
+        "order",
+        "code",
+        "purpose",
+        "anchor",
+        "offset_days",
+        "window_before_days",
+        "window_after_days",
+        "repeat",
+        "repeat_every_days",
+        "repeat_until_day",
+        "only_for_drug",
+    )
+
+    def has_delete_permission(self, request, obj=None):
+        # Visits point at their step; a step that should stop applying is given a new offset
+        # or drug, and the visits it planned stay as they are.
+        return False
+
+
+@admin.register(Protocol)
+class ProtocolAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "code", "treatment_kind")
+    search_fields = ("name", "code")
+    inlines = [ProtocolStepInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Visit)
+class VisitAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+    list_display = ("patient", "purpose", "scheduled_for", "window_start", "window_end", "status", "source")
+    list_filter = ("status", "source", "protocol_step__protocol")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    date_hierarchy = "scheduled_for"
+    show_full_result_count = False
+
+
+class AssessmentForm(ServiceForm):
+    triggers = forms.MultipleChoiceField(
+        choices=codes.Trigger.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    adverse_effects = forms.MultipleChoiceField(
+        choices=codes.AdverseEffect.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Assessment
+        fields = ("patient", *services.ASSESSMENT_FIELDS, "triggers", "adverse_effects")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["patient"].disabled = True
+            self.initial["triggers"] = list(self.instance.trigger_rows.values_list("trigger", flat=True))
+            self.initial["adverse_effects"] = list(
+                self.instance.adverse_effect_rows.values_list("adverse_effect", flat=True)
+            )
+
+    def write(self, instance, data):
+        patient = data.pop("patient")
+        if instance is None:
+            return services.assessment_record(patient=patient, **data)
+        return services.assessment_update(assessment=instance, **data)
+
+
+@admin.register(Assessment)
+class AssessmentAdmin(ServiceAdmin, SimpleHistoryAdmin):
+    form = AssessmentForm
+    list_display = (
+        "patient",
+        "assessed_on",
+        "spasms_per_day",
+        "cohen_albert_grade",
+        "jankovic_total",
+        "hfs7_total",
+        "status",
+    )
+    list_filter = ("status", "cohen_albert_grade", "smc_grade")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    autocomplete_fields = ("patient",)
+    raw_id_fields = ("visit",)
+    show_full_result_count = False
+
+
+class LabResultForm(ServiceForm):
+    class Meta:
+        model = LabResult
+        fields = ("patient", "test", "taken_on", "value", "abnormal")
+
+    def write(self, instance, data):
+        if instance is not None:
+            raise forms.ValidationError("A result is not edited; retract it and record the right one.")
+        return services.lab_result_record(**data)
+
+
+@admin.register(LabResult)
+class LabResultAdmin(ServiceAdmin, SimpleHistoryAdmin):
+    form = LabResultForm
+    list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
+    list_filter = ("test", "status", "abnormal")
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    autocomplete_fields = ("patient",)
+    show_full_result_count = False
+
+
+@admin.register(TreatmentOutcome)
+class TreatmentOutcomeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "treatment",
+        "category",
+        "soriano_baron",
+        "days_to_spasm_free",
+        "rule_version",
+        "computed_at",
+    )
+    list_filter = ("category", "soriano_baron", "rule_version", "treatment__kind")
+    search_fields = ("=treatment__patient__mrn",)
+    list_select_related = ("treatment",)
+    show_full_result_count = False
+
+
+@admin.register(PatientFlag)
+class PatientFlagAdmin(ReadOnlyAdmin):
+    list_display = ("patient", "code", "detail", "since")
+    list_filter = ("code",)
+    search_fields = ("=patient__mrn", "patient__family_name")
+    list_select_related = ("patient",)
+    show_full_result_count = False

@@ -1,0 +1,111 @@
+"""Follow-up vocabularies: visit states, measurements' codes, outcome categories and flag codes."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class VisitStatus(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    BOOKED = "booked", _("Booked")
+    COMPLETED = "completed", _("Completed")
+    MISSED = "missed", _("Missed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class VisitSource(models.TextChoices):
+    PROTOCOL = "protocol", _("Planned by protocol")
+    MANUAL = "manual", _("Created by staff")
+
+
+class StepAnchor(models.TextChoices):
+    """The date a protocol step counts its offset from."""
+
+    TREATMENT_START = "treatment_start", _("Treatment start (injection, surgery, course start)")
+    LAST_DOSE_CHANGE = "last_dose_change", _("Course start or last dose change")
+    FACIAL_PALSY = "facial_palsy", _("Latest assessment with House-Brackmann grade II or worse")
+    DIAGNOSIS = "diagnosis", _("Date of diagnosis (untreated patients)")
+
+
+class StepRepeat(models.TextChoices):
+    ONCE = "once", _("Once")
+    UNTIL_DAY = "until_day", _("Repeat until a given day")
+    WHILE_ACTIVE = "while_active", _("Repeat while the treatment is active")
+    WHILE_UNTREATED = "while_untreated", _("Repeat while no treatment is recorded")
+    WHILE_FACIAL_PALSY = "while_facial_palsy", _("Repeat until House-Brackmann grade I")
+
+
+class Trigger(models.TextChoices):
+    STRESS = "stress", _("Stress")
+    FATIGUE = "fatigue", _("Fatigue")
+    EMOTION = "emotion", _("Emotion")
+    TALKING = "talking", _("Talking")
+    EATING = "eating", _("Eating")
+    READING = "reading", _("Reading")
+    OTHER = "other", _("Other")
+
+
+class AdverseEffect(models.TextChoices):
+    PTOSIS = "ptosis", _("Ptosis")
+    FACIAL_WEAKNESS = "facial_weakness", _("Facial weakness")
+    DIPLOPIA = "diplopia", _("Diplopia")
+    DRY_EYE = "dry_eye", _("Dry eye")
+    BRUISING = "bruising", _("Bruising")
+    DROWSINESS = "drowsiness", _("Drowsiness")
+    DIZZINESS = "dizziness", _("Dizziness")
+    HYPONATREMIA = "hyponatremia", _("Hyponatremia")
+    RASH = "rash", _("Rash")
+    HEARING_LOSS = "hearing_loss", _("Hearing loss")
+    OTHER = "other", _("Other")
+
+
+class ContractionPattern(models.TextChoices):
+    TONIC = "tonic", _("Tonic")
+    CLONIC = "clonic", _("Clonic")
+    MIXED = "mixed", _("Tonic and clonic")
+
+
+class JankovicAnchors(models.TextChoices):
+    ORIGINAL = "original", _("Original (blepharospasm wording)")
+    HFS_ADAPTED = "hfs_adapted", _("Adapted to hemifacial spasm")
+
+
+class AssessmentStatus(models.TextChoices):
+    FINAL = "final", _("Final")
+    ENTERED_IN_ERROR = "entered_in_error", _("Entered in error")
+
+
+class LabTest(models.TextChoices):
+    BLOOD_COUNT = "blood_count", _("Complete blood count")
+    SODIUM = "sodium", _("Serum sodium")
+
+
+class OutcomeCategory(models.TextChoices):
+    INSUFFICIENT_DATA = "insufficient_data", _("Insufficient data")
+    RECURRENCE = "recurrence", _("Recurrence")
+    CURED = "cured", _("Cured")
+    DELAYED_CURE = "delayed_cure", _("Delayed cure")
+    WORSE = "worse", _("Worse")
+    IMPROVED = "improved", _("Improved")
+    FAILURE = "failure", _("Failure")
+    UNCHANGED = "unchanged", _("Unchanged")
+
+
+class SorianoBaron(models.TextChoices):
+    EXCELLENT = "excellent", _("Excellent (no spasms)")
+    GOOD = "good", _("Good (1-2 a day)")
+    BAD = "bad", _("Bad (more than 2 a day)")
+    RECURRENCE = "recurrence", _("Recurrence")
+
+
+class FlagCode(models.TextChoices):
+    # DOMAIN.md section 4 (safety warnings)
+    BOTOX_INTERVAL_SHORT = "botox_interval_short", _("Toxin session less than 12 weeks after the last")
+    HLA_B1502_MISSING = "hla_b1502_missing", _("Carbamazepine without HLA-B*1502 result (at-risk ancestry)")
+    LAB_MONITORING_DUE = "lab_monitoring_due", _("Laboratory monitoring due")
+    # DOMAIN.md section 8 (clinical attention)
+    CONSIDER_MVD_EVALUATION = "consider_mvd_evaluation", _("Consider MVD evaluation")
+    IMAGING_MISSING = "imaging_missing", _("No high-resolution MRI (CISS/FIESTA)")
+    SECONDARY_CAUSE_UNCONFIRMED = "secondary_cause_unconfirmed", _("Secondary cause unconfirmed")
+    RECURRENCE_AFTER_MVD = "recurrence_after_mvd", _("Recurrence after MVD")
+    FACIAL_PALSY_AFTER_MVD = "facial_palsy_after_mvd", _("Facial palsy after MVD")
+    OVERDUE_FOLLOW_UP = "overdue_follow_up", _("Overdue follow-up")

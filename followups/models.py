@@ -1,0 +1,360 @@
+"""Follow-up: protocols and their steps, visits, what is measured at a visit, and what is derived.
+
+Protocols are data the clinic edits; visits are planned from them by ``followups.planning``.
+Outcomes and flags are derived rows, recomputed in the transaction of the write that changes
+their inputs; nothing else writes them.
+"""
+
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from clinic.models import ClinicalRecord
+from followups import codes
+from patients import codes as record_codes
+from patients.models import Diagnosis, Patient, Treatment, in_range, not_before, one_of
+
+
+class Protocol(models.Model):
+    """A follow-up schedule for one kind of treatment, or for a diagnosed, untreated patient."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=120)
+    # Blank for the protocol of diagnosed patients with no treatment yet.
+    treatment_kind = models.CharField(
+        max_length=20, choices=record_codes.TreatmentKind.choices, blank=True, unique=True
+    )
+    description = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [one_of("treatment_kind", record_codes.TreatmentKind, blank=True)]
+
+    def __str__(self):
+        return self.name
+
+
+class ProtocolStep(models.Model):
+    """One visit (or one series of visits) of a protocol.
+
+    The visit falls ``offset_days`` after the step's anchor date; a repeating step adds
+    ``repeat_every_days`` again and again, up to ``repeat_until_day`` or while its condition
+    holds. The booking window is ``window_before_days`` before to ``window_after_days`` after.
+    """
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="steps")
+    code = models.SlugField(max_length=40, help_text="Stable name of the step within its protocol.")
+    purpose = models.CharField(max_length=200)
+    anchor = models.CharField(
+        max_length=20, choices=codes.StepAnchor.choices, default=codes.StepAnchor.TREATMENT_START
+    )
+    offset_days = models.PositiveIntegerField()
+    window_before_days = models.PositiveIntegerField(default=7)
+    window_after_days = models.PositiveIntegerField(default=7)
+    repeat = models.CharField(max_length=20, choices=codes.StepRepeat.choices, default=codes.StepRepeat.ONCE)
+    repeat_every_days = models.PositiveIntegerField(null=True, blank=True)
+    repeat_until_day = models.PositiveIntegerField(null=True, blank=True)
+    # Steps that apply to one drug only (the laboratory checks of carbamazepine, oxcarbazepine).
+    only_for_drug = models.CharField(max_length=20, choices=record_codes.Drug.choices, blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["protocol", "order", "offset_days"]
+        constraints = [
+            one_of("anchor", codes.StepAnchor),
+            one_of("repeat", codes.StepRepeat),
+            one_of("only_for_drug", record_codes.Drug, blank=True),
+            models.UniqueConstraint(fields=["protocol", "code"], name="followups_step_code_once"),
+            models.CheckConstraint(
+                condition=Q(repeat=codes.StepRepeat.ONCE, repeat_every_days__isnull=True)
+                | (~Q(repeat=codes.StepRepeat.ONCE) & Q(repeat_every_days__gt=0)),
+                name="followups_step_repeat_has_interval",
+            ),
+            models.CheckConstraint(
+                condition=~Q(repeat=codes.StepRepeat.UNTIL_DAY)
+                | Q(repeat_until_day__gte=models.F("offset_days")),
+                name="followups_step_until_day_after_offset",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.protocol.code}: {self.purpose}"
+
+
+class Visit(ClinicalRecord):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits")
+    treatment = models.ForeignKey(
+        Treatment, on_delete=models.PROTECT, related_name="visits", null=True, blank=True
+    )
+    diagnosis = models.ForeignKey(
+        Diagnosis, on_delete=models.PROTECT, related_name="visits", null=True, blank=True
+    )
+    purpose = models.CharField(max_length=200)
+    scheduled_for = models.DateTimeField(db_index=True)
+    window_start = models.DateField()
+    window_end = models.DateField()
+    status = models.CharField(
+        max_length=16, choices=codes.VisitStatus.choices, default=codes.VisitStatus.PLANNED
+    )
+    source = models.CharField(max_length=16, choices=codes.VisitSource.choices)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    # What planned it: the step, the anchor date and the day of the protocol. Together with the
+    # treatment (or diagnosis) they name the visit, which is what makes planning idempotent.
+    protocol_step = models.ForeignKey(
+        ProtocolStep, on_delete=models.PROTECT, related_name="visits", null=True, blank=True
+    )
+    anchor_on = models.DateField(null=True, blank=True)
+    protocol_day = models.PositiveIntegerField(null=True, blank=True)
+    # A missed visit rebooked: the new visit points back at the one the patient missed.
+    rebooked_from = models.OneToOneField(
+        "self", on_delete=models.PROTECT, related_name="rebooked_as", null=True, blank=True
+    )
+    # Grows by one at each change of time, for the SEQUENCE of the calendar event sent out.
+    sequence = models.PositiveIntegerField(default=0)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["scheduled_for", "id"]
+        indexes = [
+            models.Index(fields=["status", "scheduled_for"]),
+            models.Index(fields=["status", "window_end"]),
+            models.Index(fields=["patient", "scheduled_for"]),
+        ]
+        constraints = [
+            one_of("status", codes.VisitStatus),
+            one_of("source", codes.VisitSource),
+            not_before("window_end", "window_start"),
+            models.CheckConstraint(
+                condition=Q(source=codes.VisitSource.MANUAL)
+                | Q(protocol_step__isnull=False, anchor_on__isnull=False, protocol_day__isnull=False),
+                name="followups_visit_protocol_visit_names_its_step",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=codes.VisitStatus.CANCELLED) | ~Q(cancel_reason=""),
+                name="followups_visit_cancel_has_reason",
+            ),
+            # One live visit per step, anchor and day of a treatment (or untreated diagnosis);
+            # a cancelled one does not count, so a step that applies again gets a new visit.
+            models.UniqueConstraint(
+                fields=["treatment", "protocol_step", "anchor_on", "protocol_day"],
+                condition=Q(source="protocol", treatment__isnull=False) & ~Q(status="cancelled"),
+                name="followups_visit_planned_once_per_treatment",
+            ),
+            models.UniqueConstraint(
+                fields=["diagnosis", "protocol_step", "anchor_on", "protocol_day"],
+                condition=Q(source="protocol", treatment__isnull=True) & ~Q(status="cancelled"),
+                name="followups_visit_planned_once_per_diagnosis",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.purpose} ({self.scheduled_for:%Y-%m-%d}, {self.status})"
+
+
+HFS7_ITEMS = tuple(f"hfs7_item_{n}" for n in range(1, 8))
+
+
+class Assessment(ClinicalRecord):
+    """What was measured at a visit (DOMAIN.md section 3). Every measure is optional."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
+    visit = models.ForeignKey(
+        Visit, on_delete=models.PROTECT, related_name="assessments", null=True, blank=True
+    )
+    assessed_on = models.DateField()
+    status = models.CharField(
+        max_length=20, choices=codes.AssessmentStatus.choices, default=codes.AssessmentStatus.FINAL
+    )
+    spasms_per_day = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    episode_duration_seconds = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    cohen_albert_grade = models.PositiveSmallIntegerField("Cohen-Albert grade", null=True, blank=True)
+    contraction_pattern = models.CharField(max_length=8, choices=codes.ContractionPattern.choices, blank=True)
+    smc_grade = models.PositiveSmallIntegerField("SMC grade", null=True, blank=True)
+    jankovic_severity = models.PositiveSmallIntegerField(null=True, blank=True)
+    jankovic_frequency = models.PositiveSmallIntegerField(null=True, blank=True)
+    jankovic_anchors = models.CharField(
+        "Jankovic anchor set", max_length=12, choices=codes.JankovicAnchors.choices, blank=True
+    )
+    jankovic_total = models.GeneratedField(
+        expression=models.F("jankovic_severity") + models.F("jankovic_frequency"),
+        output_field=models.PositiveSmallIntegerField(null=True),
+        db_persist=True,
+    )
+    house_brackmann_grade = models.PositiveSmallIntegerField("House-Brackmann grade", null=True, blank=True)
+    hfs7_item_1 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_2 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_3 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_4 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_5 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_6 = models.PositiveSmallIntegerField(null=True, blank=True)
+    hfs7_item_7 = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Derived by the database, never entered; empty unless all seven items are answered.
+    hfs7_total = models.GeneratedField(
+        expression=models.F("hfs7_item_1")
+        + models.F("hfs7_item_2")
+        + models.F("hfs7_item_3")
+        + models.F("hfs7_item_4")
+        + models.F("hfs7_item_5")
+        + models.F("hfs7_item_6")
+        + models.F("hfs7_item_7"),
+        output_field=models.PositiveSmallIntegerField(null=True),
+        db_persist=True,
+    )
+    notes = models.TextField(blank=True)
+
+    history = HistoricalRecords(excluded_fields=["jankovic_total", "hfs7_total"])
+
+    HFS7_ITEMS = HFS7_ITEMS
+
+    class Meta:
+        ordering = ["-assessed_on", "-id"]
+        indexes = [models.Index(fields=["patient", "assessed_on"])]
+        constraints = [
+            one_of("status", codes.AssessmentStatus),
+            one_of("contraction_pattern", codes.ContractionPattern, blank=True),
+            one_of("jankovic_anchors", codes.JankovicAnchors, blank=True),
+            models.CheckConstraint(
+                condition=Q(spasms_per_day__isnull=True) | Q(spasms_per_day__gte=0),
+                name="followups_assessment_spasms_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(episode_duration_seconds__isnull=True) | Q(episode_duration_seconds__gte=0),
+                name="followups_assessment_duration_not_negative",
+            ),
+            in_range("cohen_albert_grade", 0, 4),
+            in_range("smc_grade", 1, 4),
+            in_range("jankovic_severity", 0, 4),
+            in_range("jankovic_frequency", 0, 4),
+            in_range("house_brackmann_grade", 1, 6),
+            *(in_range(item, 0, 4) for item in HFS7_ITEMS),
+            models.CheckConstraint(
+                condition=Q(**{f"{item}__isnull": True for item in HFS7_ITEMS})
+                | Q(**{f"{item}__isnull": False for item in HFS7_ITEMS}),
+                name="followups_assessment_hfs7_all_or_none",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Assessment of {self.assessed_on}"
+
+
+class AssessmentTrigger(models.Model):
+    assessment = models.ForeignKey(Assessment, on_delete=models.PROTECT, related_name="trigger_rows")
+    trigger = models.CharField(max_length=16, choices=codes.Trigger.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            one_of("trigger", codes.Trigger),
+            models.UniqueConstraint(fields=["assessment", "trigger"], name="followups_trigger_once"),
+        ]
+
+    def __str__(self):
+        return self.get_trigger_display()
+
+
+class AssessmentAdverseEffect(models.Model):
+    assessment = models.ForeignKey(Assessment, on_delete=models.PROTECT, related_name="adverse_effect_rows")
+    adverse_effect = models.CharField(max_length=20, choices=codes.AdverseEffect.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            one_of("adverse_effect", codes.AdverseEffect),
+            models.UniqueConstraint(
+                fields=["assessment", "adverse_effect"], name="followups_adverse_effect_once"
+            ),
+        ]
+
+    def __str__(self):
+        return self.get_adverse_effect_display()
+
+
+class LabResult(ClinicalRecord):
+    """A monitoring result that the medication protocol asks for (blood count, sodium)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_results")
+    test = models.CharField(max_length=16, choices=codes.LabTest.choices)
+    taken_on = models.DateField()
+    # Sodium in mmol/L; a blood count is recorded as done, with its interpretation.
+    value = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    abnormal = models.BooleanField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=codes.AssessmentStatus.choices, default=codes.AssessmentStatus.FINAL
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-taken_on", "-id"]
+        indexes = [models.Index(fields=["patient", "test", "taken_on"])]
+        constraints = [
+            one_of("test", codes.LabTest),
+            one_of("status", codes.AssessmentStatus),
+            in_range("value", 0, 1000),
+        ]
+
+    def __str__(self):
+        return f"{self.get_test_display()} on {self.taken_on}"
+
+
+class TreatmentOutcome(models.Model):
+    """The stored outcome of one treatment episode (DOMAIN.md section 7), with its rule version."""
+
+    treatment = models.OneToOneField(Treatment, on_delete=models.CASCADE, related_name="outcome")
+    category = models.CharField(max_length=20, choices=codes.OutcomeCategory.choices)
+    baseline = models.ForeignKey(
+        Assessment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    current = models.ForeignKey(
+        Assessment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    spasms_per_day_change_pct = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    duration_change_pct = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    grade_change = models.SmallIntegerField(null=True, blank=True)
+    soriano_baron = models.CharField(max_length=12, choices=codes.SorianoBaron.choices, blank=True)
+    days_to_spasm_free = models.PositiveIntegerField(null=True, blank=True)
+    qol_meaningful_improvement = models.BooleanField(null=True, blank=True)
+    rule_version = models.PositiveSmallIntegerField()
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            one_of("category", codes.OutcomeCategory),
+            one_of("soriano_baron", codes.SorianoBaron, blank=True),
+        ]
+
+    def __str__(self):
+        return f"{self.get_category_display()} (rule {self.rule_version})"
+
+
+class PatientFlag(models.Model):
+    """A flag a clinician should see (DOMAIN.md sections 4 and 8), derived and kept current.
+
+    ``since`` is when the flag was first raised; it survives recomputation while the flag holds.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="flags")
+    code = models.CharField(max_length=32, choices=codes.FlagCode.choices)
+    # What raised it, so one patient can carry a flag for two treatments at once.
+    subject = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=300)
+    since = models.DateTimeField()
+
+    class Meta:
+        ordering = ["patient", "code"]
+        indexes = [models.Index(fields=["code", "since"])]
+        constraints = [
+            one_of("code", codes.FlagCode),
+            models.UniqueConstraint(fields=["patient", "code", "subject"], name="followups_flag_once"),
+        ]
+
+    def __str__(self):
+        return self.get_code_display()

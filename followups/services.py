@@ -1,0 +1,443 @@
+"""Every write of follow-up: visits, assessments, lab results, and what they derive.
+
+Each service runs in one transaction with the patient's row locked, validates everything first
+(one ``ValidationError`` with a message per field), writes, and then brings the patient's derived
+rows up to date: planned visits, stored outcomes and flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from clinic.errors import FieldErrors
+from clinic.validation import (
+    apply_changes,
+    check_clinical_date,
+    check_code_list,
+    check_fields,
+    check_not_before,
+    check_range,
+    replace_code_rows,
+)
+from followups import codes, flags, outcomes, visit_states
+from followups.models import (
+    Assessment,
+    LabResult,
+    PatientFlag,
+    TreatmentOutcome,
+    Visit,
+)
+from followups.planning import PlanResult, visits_plan_for
+from patients.codes import TreatmentKind, TreatmentStatus
+from patients.models import Patient
+
+
+def _lock_patient(patient: Patient) -> Patient:
+    # Every follow-up write of one patient queues behind the others (and behind the record's),
+    # so the plan, outcomes and flags are always computed from a settled record.
+    return Patient.objects.select_for_update().get(pk=patient.pk)
+
+
+# --- what a change derives --------------------------------------------------------------------
+
+
+def outcomes_recompute(*, patient: Patient) -> list[TreatmentOutcome]:
+    """Store the outcome of each of the patient's treatments under the current rule version."""
+    logs = [
+        outcomes.SymptomLog(
+            id=a.pk,
+            on=a.assessed_on,
+            spasms_per_day=a.spasms_per_day,
+            episode_duration_seconds=a.episode_duration_seconds,
+            cohen_albert_grade=a.cohen_albert_grade,
+            hfs7_total=a.hfs7_total,
+        )
+        for a in patient.assessments.filter(status=codes.AssessmentStatus.FINAL)
+    ]
+    treatments = list(patient.treatments.all())
+    stored = {o.treatment_id: o for o in TreatmentOutcome.objects.filter(treatment__in=treatments)}
+    kept = []
+    for treatment in treatments:
+        if treatment.status == TreatmentStatus.ENTERED_IN_ERROR:
+            continue
+        result = outcomes.outcome_for_treatment(
+            is_mvd=treatment.kind == TreatmentKind.MVD, started_on=treatment.started_on, logs=logs
+        )
+        row = stored.pop(treatment.pk, None) or TreatmentOutcome(treatment=treatment)
+        row.category = result.category
+        row.baseline_id = result.baseline.id if result.baseline else None
+        row.current_id = result.current.id if result.current else None
+        row.spasms_per_day_change_pct = _rounded(result.spasms_per_day_change_pct)
+        row.duration_change_pct = _rounded(result.duration_change_pct)
+        row.grade_change = result.grade_change
+        row.soriano_baron = result.soriano_baron
+        row.days_to_spasm_free = result.days_to_spasm_free
+        row.qol_meaningful_improvement = result.qol_meaningful_improvement
+        row.rule_version = result.rule_version
+        row.save()
+        kept.append(row)
+    # Outcomes are derived: a retracted treatment simply has none any more.
+    TreatmentOutcome.objects.filter(pk__in=[o.pk for o in stored.values()]).delete()
+    return kept
+
+
+def _rounded(value):
+    return None if value is None else round(value, 1)
+
+
+def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFlag]:
+    """Store the flags that hold today; a flag that still holds keeps its ``since``."""
+    today = today or timezone.localdate()
+    wanted = {(f.code, f.subject): f for f in flags.flags_compute(patient=patient, today=today)}
+    current = {(f.code, f.subject): f for f in patient.flags.all()}
+    stale = [flag.pk for key, flag in current.items() if key not in wanted]
+    if stale:
+        PatientFlag.objects.filter(pk__in=stale).delete()
+    now = timezone.now()
+    changed = []
+    for key, computed in wanted.items():
+        flag = current.get(key)
+        if flag is None:
+            changed.append(
+                PatientFlag(
+                    patient=patient,
+                    code=computed.code,
+                    subject=computed.subject,
+                    detail=computed.detail,
+                    since=now,
+                )
+            )
+        elif flag.detail != computed.detail:
+            flag.detail = computed.detail
+            flag.save(update_fields=["detail"])
+    PatientFlag.objects.bulk_create(changed)
+    return list(patient.flags.all())
+
+
+def patient_follow_up_refresh(
+    *, patient: Patient, today: date | None = None, extend_only: bool = False
+) -> PlanResult:
+    """Re-plan the patient's visits and recompute their outcomes and flags, in that order.
+
+    Outcomes come before flags because two flags (consider MVD, recurrence after MVD) read them.
+    """
+    plan = visits_plan_for(patient=patient, today=today, extend_only=extend_only)
+    outcomes_recompute(patient=patient)
+    flags_sync(patient=patient, today=today)
+    return plan
+
+
+# --- visits -----------------------------------------------------------------------------------
+
+
+def _move(visit: Visit, new_status: str, errors: FieldErrors | None = None) -> Visit:
+    errors = errors or FieldErrors()
+    errors.add("status", visit_states.transition_error(visit.status, new_status), "invalid_transition")
+    errors.raise_if_any()
+    visit.status = new_status
+    return visit
+
+
+def _locked_visit(visit: Visit) -> Visit:
+    _lock_patient(visit.patient)
+    return Visit.objects.select_related("patient").get(pk=visit.pk)
+
+
+def _check_time(field: str, when, errors: FieldErrors) -> None:
+    if not isinstance(when, datetime) or timezone.is_naive(when):
+        errors.add(field, "Give a date and time with its UTC offset.", "invalid")
+
+
+def _save_visit(visit: Visit, fields: Iterable[str]) -> Visit:
+    visit.save(update_fields=[*fields, "updated_at"])
+    flags_sync(patient=visit.patient)
+    return visit
+
+
+@transaction.atomic
+def visit_book(*, visit: Visit, scheduled_for: datetime) -> Visit:
+    """Book a planned visit at an agreed time (or move a booked one: a reschedule)."""
+    visit = _locked_visit(visit)
+    errors = FieldErrors()
+    _check_time("scheduled_for", scheduled_for, errors)
+    _move(visit, codes.VisitStatus.BOOKED, errors)
+    if visit.scheduled_for != scheduled_for:
+        visit.sequence += 1
+    visit.scheduled_for = scheduled_for
+    return _save_visit(visit, ["status", "scheduled_for", "sequence"])
+
+
+visit_reschedule = visit_book
+
+
+@transaction.atomic
+def visit_unbook(*, visit: Visit) -> Visit:
+    """Give up a booking: the visit is planned again, still due within its window."""
+    visit = _locked_visit(visit)
+    _move(visit, codes.VisitStatus.PLANNED)
+    return _save_visit(visit, ["status"])
+
+
+@transaction.atomic
+def visit_complete(*, visit: Visit) -> Visit:
+    visit = _locked_visit(visit)
+    _move(visit, codes.VisitStatus.COMPLETED)
+    return _save_visit(visit, ["status"])
+
+
+@transaction.atomic
+def visit_mark_missed(*, visit: Visit) -> Visit:
+    visit = _locked_visit(visit)
+    _move(visit, codes.VisitStatus.MISSED)
+    return _save_visit(visit, ["status"])
+
+
+@transaction.atomic
+def visit_cancel(*, visit: Visit, reason: str) -> Visit:
+    visit = _locked_visit(visit)
+    errors = FieldErrors()
+    if not (reason or "").strip():
+        errors.add("cancel_reason", "Say why the visit is cancelled.", "required")
+    _move(visit, codes.VisitStatus.CANCELLED, errors)
+    visit.cancel_reason = reason.strip()[:200]
+    return _save_visit(visit, ["status", "cancel_reason"])
+
+
+VISIT_FIELDS = ("treatment", "purpose", "scheduled_for", "window_start", "window_end", "status")
+
+
+@transaction.atomic
+def visit_create(*, patient: Patient, **fields) -> Visit:
+    """A visit staff arrange by hand; planning never touches it. Booked unless said planned."""
+    patient = _lock_patient(patient)
+    visit = Visit(patient=patient, source=codes.VisitSource.MANUAL, status=codes.VisitStatus.BOOKED)
+    apply_changes(visit, fields, VISIT_FIELDS)
+    errors = FieldErrors()
+    if patient.archived:
+        errors.add("patient", "This patient is archived.", "archived")
+    _check_time("scheduled_for", visit.scheduled_for, errors)
+    if visit.status not in (codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED):
+        errors.add("status", "A new visit is planned or booked.", "invalid_choice")
+    if visit.treatment_id is not None and visit.treatment.patient_id != patient.pk:
+        errors.add("treatment", "This belongs to another patient.", "other_patient")
+    if isinstance(visit.scheduled_for, datetime):
+        visit.diagnosis_id = visit.treatment.diagnosis_id if visit.treatment_id else None
+        on = timezone.localdate(visit.scheduled_for)
+        visit.window_start = visit.window_start or on
+        visit.window_end = visit.window_end or on
+        check_clinical_date("scheduled_for", on, patient.date_of_birth, errors, future_ok=True)
+    check_fields(
+        visit, errors, exclude=["patient", "treatment", "diagnosis", "protocol_step", "rebooked_from"]
+    )
+    check_not_before(
+        "window_end", visit.window_end, visit.window_start, "The window ends before it starts.", errors
+    )
+    errors.raise_if_any()
+    visit.save()
+    flags_sync(patient=patient)
+    return visit
+
+
+@transaction.atomic
+def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
+    """Book a new visit for one the patient missed; the missed one stays on the record."""
+    missed = _locked_visit(visit)
+    errors = FieldErrors()
+    if missed.status != codes.VisitStatus.MISSED:
+        errors.add(
+            "status", "Only a missed visit is rebooked; book or reschedule this one.", "invalid_transition"
+        )
+    elif hasattr(missed, "rebooked_as"):
+        errors.add("status", "This missed visit was rebooked already.", "already_rebooked")
+    _check_time("scheduled_for", scheduled_for, errors)
+    errors.raise_if_any()
+    on = timezone.localdate(scheduled_for)
+    rebooked = Visit.objects.create(
+        patient=missed.patient,
+        treatment=missed.treatment,
+        diagnosis=missed.diagnosis,
+        purpose=missed.purpose,
+        scheduled_for=scheduled_for,
+        window_start=on,
+        window_end=on,
+        status=codes.VisitStatus.BOOKED,
+        source=codes.VisitSource.MANUAL,
+        rebooked_from=missed,
+    )
+    flags_sync(patient=missed.patient)
+    return rebooked
+
+
+def visits_mark_missed_due(*, today: date | None = None) -> int:
+    """The nightly close of windows: a visit whose window has closed unattended is missed.
+
+    A booked visit counts from its appointment when that lies after its window. Each patient is
+    handled in its own transaction, so one failure does not hold up the rest.
+    """
+    today = today or timezone.localdate()
+    start_of_today = timezone.make_aware(datetime.combine(today, datetime.min.time()))
+    due = Visit.objects.filter(
+        window_end__lt=today,
+        status__in=(codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED),
+        scheduled_for__lt=start_of_today,
+    )
+    marked = 0
+    for patient_id in due.values_list("patient_id", flat=True).distinct().iterator():
+        with transaction.atomic():
+            patient = _lock_patient(Patient(pk=patient_id))
+            count = due.filter(patient=patient).update(
+                status=codes.VisitStatus.MISSED, updated_at=timezone.now()
+            )
+            flags_sync(patient=patient, today=today)
+            marked += count
+    return marked
+
+
+# --- assessments ------------------------------------------------------------------------------
+
+ASSESSMENT_FIELDS = (
+    "visit",
+    "assessed_on",
+    "spasms_per_day",
+    "episode_duration_seconds",
+    "cohen_albert_grade",
+    "contraction_pattern",
+    "smc_grade",
+    "jankovic_severity",
+    "jankovic_frequency",
+    "jankovic_anchors",
+    "house_brackmann_grade",
+    *Assessment.HFS7_ITEMS,
+    "notes",
+)
+ASSESSMENT_RANGES = {
+    "cohen_albert_grade": (0, 4),
+    "smc_grade": (1, 4),
+    "jankovic_severity": (0, 4),
+    "jankovic_frequency": (0, 4),
+    "house_brackmann_grade": (1, 6),
+    **dict.fromkeys(Assessment.HFS7_ITEMS, (0, 4)),
+}
+
+
+def _validate_assessment(assessment: Assessment, triggers, adverse_effects, errors: FieldErrors):
+    patient = assessment.patient
+    check_fields(assessment, errors, exclude=["patient", "visit", "jankovic_total", "hfs7_total"])
+    for field, (low, high) in ASSESSMENT_RANGES.items():
+        check_range(assessment, field, low, high, errors)
+    for field in ("spasms_per_day", "episode_duration_seconds"):
+        value = getattr(assessment, field)
+        if value is not None and not isinstance(value, str) and value < 0:
+            errors.add(field, "This cannot be negative.", "range")
+    answered = [getattr(assessment, item) is not None for item in Assessment.HFS7_ITEMS]
+    if any(answered) and not all(answered):
+        errors.add("hfs7_items", "Answer all seven HFS-7 items, or none.", "incomplete")
+    check_clinical_date("assessed_on", assessment.assessed_on, patient.date_of_birth, errors)
+    visit = assessment.visit
+    if visit is not None:
+        if visit.patient_id != patient.pk:
+            errors.add("visit", "This visit belongs to another patient.", "other_patient")
+        elif visit.status == codes.VisitStatus.CANCELLED:
+            errors.add("visit", "This visit was cancelled.", "visit_cancelled")
+    triggers = check_code_list(triggers, codes.Trigger, "triggers", errors)
+    adverse_effects = check_code_list(adverse_effects, codes.AdverseEffect, "adverse_effects", errors)
+    return triggers, adverse_effects
+
+
+def _save_assessment(assessment: Assessment, triggers, adverse_effects) -> Assessment:
+    assessment.save()
+    replace_code_rows(assessment, "trigger_rows", "trigger", triggers)
+    replace_code_rows(assessment, "adverse_effect_rows", "adverse_effect", adverse_effects)
+    visit = assessment.visit
+    if visit is not None and visit.status in (
+        codes.VisitStatus.PLANNED,
+        codes.VisitStatus.BOOKED,
+        codes.VisitStatus.MISSED,
+    ):
+        # Measurements recorded at a visit mean the visit took place.
+        visit.status = codes.VisitStatus.COMPLETED
+        visit.save(update_fields=["status", "updated_at"])
+    assessment.refresh_from_db(fields=["jankovic_total", "hfs7_total"])
+    patient_follow_up_refresh(patient=assessment.patient)
+    return assessment
+
+
+@transaction.atomic
+def assessment_record(
+    *, patient: Patient, triggers: Iterable[str] = (), adverse_effects: Iterable[str] = (), **fields
+) -> Assessment:
+    patient = _lock_patient(patient)
+    assessment = Assessment(patient=patient)
+    apply_changes(assessment, fields, ASSESSMENT_FIELDS)
+    errors = FieldErrors()
+    if patient.archived:
+        errors.add("patient", "This patient is archived.", "archived")
+    triggers, adverse_effects = _validate_assessment(assessment, triggers, adverse_effects, errors)
+    errors.raise_if_any()
+    return _save_assessment(assessment, triggers, adverse_effects)
+
+
+@transaction.atomic
+def assessment_update(
+    *,
+    assessment: Assessment,
+    triggers: Iterable[str] | None = None,
+    adverse_effects: Iterable[str] | None = None,
+    **changes,
+) -> Assessment:
+    _lock_patient(assessment.patient)
+    assessment = Assessment.objects.select_related("patient", "visit").get(pk=assessment.pk)
+    if assessment.status == codes.AssessmentStatus.ENTERED_IN_ERROR:
+        raise ValidationError({"status": ["A retracted assessment is not changed; record a new one."]})
+    apply_changes(assessment, changes, ASSESSMENT_FIELDS)
+    if triggers is None:
+        triggers = assessment.trigger_rows.values_list("trigger", flat=True)
+    if adverse_effects is None:
+        adverse_effects = assessment.adverse_effect_rows.values_list("adverse_effect", flat=True)
+    errors = FieldErrors()
+    triggers, adverse_effects = _validate_assessment(assessment, triggers, adverse_effects, errors)
+    errors.raise_if_any()
+    return _save_assessment(assessment, triggers, adverse_effects)
+
+
+@transaction.atomic
+def assessment_retract(*, assessment: Assessment) -> Assessment:
+    _lock_patient(assessment.patient)
+    assessment = Assessment.objects.select_related("patient").get(pk=assessment.pk)
+    if assessment.status != codes.AssessmentStatus.ENTERED_IN_ERROR:
+        assessment.status = codes.AssessmentStatus.ENTERED_IN_ERROR
+        assessment.save(update_fields=["status", "updated_at"])
+        patient_follow_up_refresh(patient=assessment.patient)
+    return assessment
+
+
+# --- laboratory results -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def lab_result_record(*, patient: Patient, test: str, taken_on: date, value=None, abnormal=None) -> LabResult:
+    patient = _lock_patient(patient)
+    result = LabResult(patient=patient, test=test, taken_on=taken_on, value=value, abnormal=abnormal)
+    errors = FieldErrors()
+    check_fields(result, errors, exclude=["patient"])
+    check_clinical_date("taken_on", result.taken_on, patient.date_of_birth, errors)
+    errors.raise_if_any()
+    result.save()
+    flags_sync(patient=patient)
+    return result
+
+
+@transaction.atomic
+def lab_result_retract(*, result: LabResult) -> LabResult:
+    _lock_patient(result.patient)
+    result = LabResult.objects.select_related("patient").get(pk=result.pk)
+    if result.status != codes.AssessmentStatus.ENTERED_IN_ERROR:
+        result.status = codes.AssessmentStatus.ENTERED_IN_ERROR
+        result.save(update_fields=["status", "updated_at"])
+        flags_sync(patient=result.patient)
+    return result

@@ -1,0 +1,36 @@
+"""Thin Celery tasks: each calls a service. They take no patient data, only dates or ids."""
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from followups.services import patient_follow_up_refresh, visits_mark_missed_due
+from patients.models import Patient
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="followups.daily")
+def followups_daily():
+    """Close the windows that ended, roll open series forward and refresh dated flags.
+
+    Open series (a medication course's reviews, an untreated patient's reviews) are planned a
+    couple of intervals ahead, and some flags (overdue, laboratory monitoring, consider MVD)
+    turn on by the calendar alone, so every patient in follow-up is refreshed once a day, each in
+    a transaction of their own.
+    """
+    today = timezone.localdate()
+    missed = visits_mark_missed_due(today=today)
+    in_follow_up = Patient.objects.filter(archived=False, diagnoses__isnull=False).values_list(
+        "pk", flat=True
+    )
+    refreshed = 0
+    for patient_id in in_follow_up.distinct().iterator():
+        with transaction.atomic():
+            patient = Patient.objects.select_for_update().get(pk=patient_id)
+            patient_follow_up_refresh(patient=patient, today=today, extend_only=True)
+            refreshed += 1
+    logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, refreshed)
+    return {"missed": missed, "refreshed": refreshed}
