@@ -38,7 +38,8 @@ def date_before_birth_error(when: date | None, date_of_birth: date) -> str | Non
 
 
 def end_before_start_error(start: date | None, end: date | None) -> str | None:
-    if start is not None and end is not None and end < start:
+    # Anything but two dates has no order; a value that is not a date has its own field message.
+    if isinstance(start, date) and isinstance(end, date) and end < start:
         return "The end date is before the start date."
     return None
 

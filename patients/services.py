@@ -17,8 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from clinic.errors import FieldErrors
 from patients import codes, rules
@@ -81,8 +82,10 @@ def _replace_code_rows(parent, related_name: str, code_field: str, values: Itera
     current = set(rows.values_list(code_field, flat=True))
     # A code list belongs to its parent: removing an entry is an edit the history keeps.
     rows.filter(**{f"{code_field}__in": current - wanted}).delete()
-    rows.model.objects.bulk_create(
-        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)]
+    # bulk_create skips save(), so the history rows of the additions are written alongside.
+    bulk_create_with_history(
+        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)],
+        rows.model,
     )
 
 
@@ -129,11 +132,39 @@ PATIENT_FIELDS = (
 )
 
 
-def _validate_patient(patient: Patient) -> None:
+def _earliest_clinical_date(patient: Patient) -> date | None:
+    """The earliest date on the patient's records that still stand (not entered in error).
+
+    Every other clinical date (an end, a dose change, a complication) is held after one of these.
+    """
+    dates = [
+        *patient.diagnoses.exclude(status=codes.DiagnosisStatus.ENTERED_IN_ERROR)
+        .aggregate(Min("onset_date"), Min("diagnosed_on"))
+        .values(),
+        *patient.imaging_studies.exclude(status=codes.ImagingStatus.ENTERED_IN_ERROR)
+        .aggregate(Min("performed_on"))
+        .values(),
+        *patient.treatments.exclude(status=codes.TreatmentStatus.ENTERED_IN_ERROR)
+        .aggregate(Min("started_on"))
+        .values(),
+    ]
+    return min((d for d in dates if d is not None), default=None)
+
+
+def _validate_patient(patient: Patient, *, birth_date_changed: bool = False) -> None:
     errors = FieldErrors()
     _check_fields(patient, errors, exclude=["email_reminders_consented_at"])
     if isinstance(patient.date_of_birth, date) and patient.date_of_birth > timezone.localdate():
         errors.add("date_of_birth", "The date of birth is in the future.", "in_future")
+    if birth_date_changed and isinstance(patient.date_of_birth, date):
+        # A corrected date of birth must not leave a recorded date before birth (DOMAIN.md 4).
+        earliest = _earliest_clinical_date(patient)
+        if earliest is not None and earliest < patient.date_of_birth:
+            errors.add(
+                "date_of_birth",
+                f"The patient has records dated before this date of birth (the earliest on {earliest}).",
+                "before_birth",
+            )
     if patient.timezone and patient.timezone not in _VALID_TIME_ZONES:
         errors.add("timezone", f"'{patient.timezone}' is not a known time zone.", "invalid_choice")
     if patient.preferred_language not in dict(settings.LANGUAGES):
@@ -181,7 +212,7 @@ def patient_update(*, patient: Patient, **changes) -> Patient:
     patient = _lock_patient(patient)
     was_consenting = patient.email_reminders
     _apply_changes(patient, changes, PATIENT_FIELDS)
-    _validate_patient(patient)
+    _validate_patient(patient, birth_date_changed="date_of_birth" in changes)
     _sync_consent_time(patient, was_consenting)
     _save_patient(patient)
     patient_changed.send(sender=Patient, patient=patient, change="updated")
@@ -312,7 +343,8 @@ def _validate_imaging(study: ImagingStudy, sequences, vessels, errors: FieldErro
     _check_same_patient("diagnosis", study.diagnosis, study.patient, errors)
     _check_clinical_date("performed_on", study.performed_on, study.patient, errors)
     strength = study.field_strength_tesla
-    if strength is not None and Decimal(strength) not in codes.FIELD_STRENGTHS_TESLA:
+    # A value that is not a number already has its message from the field check.
+    if isinstance(strength, Decimal) and strength not in codes.FIELD_STRENGTHS_TESLA:
         errors.add("field_strength_tesla", "The field strength is 1.5 or 3 T.", "invalid_choice")
     sequences = _check_code_list(sequences, codes.ImagingSequence, "sequences", errors)
     vessels = _check_code_list(vessels, codes.Vessel, "offending_vessels", errors)
@@ -463,7 +495,13 @@ def _toxin_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
 
 
 def _check_toxin_window(treatment: Treatment, detail, injections, errors: FieldErrors):
-    """DOMAIN.md section 4: at most 200 units of one product in any 30 days for a patient."""
+    """DOMAIN.md section 4: at most 200 units of one product in any 30 days for a patient.
+
+    A session entered in error does not count for the others, so it is not held to the limit
+    either: correcting its notes must not be refused because of the session that replaced it.
+    """
+    if treatment.status == codes.TreatmentStatus.ENTERED_IN_ERROR:
+        return
     if not isinstance(treatment.started_on, date) or detail.product not in codes.ToxinProduct.values:
         return
     units = sum((i.units for i in injections if isinstance(i.units, Decimal)), Decimal(0))
@@ -564,9 +602,7 @@ def _validate_treatment(treatment: Treatment, details: Mapping[str, Mapping | No
     for name, given in details.items():
         if given is not None and name != wanted:
             errors.add(
-                name,
-                f"A {treatment.get_kind_display().lower()} treatment has no {name} details.",
-                "kind_mismatch",
+                name, f"{treatment.get_kind_display()} treatments have no {name} details.", "kind_mismatch"
             )
     if wanted is None:
         return {}
@@ -599,7 +635,7 @@ def _save_details(treatment: Treatment, checked: Mapping[str, Any]) -> None:
             detail.injections.all().delete()
             for injection in injections:
                 injection.session = detail
-            ToxinInjection.objects.bulk_create(injections)
+            bulk_create_with_history(injections, ToxinInjection)
     if "mvd" in checked:
         detail, vessels, complications = checked["mvd"]
         detail.treatment = treatment
