@@ -1,0 +1,45 @@
+"""The embedded defaults that `make run` uses carry the core flow: SQLite under VAR_DIR, no services.
+
+On PostgreSQL the same services are tested in depth; this is the one run on the file database,
+where a migration or a constraint that only PostgreSQL accepts would otherwise go unnoticed.
+"""
+
+import json
+import sys
+
+from tests.smoke import environment, manage, run
+
+
+def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tmp_path):
+    # Not created beforehand: on a fresh checkout `var/` does not exist either.
+    var_dir = tmp_path / "var"
+    env = environment(VAR_DIR=var_dir)
+
+    migrated = manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    flow = run([sys.executable, "tests/smoke/core_flow.py"], env)
+    assert flow.returncode == 0, flow.stderr
+
+    summary = json.loads(flow.stdout)
+    database_file = var_dir / "hfs_followup.sqlite3"
+    assert summary["database_in_use"] == {"vendor": "sqlite", "name": str(database_file)}
+    assert database_file.is_file()
+    assert summary["patient_registered"] == {
+        "email_reminders": True,
+        "consent_recorded": True,
+        "history_rows": 1,
+    }
+    assert summary["diagnosis_recorded"] == {
+        "kind": "primary",
+        "side": "left",
+        "muscles": ["orbicularis_oculi", "zygomaticus"],
+    }
+    assert summary["treatments_recorded"] == {
+        "medication": {"drug": "carbamazepine", "daily_dose_mg": "400.00"},
+        "botulinum_toxin": {
+            "product": "onabotulinumtoxinA",
+            "units": {"orbicularis_oculi": "15.00", "zygomaticus": "5.00"},
+        },
+        "mvd": {"technique": "interposition", "offending_vessels": ["aica"]},
+        "history_rows": 3,
+    }
