@@ -109,3 +109,18 @@ class FlagCode(models.TextChoices):
     RECURRENCE_AFTER_MVD = "recurrence_after_mvd", _("Recurrence after MVD")
     FACIAL_PALSY_AFTER_MVD = "facial_palsy_after_mvd", _("Facial palsy after MVD")
     OVERDUE_FOLLOW_UP = "overdue_follow_up", _("Overdue follow-up")
+
+
+class ReminderKind(models.TextChoices):
+    VISIT_7D = "visit_7d", _("7 days before the visit")
+    VISIT_1D = "visit_1d", _("1 day before the visit")
+    MISSED_VISIT = "missed_visit", _("After a missed visit")
+
+
+class ReminderStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    SKIPPED = "skipped", _("Skipped")

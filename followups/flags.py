@@ -161,7 +161,7 @@ def _diagnosis_flags(diagnoses, studies) -> list[Flag]:
 
 def _mvd_flags(surgeries, outcomes, graded) -> list[Flag]:
     flags = []
-    for surgery in surgeries:
+    for surgery, redo in zip(surgeries, [*surgeries[1:], None], strict=False):
         if outcomes.get(surgery.pk) == OutcomeCategory.RECURRENCE:
             flags.append(
                 Flag(
@@ -170,7 +170,12 @@ def _mvd_flags(surgeries, outcomes, graded) -> list[Flag]:
                     f"Recurrence after the MVD of {surgery.started_on}.",
                 )
             )
-        after = [a for a in graded if a.assessed_on > surgery.started_on]
+        # A grade after a redo belongs to the redo (as the palsy reviews of planning do).
+        after = [
+            a
+            for a in graded
+            if a.assessed_on > surgery.started_on and (redo is None or a.assessed_on < redo.started_on)
+        ]
         if after and after[-1].house_brackmann_grade >= 2:
             flags.append(
                 Flag(

@@ -195,7 +195,10 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
     """Sync the patient's protocol visits with what their record asks for now.
 
     ``extend_only`` (the daily roll of open series) adds the visits that have come within the
-    horizon and cancels nothing. Call inside the transaction of the write that changed the record.
+    horizon and cancels nothing. It only extends: an open series gains visits after its latest
+    one, and nothing else is added, so a step edited since a plan was made does not put a second
+    visit beside the first (the patient's next full sync follows the edit). Call inside the
+    transaction of the write that changed the record.
     """
     today = today or timezone.localdate()
     owners = {}
@@ -206,11 +209,15 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
     result = PlanResult()
     now = timezone.now()
     existing = patient.visits.filter(source=VisitSource.PROTOCOL).exclude(status=VisitStatus.CANCELLED)
+    # The protocol date of each owner's step's latest live visit: where the daily roll extends from.
+    latest = {}
     for visit in existing:
         key = ("treatment", visit.treatment_id) if visit.treatment_id else ("diagnosis", visit.diagnosis_id)
         owner = owners.get(key)
         if owner is None:
             continue
+        on = visit.anchor_on + timedelta(days=visit.protocol_day)
+        latest[key, visit.protocol_step_id] = max(on, latest.get((key, visit.protocol_step_id), on))
         if owner.wanted.pop((visit.protocol_step_id, visit.anchor_on, visit.protocol_day), None):
             continue
         if extend_only:
@@ -223,9 +230,11 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
             visit.updated_at = now
             result.cancelled.append(visit)
 
-    for owner in owners.values():
+    for key, owner in owners.items():
         for occurrence in owner.wanted.values():
             if occurrence.window_end < today:
+                continue
+            if extend_only and not _extends_series(occurrence, latest.get((key, occurrence.step_id))):
                 continue
             result.created.append(_new_visit(patient, owner, occurrence))
 
@@ -239,6 +248,10 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
     if result.created:
         bulk_create_with_history(result.created, Visit, default_change_reason="planning")
     return result
+
+
+def _extends_series(occurrence: protocols.Occurrence, latest_on: date | None) -> bool:
+    return occurrence.open_series and (latest_on is None or occurrence.scheduled_on > latest_on)
 
 
 def _new_visit(patient: Patient, owner: Owner, occurrence: protocols.Occurrence) -> Visit:

@@ -16,6 +16,7 @@ from followups.codes import StepRepeat
 # Open-ended series (while a course is active, while untreated, while a palsy lasts) are planned
 # this many intervals ahead; the daily planning task rolls the horizon forward.
 OPEN_SERIES_INTERVALS_AHEAD = 2
+OPEN_SERIES = frozenset({StepRepeat.WHILE_ACTIVE, StepRepeat.WHILE_UNTREATED, StepRepeat.WHILE_FACIAL_PALSY})
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Occurrence:
     scheduled_on: date
     window_start: date
     window_end: date
+    # Part of a series that runs as long as its condition holds (rolled forward day by day).
+    open_series: bool = False
 
     @property
     def key(self) -> tuple[int, date, int]:
@@ -83,6 +86,7 @@ def occurrences(
                 scheduled_on=on,
                 window_start=on - timedelta(days=step.window_before_days),
                 window_end=on + timedelta(days=step.window_after_days),
+                open_series=step.repeat in OPEN_SERIES,
             )
         )
     return planned
