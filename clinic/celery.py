@@ -7,7 +7,6 @@ entries that poll the database (ARCHITECTURE.md): a lost message only delays, ne
 import os
 
 from celery import Celery
-from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
 
@@ -15,17 +14,11 @@ app = Celery("clinic")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# The static beat entries (ARCHITECTURE.md: a handful, each polling the database). Crontab hours
-# are in the clinic's time zone (CELERY_TIMEZONE).
-app.conf.beat_schedule = {
-    "followups-daily": {"task": "followups.daily", "schedule": crontab(hour=1, minute=30)},
-}
-
 
 @app.on_after_configure.connect
 def _make_filesystem_broker_folders(sender, **kwargs):
     # The embedded file-system broker needs its folders before the first message.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)

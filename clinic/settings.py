@@ -9,6 +9,7 @@ start without them. The README lists every variable; keep the two in step.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab as _crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,11 +32,12 @@ if IS_PRODUCTION:
 
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env.str(
-    "SECRET_KEY",
-    # Development only: production refuses to start without its own key (above).
-    default="development-only-key-never-used-in-production-0123456789abcdef",
-)
+_DEVELOPMENT_SECRET_KEY = "development-only-key-never-used-in-production-0123456789abcdef"
+# Production refuses to start without its own key (above), and with this one: it is public, yet
+# long and varied enough that `check --deploy` would not flag it.
+SECRET_KEY = env.str("SECRET_KEY", default=_DEVELOPMENT_SECRET_KEY)
+if IS_PRODUCTION and SECRET_KEY == _DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_ENV=production needs its own SECRET_KEY, not the development one.")
 DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -94,6 +96,10 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------------
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'hfs_followup.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        # SQLite creates the file but not its folder, and on a fresh checkout `var/` does not exist
+        # yet (nothing else is sure to make it first: with REDIS_URL set, the cache does not).
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The embedded path runs web, worker and beat against one file: WAL lets readers go on while
     # one writes, and IMMEDIATE transactions queue writers instead of failing with "locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -134,6 +140,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast commands (inspect, shutdown) would otherwise land in ./control.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = False
@@ -141,12 +149,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task running when the broker connection drops cannot be acknowledged any more: cancel it
+# (its row's lease brings the work back) instead of letting the worker trip over the ack.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=90)
-CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Static entries only; each names a thin task that polls the database (ARCHITECTURE.md).
-CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- E-mail -----------------------------------------------------------------------------------
 _email_url = env.str("EMAIL_URL", default="")
@@ -251,3 +261,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Reminders (DOMAIN.md section 6; the flow in followups/reminders.py) ---------------------
+REMINDER_SEND_HOUR = env.int("REMINDER_SEND_HOUR", default=9)
+# How often beat runs the sweeper, how many rows one claim takes, and at most how many one sweep.
+REMINDER_SWEEP_SECONDS = env.float("REMINDER_SWEEP_SECONDS", default=60.0)
+REMINDER_BATCH_SIZE = env.int("REMINDER_BATCH_SIZE", default=100)
+REMINDER_SWEEP_MAX = env.int("REMINDER_SWEEP_MAX", default=5000)
+# A claimed row not sent within the lease is claimable again (a killed worker, a lost message).
+REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
+REMINDER_SEND_TIME_LIMIT = env.int("REMINDER_SEND_TIME_LIMIT", default=60)
+REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=8)
+REMINDER_RETRY_BASE_SECONDS = env.int("REMINDER_RETRY_BASE_SECONDS", default=60)
+REMINDER_RETRY_MAX_SECONDS = env.int("REMINDER_RETRY_MAX_SECONDS", default=3600)
+if REMINDER_LEASE_SECONDS <= REMINDER_SEND_TIME_LIMIT:
+    raise ImproperlyConfigured("REMINDER_LEASE_SECONDS must be longer than REMINDER_SEND_TIME_LIMIT.")
+
+# Static entries only; each names a thin task that polls the database (ARCHITECTURE.md).
+CELERY_BEAT_SCHEDULE = {
+    "reminders-sweep": {"task": "reminders.sweep", "schedule": REMINDER_SWEEP_SECONDS},
+    # Crontab hours are in CELERY_TIMEZONE, the clinic's.
+    "followups-daily": {"task": "followups.daily", "schedule": _crontab(hour=1, minute=30)},
+}
+CELERY_TIMEZONE = CLINIC_TIME_ZONE

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import path
 
+from followups.optout import opt_out
+
 
 def healthz(request):
     """Liveness for the container's health check: answers without touching patient data."""
@@ -15,4 +17,5 @@ admin.site.index_title = "Clinic"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("reminders/opt-out/<str:token>/", opt_out, name="reminders-opt-out"),
 ]

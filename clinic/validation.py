@@ -5,6 +5,7 @@ Checks add to a ``FieldErrors`` so that a service reports everything wrong at on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -46,10 +47,19 @@ def check_code_list(values, choices, field: str, errors: FieldErrors) -> list[st
     return values
 
 
+def is_finite_number(value) -> bool:
+    """A number that can be compared: not a bool, not NaN or infinite (which ``full_clean`` reports,
+    and which a comparison would turn into an exception)."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_range(instance: models.Model, field: str, low, high, errors: FieldErrors) -> None:
     value = getattr(instance, field)
-    is_number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
-    if is_number and not low <= value <= high:
+    if is_finite_number(value) and not low <= value <= high:
         errors.add(field, f"Give a value from {low} to {high}.", "range")
 
 

@@ -5,6 +5,8 @@ Outcomes and flags are derived rows, recomputed in the transaction of the write 
 their inputs; nothing else writes them.
 """
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -316,8 +318,8 @@ class TreatmentOutcome(models.Model):
     current = models.ForeignKey(
         Assessment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    spasms_per_day_change_pct = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
-    duration_change_pct = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    spasms_per_day_change_pct = models.DecimalField(max_digits=12, decimal_places=1, null=True, blank=True)
+    duration_change_pct = models.DecimalField(max_digits=12, decimal_places=1, null=True, blank=True)
     grade_change = models.SmallIntegerField(null=True, blank=True)
     soriano_baron = models.CharField(max_length=12, choices=codes.SorianoBaron.choices, blank=True)
     days_to_spasm_free = models.PositiveIntegerField(null=True, blank=True)
@@ -358,3 +360,63 @@ class PatientFlag(models.Model):
 
     def __str__(self):
         return self.get_code_display()
+
+
+class Reminder(models.Model):
+    """An e-mail to a patient about a visit: a row of the outbox (ARCHITECTURE.md, "Reminders are rows").
+
+    Planned in the transaction of the visit change that calls for it; sent by the sweeper and the
+    send task, which hold a row through ``claim_id`` and a lease. Unique per visit, kind and the
+    visit time it was planned for, so a reminder is never sent twice for the same appointment.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders")
+    kind = models.CharField(max_length=16, choices=codes.ReminderKind.choices)
+    visit_time = models.DateTimeField(help_text="The appointment time this reminder was planned for.")
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=codes.ReminderStatus.choices, default=codes.ReminderStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claim_id = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when a send task took the row and began talking to the mail server: a lease that
+    # lapses after this may hide a message the server accepted (a possible duplicate).
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
+    # A code and an exception name only: SMTP replies can echo the address, which stays out.
+    last_error = models.CharField(max_length=200, blank=True)
+    status_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            # The sweeper's two questions: pending and due, or sending with a lapsed lease.
+            models.Index(
+                fields=["next_attempt_at"], name="reminder_pending_due", condition=Q(status="pending")
+            ),
+            models.Index(
+                fields=["lease_expires_at"], name="reminder_lease_lapsed", condition=Q(status="sending")
+            ),
+        ]
+        constraints = [
+            one_of("kind", codes.ReminderKind),
+            one_of("status", codes.ReminderStatus),
+            models.UniqueConstraint(fields=["visit", "kind", "visit_time"], name="followups_reminder_once"),
+            models.CheckConstraint(
+                condition=~Q(status="pending") | Q(next_attempt_at__isnull=False),
+                name="followups_reminder_pending_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sending") | Q(claim_id__isnull=False, lease_expires_at__isnull=False),
+                name="followups_reminder_sending_is_claimed",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_status_display().lower()})"

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
 from clinic.errors import FieldErrors
 from clinic.validation import (
@@ -22,6 +23,7 @@ from clinic.validation import (
     check_fields,
     check_not_before,
     check_range,
+    is_finite_number,
     replace_code_rows,
 )
 from followups import codes, flags, outcomes, visit_states
@@ -33,6 +35,7 @@ from followups.models import (
     Visit,
 )
 from followups.planning import PlanResult, visits_plan_for
+from followups.reminders import reminders_plan_for
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.models import Patient
 
@@ -129,7 +132,14 @@ def patient_follow_up_refresh(
     plan = visits_plan_for(patient=patient, today=today, extend_only=extend_only)
     outcomes_recompute(patient=patient)
     flags_sync(patient=patient, today=today)
+    reminders_plan_for(patient=patient)
     return plan
+
+
+def _after_visit_change(patient: Patient, today: date | None = None) -> None:
+    """A visit moved: the overdue flag and the reminders follow it in the same transaction."""
+    flags_sync(patient=patient, today=today)
+    reminders_plan_for(patient=patient)
 
 
 # --- visits -----------------------------------------------------------------------------------
@@ -155,7 +165,7 @@ def _check_time(field: str, when, errors: FieldErrors) -> None:
 
 def _save_visit(visit: Visit, fields: Iterable[str]) -> Visit:
     visit.save(update_fields=[*fields, "updated_at"])
-    flags_sync(patient=visit.patient)
+    _after_visit_change(visit.patient)
     return visit
 
 
@@ -239,7 +249,7 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     )
     errors.raise_if_any()
     visit.save()
-    flags_sync(patient=patient)
+    _after_visit_change(patient)
     return visit
 
 
@@ -254,6 +264,8 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         )
     elif hasattr(missed, "rebooked_as"):
         errors.add("status", "This missed visit was rebooked already.", "already_rebooked")
+    if missed.patient.archived:
+        errors.add("patient", "This patient is archived.", "archived")
     _check_time("scheduled_for", scheduled_for, errors)
     errors.raise_if_any()
     on = timezone.localdate(scheduled_for)
@@ -269,7 +281,7 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         source=codes.VisitSource.MANUAL,
         rebooked_from=missed,
     )
-    flags_sync(patient=missed.patient)
+    _after_visit_change(missed.patient)
     return rebooked
 
 
@@ -287,14 +299,21 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
         scheduled_for__lt=start_of_today,
     )
     marked = 0
-    for patient_id in due.values_list("patient_id", flat=True).distinct().iterator():
+    # Without order_by() the default ordering's columns join the DISTINCT and a patient comes
+    # back once per due visit.
+    for patient_id in due.order_by().values_list("patient_id", flat=True).distinct().iterator():
         with transaction.atomic():
             patient = _lock_patient(Patient(pk=patient_id))
-            count = due.filter(patient=patient).update(
-                status=codes.VisitStatus.MISSED, updated_at=timezone.now()
+            now = timezone.now()
+            # Row by row, not a queryset update, so that the visits' history records the change.
+            missed = list(due.filter(patient=patient))
+            for visit in missed:
+                visit.status, visit.updated_at = codes.VisitStatus.MISSED, now
+            bulk_update_with_history(
+                missed, Visit, ["status", "updated_at"], default_change_reason="window closed"
             )
-            flags_sync(patient=patient, today=today)
-            marked += count
+            _after_visit_change(patient, today)
+            marked += len(missed)
     return marked
 
 
@@ -332,18 +351,24 @@ def _validate_assessment(assessment: Assessment, triggers, adverse_effects, erro
         check_range(assessment, field, low, high, errors)
     for field in ("spasms_per_day", "episode_duration_seconds"):
         value = getattr(assessment, field)
-        if value is not None and not isinstance(value, str) and value < 0:
+        if is_finite_number(value) and value < 0:
             errors.add(field, "This cannot be negative.", "range")
     answered = [getattr(assessment, item) is not None for item in Assessment.HFS7_ITEMS]
     if any(answered) and not all(answered):
         errors.add("hfs7_items", "Answer all seven HFS-7 items, or none.", "incomplete")
     check_clinical_date("assessed_on", assessment.assessed_on, patient.date_of_birth, errors)
-    visit = assessment.visit
-    if visit is not None:
-        if visit.patient_id != patient.pk:
+    if assessment.visit is not None:
+        # The caller's copy may predate a change of status (a cancellation): judge, and later
+        # complete, the visit as it stands now, behind the patient's lock.
+        visit = Visit.objects.filter(pk=assessment.visit.pk).first()
+        if visit is None:
+            errors.add("visit", "This visit does not exist.", "does_not_exist")
+        elif visit.patient_id != patient.pk:
             errors.add("visit", "This visit belongs to another patient.", "other_patient")
         elif visit.status == codes.VisitStatus.CANCELLED:
             errors.add("visit", "This visit was cancelled.", "visit_cancelled")
+        else:
+            assessment.visit = visit
     triggers = check_code_list(triggers, codes.Trigger, "triggers", errors)
     adverse_effects = check_code_list(adverse_effects, codes.AdverseEffect, "adverse_effects", errors)
     return triggers, adverse_effects

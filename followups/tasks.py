@@ -3,9 +3,11 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from followups.reminders import reminder_deliver, reminders_claim_due
 from followups.services import patient_follow_up_refresh, visits_mark_missed_due
 from patients.models import Patient
 
@@ -34,3 +36,32 @@ def followups_daily():
             refreshed += 1
     logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, refreshed)
     return {"missed": missed, "refreshed": refreshed}
+
+
+@shared_task(name="reminders.sweep", ignore_result=True)
+def reminders_sweep():
+    """Claim the due reminders, batch after batch, and queue their sends (after each commit)."""
+    claimed = 0
+    while True:
+        batch = reminders_claim_due()
+        claimed += len(batch)
+        if len(batch) < settings.REMINDER_BATCH_SIZE or claimed >= settings.REMINDER_SWEEP_MAX:
+            break
+    if claimed:
+        logger.info("reminders: %d claimed", claimed)
+    return claimed
+
+
+@shared_task(
+    name="reminders.send",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
+    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT * 0.8,
+)
+def reminder_send(reminder_id, claim_id):
+    """Send one reminder. Ids only: the row says everything else."""
+    outcome = reminder_deliver(reminder_id=reminder_id, claim_id=claim_id)
+    logger.info("reminder %s: %s", reminder_id, outcome)
+    return outcome

@@ -1,0 +1,53 @@
+"""The one-click opt-out of e-mail reminders: a signed link, no login (DOMAIN.md section 6).
+
+The token names the patient by their public id only and never expires: an opt-out link in an
+old e-mail must still work. Opening the link shows a page with one button (mail scanners that
+fetch links change nothing); the button, or a mail client's RFC 8058 one-click POST, records it.
+"""
+
+from django.conf import settings
+from django.core import signing
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from patients.models import Patient
+from patients.services import patient_update
+
+SALT = "followups.reminders.opt-out"
+
+
+def opt_out_token(patient: Patient) -> str:
+    return signing.dumps(str(patient.uuid), salt=SALT)
+
+
+def opt_out_url(patient: Patient) -> str:
+    return settings.SITE_URL + reverse("reminders-opt-out", args=[opt_out_token(patient)])
+
+
+def _patient_for(token: str) -> Patient:
+    try:
+        public_id = signing.loads(token, salt=SALT)
+    except signing.BadSignature as error:
+        raise Http404("This link is not valid.") from error
+    try:
+        return Patient.objects.get(uuid=public_id)
+    except (Patient.DoesNotExist, ValueError) as error:
+        raise Http404("This link is not valid.") from error
+
+
+@csrf_exempt  # the signed token is the credential; mail clients post without a form
+@require_http_methods(["GET", "POST"])
+def opt_out(request, token: str):
+    patient = _patient_for(token)
+    context = {"clinic_name": settings.CLINIC_NAME, "clinic_phone": settings.CLINIC_PHONE}
+    if request.method == "GET":
+        return render(request, "followups/optout/confirm.html", context)
+    if patient.email_reminders:
+        patient_update(patient=patient, email_reminders=False)
+    if request.POST.get("List-Unsubscribe") == "One-Click":
+        return HttpResponse(_("You will receive no more e-mail reminders."), content_type="text/plain")
+    return render(request, "followups/optout/done.html", context)
