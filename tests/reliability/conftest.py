@@ -131,14 +131,32 @@ def redis_server():
 
 
 class CeleryProcess:
-    """``celery worker`` or ``celery beat`` in a process of its own, logging to a file."""
+    """``celery worker`` or ``celery beat`` in a process of its own, logging to a file.
 
-    def __init__(self, args: list[str], env: dict, log: Path):
+    ``supervised`` does what the Procfile's loop and compose's restart policy do in the product:
+    a process that dies on its own (not stopped by the test) is started again.
+    """
+
+    def __init__(self, args: list[str], env: dict, log: Path, supervised: bool = False):
         self.args, self.env, self.log = args, env, log
         self.process = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        if supervised:
+            threading.Thread(target=self._supervise, daemon=True).start()
+
+    def _supervise(self):
+        while not self._stopping.wait(0.5):
+            if self.process is not None and self.process.poll() is not None and not self._stopping.is_set():
+                self.restarts += 1
+                self._spawn()
 
     def start(self):
         self._out = self.log.open("ab")
+        self._spawn()
+        return self
+
+    def _spawn(self):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "clinic", *self.args],
             cwd=ROOT,
@@ -147,7 +165,6 @@ class CeleryProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return self
 
     def kill(self):
         """SIGKILL the whole process group: the main process and its pool children."""
@@ -156,6 +173,7 @@ class CeleryProcess:
             self.process.wait(10)
 
     def stop(self):
+        self._stopping.set()
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -197,7 +215,7 @@ def celery_env(smtp_sink, redis_server):
 def celery_processes(celery_env, tmp_path):
     started = []
 
-    def start(kind: str, *extra: str) -> CeleryProcess:
+    def start(kind: str, *extra: str, supervised: bool = False) -> CeleryProcess:
         if kind == "worker":
             args = [
                 "worker",
@@ -211,7 +229,8 @@ def celery_processes(celery_env, tmp_path):
             ]
         else:
             args = ["beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat-schedule"), *extra]
-        process = CeleryProcess(args, celery_env, tmp_path / f"{kind}-{len(started)}.log").start()
+        log = tmp_path / f"{kind}-{len(started)}.log"
+        process = CeleryProcess(args, celery_env, log, supervised=supervised).start()
         started.append(process)
         return process
 
