@@ -1,17 +1,19 @@
 """Follow-up in the admin: protocols to edit, visits and measurements, derived rows to read."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
-from followups import codes, services
+from followups import codes, reminders, services
 from followups.models import (
     Assessment,
     LabResult,
     PatientFlag,
     Protocol,
     ProtocolStep,
+    Reminder,
     TreatmentOutcome,
     Visit,
 )
@@ -153,3 +155,48 @@ class PatientFlagAdmin(ReadOnlyAdmin):
     search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     show_full_result_count = False
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin):
+    """Each patient's reminders with their state; staff cancel or send one again from here."""
+
+    list_display = (
+        "visit_patient",
+        "kind",
+        "visit_time",
+        "due_at",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("=visit__patient__mrn", "visit__patient__family_name")
+    list_select_related = ("visit__patient",)
+    date_hierarchy = "due_at"
+    show_full_result_count = False
+    actions = ["cancel_selected", "resend_selected"]
+
+    @admin.display(description="Patient", ordering="visit__patient__family_name")
+    def visit_patient(self, reminder):
+        return reminder.visit.patient
+
+    def _each(self, request, queryset, service, done: str):
+        changed, refused = 0, 0
+        for reminder in queryset:
+            try:
+                service(reminder=reminder)
+                changed += 1
+            except ValidationError as error:
+                refused += 1
+                self.message_user(request, f"{reminder}: {' '.join(error.messages)}", messages.WARNING)
+        self.message_user(request, f"{changed} reminder(s) {done}; {refused} left as they were.")
+
+    @admin.action(description="Cancel the selected reminders")
+    def cancel_selected(self, request, queryset):
+        self._each(request, queryset, reminders.reminder_cancel, "cancelled")
+
+    @admin.action(description="Send the selected reminders again")
+    def resend_selected(self, request, queryset):
+        self._each(request, queryset, reminders.reminder_resend, "queued to send")
