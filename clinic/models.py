@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -30,3 +31,78 @@ class ClinicalRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise HardDeleteForbidden(f"A {self._meta.verbose_name} is never deleted; retract or archive it.")
+
+
+class ApiClient(models.Model):
+    """Another clinic system that calls the API with ``Authorization: Token <key>``.
+
+    Each client acts through a user of its own (in its role's group), so clients and staff share
+    one permission model, one history and one audit trail. Only a hash of the key is kept; the key
+    is shown once, when the client is created.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_client")
+    key_prefix = models.CharField(max_length=12, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API client"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """Who read or changed which patient's data, when and from where. Append-only.
+
+    The database refuses UPDATE and DELETE on this table (a trigger on both engines), so not even
+    the application can rewrite it.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", "Read"
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete or retract"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_id = models.IntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150, help_text="The user name at the time (API clients: api:NAME).")
+    channel = models.CharField(max_length=8, help_text="api, fhir or admin")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    resource = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.UUIDField(null=True, blank=True, db_index=True)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=300)
+    status = models.PositiveSmallIntegerField()
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["actor_id", "at"])]
+
+    def __str__(self):
+        return f"{self.actor} {self.action} {self.resource} {self.object_id}"
+
+
+class IdempotentRequest(models.Model):
+    """The first response to a POST with an ``Idempotency-Key``, returned again to its retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="clinic_idempotency_key_once")]
+
+    def __str__(self):
+        return f"Idempotency-Key {self.key}"

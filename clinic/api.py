@@ -1,0 +1,241 @@
+"""The conventions every API resource follows (API.md), in one place.
+
+- token authentication for clients, the session for staff; the role matrix of ``clinic.roles``;
+- cursor pages of up to 500 rows, ``updated_since`` on every list, 400 for an unknown parameter;
+- Django ``ValidationError`` from a service becomes a 400 with field messages (dotted names nested);
+- ``ETag`` on reads, ``If-Match`` honoured on PUT and PATCH (412 when stale);
+- ``Idempotency-Key`` on POST: a retry returns the first response, another body is a 422;
+- throttling per client on the shared cache; an audit row for every patient a request touches.
+Resource viewsets subclass ``ResourceViewSet`` and supply their serializers and service calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from uuid import UUID
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django_filters import rest_framework as filters
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.viewsets import GenericViewSet
+
+from clinic import api_schema  # noqa: F401  (registers the token scheme)
+from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
+from clinic.audit import audit_record
+from clinic.models import IdempotentRequest
+from clinic.roles import Kind
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def nest_field_errors(errors: dict[str, list[str]]) -> dict:
+    """``{"medication.daily_dose_mg": [...]}`` -> ``{"medication": {"daily_dose_mg": [...]}}``."""
+    nested: dict = {}
+    for name, messages in errors.items():
+        name = "non_field_errors" if name == NON_FIELD_ERRORS else name
+        *parents, leaf = name.split(".")
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+        level.setdefault(leaf, []).extend(messages)
+    return nested
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        detail = (
+            nest_field_errors(exc.message_dict)
+            if hasattr(exc, "error_dict")
+            else {"non_field_errors": exc.messages}
+        )
+        exc = exceptions.ValidationError(detail)
+    return drf_exception_handler(exc, context)
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "This record changed since you read it (its ETag no longer matches If-Match)."
+    default_code = "precondition_failed"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was used with another request body."
+    default_code = "idempotency_key_reused"
+
+
+# --- pages and filters --------------------------------------------------------------------------
+
+
+class CursorPage(CursorPagination):
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+    ordering = "-id"
+
+
+class ResourceFilter(filters.FilterSet):
+    """Every list takes ``updated_since`` for incremental sync (API.md)."""
+
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+
+def etag_for(instance) -> str:
+    version = f"{instance.uuid}:{instance.updated_at.isoformat()}"
+    return '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
+
+
+# --- the base viewset ---------------------------------------------------------------------------
+
+
+class ResourceViewSet(GenericViewSet):
+    """A resource of API.md: reads from a queryset, writes through one service call.
+
+    Subclasses set ``kind``, ``resource``, ``serializer_class`` (output), ``input_serializer_class``
+    and implement ``create_object(data)`` / ``update_object(instance, data)`` with a service call,
+    and ``patient_uuid(instance)`` for the audit.
+    """
+
+    kind: Kind = Kind.CLINICAL
+    resource = ""
+    channel = "api"
+    lookup_field = "uuid"
+    lookup_url_kwarg = "id"
+    input_serializer_class = None
+    pagination_class = CursorPage
+    filter_backends = [filters.DjangoFilterBackend]
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
+    permission_classes = [RolePermission]
+    throttle_classes = [ClientRateThrottle]
+    extra_query_params: tuple[str, ...] = ()
+
+    def get_kind(self) -> Kind:
+        return self.kind
+
+    # -- strict query parameters
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        allowed = {"format", *self.extra_query_params}
+        if self.action == "list":
+            allowed |= {"cursor", "page_size"}
+            if self.filterset_class is not None:
+                allowed |= set(self.filterset_class.base_filters)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise exceptions.ValidationError({name: ["Unknown query parameter."] for name in unknown})
+
+    def get_object(self):
+        try:
+            UUID(str(self.kwargs[self.lookup_url_kwarg]))
+        except ValueError as error:
+            raise Http404 from error
+        return super().get_object()
+
+    # -- audit
+    def patient_uuid(self, instance) -> UUID | None:
+        return instance.patient.uuid
+
+    def _audit(self, instances):
+        self._audit_targets = [(getattr(i, "uuid", i.pk), self.patient_uuid(i)) for i in instances]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        targets = getattr(self, "_audit_targets", None)
+        if targets and response.status_code < 400:
+            audit_record(
+                request=request,
+                channel=self.channel,
+                resource=self.resource,
+                status=response.status_code,
+                targets=targets,
+            )
+        return response
+
+    # -- reads
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        self._audit(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        self._audit([instance])
+        return Response(self.get_serializer(instance).data, headers={"ETag": etag_for(instance)})
+
+    # -- writes
+    def _validated_input(self, request, *, partial=False, instance=None):
+        serializer = self.input_serializer_class(
+            data=request.data, partial=partial, context=self.get_serializer_context(), instance=instance
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def create(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key:
+            return self._create_once(request, key)
+        return self._create(request)
+
+    def _create(self, request):
+        data = self._validated_input(request)
+        with transaction.atomic():
+            instance = self.create_object(data)
+        instance = self.get_queryset().get(pk=instance.pk)
+        self._audit([instance])
+        body = self.get_serializer(instance).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"ETag": etag_for(instance)})
+
+    def _create_once(self, request, key: str):
+        fingerprint = hashlib.sha256(
+            json.dumps([request.path, request.data], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        try:
+            with transaction.atomic():
+                record = IdempotentRequest.objects.create(
+                    user=request.user, key=key[:255], request_fingerprint=fingerprint
+                )
+                response = self._create(request)
+                record.status = response.status_code
+                record.response_body = json.dumps(response.data, default=str)
+                record.save(update_fields=["status", "response_body"])
+                return response
+        except IntegrityError:
+            # The key was used before (or a concurrent retry won the race and has committed).
+            first = IdempotentRequest.objects.get(user=request.user, key=key[:255])
+        if first.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        return Response(json.loads(first.response_body), status=first.status)
+
+    def _update(self, request, partial: bool):
+        with transaction.atomic():
+            instance = self.get_object()
+            locked = type(instance).objects.select_for_update().get(pk=instance.pk)
+            expected = request.headers.get("If-Match")
+            if expected and expected not in ("*", etag_for(locked)):
+                raise PreconditionFailed()
+            data = self._validated_input(request, partial=partial, instance=locked)
+            self.update_object(locked, data)
+        instance = self.get_queryset().get(pk=instance.pk)
+        self._audit([instance])
+        return Response(self.get_serializer(instance).data, headers={"ETag": etag_for(instance)})
+
+    def update(self, request, *args, **kwargs):
+        return self._update(request, partial=False)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self._update(request, partial=True)
+
+    def create_object(self, data):
+        raise NotImplementedError
+
+    def update_object(self, instance, data):
+        raise NotImplementedError

@@ -1,0 +1,69 @@
+"""The four roles of API.md, shared by staff users (Django groups) and API clients.
+
+A resource names its kind; a role may read or write a kind or not. Views, the admin and the API
+ask ``may`` and nothing else, so the matrix below is the whole permission model.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    CLINICIAN = "clinician", "Clinician"
+    NURSE = "nurse", "Nurse"
+    FRONT_DESK = "front_desk", "Front desk"
+    INTEGRATION_READ = "integration_read", "Integration (read only)"
+
+
+class Kind(models.TextChoices):
+    """What a resource is, as far as permissions go."""
+
+    CONTACT = "contact", "Patients' contact data"
+    CLINICAL = "clinical", "Clinical record (diagnoses, imaging, treatments, outcomes, flags)"
+    VISIT = "visit", "Visits and worklists of visits"
+    ASSESSMENT = "assessment", "Assessments and laboratory results"
+    REMINDER = "reminder", "Reminders"
+
+
+READ = {
+    Role.CLINICIAN: set(Kind),
+    Role.NURSE: set(Kind),
+    Role.FRONT_DESK: {Kind.CONTACT, Kind.VISIT, Kind.REMINDER},
+    Role.INTEGRATION_READ: set(Kind),
+}
+WRITE = {
+    Role.CLINICIAN: set(Kind),
+    Role.NURSE: {Kind.VISIT, Kind.ASSESSMENT},
+    Role.FRONT_DESK: {Kind.CONTACT, Kind.VISIT, Kind.REMINDER},
+    Role.INTEGRATION_READ: set(),
+}
+
+
+def role_of(user) -> Role | None:
+    """The role of a staff user or API client's user: its group, or clinician for a superuser."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.CLINICIAN
+    cached = getattr(user, "_hfs_role", False)
+    if cached is not False:
+        return cached
+    names = set(user.groups.values_list("name", flat=True))
+    role = next((role for role in Role if role.value in names), None)
+    user._hfs_role = role
+    return role
+
+
+def may(user, kind: Kind, *, write: bool) -> bool:
+    role = role_of(user)
+    if role is None:
+        return False
+    return kind in (WRITE if write else READ)[role]
+
+
+def group_for(role: Role):
+    """The Django group of a role (created by a migration; recreated if a test emptied the table)."""
+    from django.contrib.auth.models import Group
+
+    return Group.objects.get_or_create(name=role.value)[0]

@@ -1,0 +1,3 @@
+"""FHIR R4 read endpoints (API.md), filled in by followups.fhir."""
+
+urlpatterns: list = []
