@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from clinic.errors import FieldErrors
 
@@ -89,6 +90,8 @@ def replace_code_rows(
     current = set(rows.values_list(code_field, flat=True))
     # A code list belongs to its parent: removing an entry is an edit that the history keeps.
     rows.filter(**{f"{code_field}__in": current - wanted}).delete()
-    rows.model.objects.bulk_create(
-        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)]
+    # bulk_create skips save(), so the history rows of the additions are written alongside.
+    bulk_create_with_history(
+        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)],
+        rows.model,
     )

@@ -38,13 +38,7 @@ from followups.planning import PlanResult, visits_plan_for
 from followups.reminders import reminders_plan_for
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.models import Patient
-
-
-def _lock_patient(patient: Patient) -> Patient:
-    # Every follow-up write of one patient queues behind the others (and behind the record's),
-    # so the plan, outcomes and flags are always computed from a settled record.
-    return Patient.objects.select_for_update().get(pk=patient.pk)
-
+from patients.services import patient_lock
 
 # --- what a change derives --------------------------------------------------------------------
 
@@ -154,7 +148,7 @@ def _move(visit: Visit, new_status: str, errors: FieldErrors | None = None) -> V
 
 
 def _locked_visit(visit: Visit) -> Visit:
-    _lock_patient(visit.patient)
+    patient_lock(visit.patient)
     return Visit.objects.select_related("patient").get(pk=visit.pk)
 
 
@@ -224,7 +218,7 @@ VISIT_FIELDS = ("treatment", "purpose", "scheduled_for", "window_start", "window
 @transaction.atomic
 def visit_create(*, patient: Patient, **fields) -> Visit:
     """A visit staff arrange by hand; planning never touches it. Booked unless said planned."""
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     visit = Visit(patient=patient, source=codes.VisitSource.MANUAL, status=codes.VisitStatus.BOOKED)
     apply_changes(visit, fields, VISIT_FIELDS)
     errors = FieldErrors()
@@ -303,7 +297,7 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
     # back once per due visit.
     for patient_id in due.order_by().values_list("patient_id", flat=True).distinct().iterator():
         with transaction.atomic():
-            patient = _lock_patient(Patient(pk=patient_id))
+            patient = patient_lock(Patient(pk=patient_id))
             now = timezone.now()
             # Row by row, not a queryset update, so that the visits' history records the change.
             missed = list(due.filter(patient=patient))
@@ -396,7 +390,7 @@ def _save_assessment(assessment: Assessment, triggers, adverse_effects) -> Asses
 def assessment_record(
     *, patient: Patient, triggers: Iterable[str] = (), adverse_effects: Iterable[str] = (), **fields
 ) -> Assessment:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     assessment = Assessment(patient=patient)
     apply_changes(assessment, fields, ASSESSMENT_FIELDS)
     errors = FieldErrors()
@@ -415,7 +409,7 @@ def assessment_update(
     adverse_effects: Iterable[str] | None = None,
     **changes,
 ) -> Assessment:
-    _lock_patient(assessment.patient)
+    patient_lock(assessment.patient)
     assessment = Assessment.objects.select_related("patient", "visit").get(pk=assessment.pk)
     if assessment.status == codes.AssessmentStatus.ENTERED_IN_ERROR:
         raise ValidationError({"status": ["A retracted assessment is not changed; record a new one."]})
@@ -432,7 +426,7 @@ def assessment_update(
 
 @transaction.atomic
 def assessment_retract(*, assessment: Assessment) -> Assessment:
-    _lock_patient(assessment.patient)
+    patient_lock(assessment.patient)
     assessment = Assessment.objects.select_related("patient").get(pk=assessment.pk)
     if assessment.status != codes.AssessmentStatus.ENTERED_IN_ERROR:
         assessment.status = codes.AssessmentStatus.ENTERED_IN_ERROR
@@ -446,7 +440,7 @@ def assessment_retract(*, assessment: Assessment) -> Assessment:
 
 @transaction.atomic
 def lab_result_record(*, patient: Patient, test: str, taken_on: date, value=None, abnormal=None) -> LabResult:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     result = LabResult(patient=patient, test=test, taken_on=taken_on, value=value, abnormal=abnormal)
     errors = FieldErrors()
     check_fields(result, errors, exclude=["patient"])
@@ -459,7 +453,7 @@ def lab_result_record(*, patient: Patient, test: str, taken_on: date, value=None
 
 @transaction.atomic
 def lab_result_retract(*, result: LabResult) -> LabResult:
-    _lock_patient(result.patient)
+    patient_lock(result.patient)
     result = LabResult.objects.select_related("patient").get(pk=result.pk)
     if result.status != codes.AssessmentStatus.ENTERED_IN_ERROR:
         result.status = codes.AssessmentStatus.ENTERED_IN_ERROR

@@ -16,12 +16,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Min, Sum
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from clinic.errors import FieldErrors
+from clinic.validation import (
+    apply_changes,
+    check_clinical_date,
+    check_code_list,
+    check_fields,
+    check_not_before,
+    replace_code_rows,
+)
 from patients import codes, rules
 from patients.models import (
     BotulinumToxinDetail,
@@ -46,64 +54,11 @@ _VALID_TIME_ZONES = frozenset(zoneinfo.available_timezones())
 # --- shared steps -------------------------------------------------------------------------------
 
 
-def _apply_changes(instance: models.Model, changes: Mapping[str, Any], allowed: Iterable[str]):
-    unknown = set(changes) - set(allowed)
-    if unknown:
-        raise TypeError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}")
-    for field, value in changes.items():
-        setattr(instance, field, value)
-
-
-def _check_fields(instance: models.Model, errors: FieldErrors, *, prefix: str = "", exclude=()):
-    """Types, lengths, codes and uniqueness as the model declares them.
-
-    Constraints are left to the rule checks, which say which field is wrong.
-    """
-    try:
-        instance.full_clean(exclude=list(exclude), validate_constraints=False)
-    except ValidationError as error:
-        errors.merge(error, prefix)
-
-
-def _check_code_list(values, choices, field: str, errors: FieldErrors) -> list[str]:
-    values = list(values or [])
-    unknown = [value for value in values if value not in choices.values]
-    if unknown:
-        errors.add(field, f"Unknown code(s): {', '.join(map(str, unknown))}.", "invalid_choice")
-    if len(set(values)) != len(values):
-        errors.add(field, "A code is listed twice.", "duplicate")
-    return values
-
-
-def _replace_code_rows(parent, related_name: str, code_field: str, values: Iterable[str]):
-    """Make the child rows of ``parent`` hold exactly ``values``, leaving unchanged ones alone."""
-    rows = getattr(parent, related_name)
-    wanted = set(values)
-    current = set(rows.values_list(code_field, flat=True))
-    # A code list belongs to its parent: removing an entry is an edit the history keeps.
-    rows.filter(**{f"{code_field}__in": current - wanted}).delete()
-    # bulk_create skips save(), so the history rows of the additions are written alongside.
-    bulk_create_with_history(
-        [rows.model(**{rows.field.name: parent, code_field: code}) for code in sorted(wanted - current)],
-        rows.model,
-    )
-
-
 def _check_clinical_date(field: str, when, patient: Patient, errors: FieldErrors, *, future_ok=False):
-    if not isinstance(when, date):
-        return
-    errors.add(field, rules.date_before_birth_error(when, patient.date_of_birth), "before_birth")
-    if not future_ok and when > timezone.localdate():
-        errors.add(field, "This date is in the future.", "in_future")
+    check_clinical_date(field, when, patient.date_of_birth, errors, future_ok=future_ok)
 
 
-def _check_not_before(field: str, later, earlier, message: str, errors: FieldErrors):
-    """Add ``message`` on ``field`` when both are dates and ``later`` comes before ``earlier``."""
-    if isinstance(later, date) and isinstance(earlier, date) and later < earlier:
-        errors.add(field, message, "date_order")
-
-
-def _lock_patient(patient: Patient) -> Patient:
+def patient_lock(patient: Patient) -> Patient:
     # Writes about one patient queue behind each other, so rules that look across the patient's
     # records (the toxin units per 30 days) see every committed session.
     return Patient.objects.select_for_update().get(pk=patient.pk)
@@ -153,7 +108,7 @@ def _earliest_clinical_date(patient: Patient) -> date | None:
 
 def _validate_patient(patient: Patient, *, birth_date_changed: bool = False) -> None:
     errors = FieldErrors()
-    _check_fields(patient, errors, exclude=["email_reminders_consented_at"])
+    check_fields(patient, errors, exclude=["email_reminders_consented_at"])
     if isinstance(patient.date_of_birth, date) and patient.date_of_birth > timezone.localdate():
         errors.add("date_of_birth", "The date of birth is in the future.", "in_future")
     if birth_date_changed and isinstance(patient.date_of_birth, date):
@@ -199,7 +154,7 @@ def _sync_consent_time(patient: Patient, was_consenting: bool) -> None:
 @transaction.atomic
 def patient_create(**fields) -> Patient:
     patient = Patient()
-    _apply_changes(patient, fields, PATIENT_FIELDS)
+    apply_changes(patient, fields, PATIENT_FIELDS)
     _validate_patient(patient)
     _sync_consent_time(patient, was_consenting=False)
     _save_patient(patient)
@@ -209,9 +164,9 @@ def patient_create(**fields) -> Patient:
 
 @transaction.atomic
 def patient_update(*, patient: Patient, **changes) -> Patient:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     was_consenting = patient.email_reminders
-    _apply_changes(patient, changes, PATIENT_FIELDS)
+    apply_changes(patient, changes, PATIENT_FIELDS)
     _validate_patient(patient, birth_date_changed="date_of_birth" in changes)
     _sync_consent_time(patient, was_consenting)
     _save_patient(patient)
@@ -222,7 +177,7 @@ def patient_update(*, patient: Patient, **changes) -> Patient:
 @transaction.atomic
 def patient_archive(*, patient: Patient) -> Patient:
     """Archive instead of delete: the record stays, out of worklists and reminders."""
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     if not patient.archived:
         patient.archived = True
         patient.archived_at = timezone.now()
@@ -233,7 +188,7 @@ def patient_archive(*, patient: Patient) -> Patient:
 
 @transaction.atomic
 def patient_restore(*, patient: Patient) -> Patient:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     if patient.archived:
         patient.archived = False
         patient.archived_at = None
@@ -258,7 +213,7 @@ DIAGNOSIS_FIELDS = (
 
 def _validate_diagnosis(diagnosis: Diagnosis, muscles, errors: FieldErrors) -> list[str]:
     patient = diagnosis.patient
-    _check_fields(diagnosis, errors, exclude=["patient"])
+    check_fields(diagnosis, errors, exclude=["patient"])
     errors.add(
         "secondary_cause",
         rules.secondary_cause_error(diagnosis.kind, diagnosis.secondary_cause),
@@ -266,43 +221,43 @@ def _validate_diagnosis(diagnosis: Diagnosis, muscles, errors: FieldErrors) -> l
     )
     _check_clinical_date("diagnosed_on", diagnosis.diagnosed_on, patient, errors)
     _check_clinical_date("onset_date", diagnosis.onset_date, patient, errors)
-    _check_not_before(
+    check_not_before(
         "onset_date",
         diagnosis.diagnosed_on,
         diagnosis.onset_date,
         "The onset is after the diagnosis.",
         errors,
     )
-    return _check_code_list(muscles, codes.Muscle, "muscles", errors)
+    return check_code_list(muscles, codes.Muscle, "muscles", errors)
 
 
 @transaction.atomic
 def diagnosis_record(*, patient: Patient, muscles: Iterable[str] = (), **fields) -> Diagnosis:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     diagnosis = Diagnosis(patient=patient)
-    _apply_changes(diagnosis, fields, DIAGNOSIS_FIELDS)
+    apply_changes(diagnosis, fields, DIAGNOSIS_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
     muscles = _validate_diagnosis(diagnosis, muscles, errors)
     errors.raise_if_any()
     diagnosis.save()
-    _replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
+    replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
     diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="recorded")
     return diagnosis
 
 
 @transaction.atomic
 def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = None, **changes) -> Diagnosis:
-    _lock_patient(diagnosis.patient)
+    patient_lock(diagnosis.patient)
     diagnosis = Diagnosis.objects.select_related("patient").get(pk=diagnosis.pk)
-    _apply_changes(diagnosis, changes, DIAGNOSIS_FIELDS)
+    apply_changes(diagnosis, changes, DIAGNOSIS_FIELDS)
     errors = FieldErrors()
     if muscles is None:
         muscles = diagnosis.muscle_rows.values_list("muscle", flat=True)
     muscles = _validate_diagnosis(diagnosis, muscles, errors)
     errors.raise_if_any()
     diagnosis.save()
-    _replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
+    replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
     diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="updated")
     return diagnosis
 
@@ -310,7 +265,7 @@ def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = No
 @transaction.atomic
 def diagnosis_retract(*, diagnosis: Diagnosis) -> Diagnosis:
     """Mark a diagnosis recorded by mistake; it stays in the record and its history."""
-    _lock_patient(diagnosis.patient)
+    patient_lock(diagnosis.patient)
     diagnosis = Diagnosis.objects.get(pk=diagnosis.pk)
     if diagnosis.status != codes.DiagnosisStatus.ENTERED_IN_ERROR:
         diagnosis.status = codes.DiagnosisStatus.ENTERED_IN_ERROR
@@ -339,23 +294,23 @@ def _check_same_patient(field: str, record, patient: Patient, errors: FieldError
 
 
 def _validate_imaging(study: ImagingStudy, sequences, vessels, errors: FieldErrors):
-    _check_fields(study, errors, exclude=["patient", "diagnosis"])
+    check_fields(study, errors, exclude=["patient", "diagnosis"])
     _check_same_patient("diagnosis", study.diagnosis, study.patient, errors)
     _check_clinical_date("performed_on", study.performed_on, study.patient, errors)
     strength = study.field_strength_tesla
     # A value that is not a number already has its message from the field check.
     if isinstance(strength, Decimal) and strength not in codes.FIELD_STRENGTHS_TESLA:
         errors.add("field_strength_tesla", "The field strength is 1.5 or 3 T.", "invalid_choice")
-    sequences = _check_code_list(sequences, codes.ImagingSequence, "sequences", errors)
-    vessels = _check_code_list(vessels, codes.Vessel, "offending_vessels", errors)
+    sequences = check_code_list(sequences, codes.ImagingSequence, "sequences", errors)
+    vessels = check_code_list(vessels, codes.Vessel, "offending_vessels", errors)
     errors.add("offending_vessels", rules.vessels_error(vessels), "vessels")
     return sequences, vessels
 
 
 def _save_imaging(study: ImagingStudy, sequences, vessels, change: str) -> ImagingStudy:
     study.save()
-    _replace_code_rows(study, "sequence_rows", "sequence", sequences)
-    _replace_code_rows(study, "vessel_rows", "vessel", vessels)
+    replace_code_rows(study, "sequence_rows", "sequence", sequences)
+    replace_code_rows(study, "vessel_rows", "vessel", vessels)
     imaging_study_changed.send(sender=ImagingStudy, study=study, change=change)
     return study
 
@@ -364,9 +319,9 @@ def _save_imaging(study: ImagingStudy, sequences, vessels, change: str) -> Imagi
 def imaging_study_record(
     *, patient: Patient, sequences: Iterable[str] = (), offending_vessels: Iterable[str] = (), **fields
 ) -> ImagingStudy:
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     study = ImagingStudy(patient=patient)
-    _apply_changes(study, fields, IMAGING_FIELDS)
+    apply_changes(study, fields, IMAGING_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
     sequences, vessels = _validate_imaging(study, sequences, offending_vessels, errors)
@@ -382,9 +337,9 @@ def imaging_study_update(
     offending_vessels: Iterable[str] | None = None,
     **changes,
 ) -> ImagingStudy:
-    _lock_patient(study.patient)
+    patient_lock(study.patient)
     study = ImagingStudy.objects.select_related("patient").get(pk=study.pk)
-    _apply_changes(study, changes, IMAGING_FIELDS)
+    apply_changes(study, changes, IMAGING_FIELDS)
     if sequences is None:
         sequences = study.sequence_rows.values_list("sequence", flat=True)
     if offending_vessels is None:
@@ -397,7 +352,7 @@ def imaging_study_update(
 
 @transaction.atomic
 def imaging_study_retract(*, study: ImagingStudy) -> ImagingStudy:
-    _lock_patient(study.patient)
+    patient_lock(study.patient)
     study = ImagingStudy.objects.get(pk=study.pk)
     if study.status != codes.ImagingStatus.ENTERED_IN_ERROR:
         study.status = codes.ImagingStatus.ENTERED_IN_ERROR
@@ -432,7 +387,7 @@ def _medication_detail(treatment: Treatment, given: Mapping, errors: FieldErrors
     for key in MEDICATION_FIELDS:
         if key in given:
             setattr(detail, key, given[key])
-    _check_fields(detail, errors, prefix="medication.", exclude=["treatment"])
+    check_fields(detail, errors, prefix="medication.", exclude=["treatment"])
     dose = detail.daily_dose_mg if isinstance(detail.daily_dose_mg, Decimal) else None
     if dose is not None and detail.drug in codes.Drug.values:
         errors.add("medication.daily_dose_mg", rules.dose_ceiling_error(detail.drug, dose), "dose_ceiling")
@@ -443,7 +398,7 @@ def _medication_detail(treatment: Treatment, given: Mapping, errors: FieldErrors
         and "dose_changed_on" not in given
     ):
         detail.dose_changed_on = timezone.localdate()
-    _check_not_before(
+    check_not_before(
         "medication.dose_changed_on",
         detail.dose_changed_on,
         treatment.started_on,
@@ -460,11 +415,11 @@ def _toxin_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
     for key in ("product", "wore_off_on", "self_rated_improvement_pct"):
         if key in given:
             setattr(detail, key, given[key])
-    _check_fields(detail, errors, prefix="botulinum_toxin.", exclude=["treatment"])
+    check_fields(detail, errors, prefix="botulinum_toxin.", exclude=["treatment"])
     pct = detail.self_rated_improvement_pct
     if isinstance(pct, int) and not 0 <= pct <= 100:
         errors.add("botulinum_toxin.self_rated_improvement_pct", "Give a percentage from 0 to 100.", "range")
-    _check_not_before(
+    check_not_before(
         "botulinum_toxin.wore_off_on",
         detail.wore_off_on,
         treatment.started_on,
@@ -477,7 +432,7 @@ def _toxin_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
         for index, item in enumerate(given["injections"] or []):
             prefix = f"botulinum_toxin.injections.{index}."
             injection = ToxinInjection(muscle=item.get("muscle"), units=item.get("units"))
-            _check_fields(injection, errors, prefix=prefix, exclude=["session"])
+            check_fields(injection, errors, prefix=prefix, exclude=["session"])
             units = injection.units
             if isinstance(units, Decimal) and units <= 0:
                 errors.add(prefix + "units", "Units must be more than 0.", "range")
@@ -543,7 +498,7 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
             setattr(detail, key, given[key])
     if detail.redo_of is not None:
         detail.redo = True
-    _check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of"])
+    check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of"])
     earlier = detail.redo_of
     if earlier is not None:
         if earlier.patient_id != treatment.patient_id:
@@ -554,7 +509,7 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
             errors.add("mvd.redo_of", "The earlier MVD must be before this one.", "date_order")
 
     if "offending_vessels" in given:
-        vessels = _check_code_list(given["offending_vessels"], codes.Vessel, "mvd.offending_vessels", errors)
+        vessels = check_code_list(given["offending_vessels"], codes.Vessel, "mvd.offending_vessels", errors)
     else:
         vessels = list(detail.vessel_rows.values_list("vessel", flat=True)) if detail.pk else []
     errors.add("mvd.offending_vessels", rules.vessels_error(vessels), "vessels")
@@ -567,13 +522,13 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
             complication = MvdComplication(
                 kind=item.get("kind"), onset_on=item.get("onset_on"), resolved_on=item.get("resolved_on")
             )
-            _check_fields(complication, errors, prefix=prefix, exclude=["mvd"])
+            check_fields(complication, errors, prefix=prefix, exclude=["mvd"])
             errors.add(
                 prefix + "resolved_on",
                 rules.end_before_start_error(complication.onset_on, complication.resolved_on),
                 "date_order",
             )
-            _check_not_before(
+            check_not_before(
                 prefix + "onset_on",
                 complication.onset_on,
                 treatment.started_on,
@@ -587,7 +542,7 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
 def _validate_treatment(treatment: Treatment, details: Mapping[str, Mapping | None], errors: FieldErrors):
     """Check the treatment and the one detail its kind takes; answer the unsaved detail rows."""
     patient = treatment.patient
-    _check_fields(treatment, errors, exclude=["patient", "diagnosis"])
+    check_fields(treatment, errors, exclude=["patient", "diagnosis"])
     if treatment.diagnosis_id is None:
         errors.add("diagnosis", "A treatment is for a diagnosis.", "required")
     else:
@@ -640,7 +595,7 @@ def _save_details(treatment: Treatment, checked: Mapping[str, Any]) -> None:
         detail, vessels, complications = checked["mvd"]
         detail.treatment = treatment
         detail.save()
-        _replace_code_rows(detail, "vessel_rows", "vessel", vessels)
+        replace_code_rows(detail, "vessel_rows", "vessel", vessels)
         if complications is not None:
             _replace_complications(detail, complications)
 
@@ -670,9 +625,9 @@ def treatment_record(
     **fields,
 ) -> Treatment:
     """Record a treatment and its detail; follow-up plans its visits in the same transaction."""
-    patient = _lock_patient(patient)
+    patient = patient_lock(patient)
     treatment = Treatment(patient=patient, kind=kind)
-    _apply_changes(treatment, fields, TREATMENT_FIELDS)
+    apply_changes(treatment, fields, TREATMENT_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
     checked = _validate_treatment(
@@ -699,11 +654,11 @@ def treatment_update(
     Detail mappings are partial: only the keys given change. Lists given (injections, vessels,
     complications) replace the stored list.
     """
-    _lock_patient(treatment.patient)
+    patient_lock(treatment.patient)
     treatment = Treatment.objects.select_related("patient", "diagnosis").get(pk=treatment.pk)
     if changes.pop("kind", treatment.kind) != treatment.kind:
         raise ValidationError({"kind": ["A treatment's kind cannot change; record a new treatment."]})
-    _apply_changes(treatment, changes, TREATMENT_FIELDS)
+    apply_changes(treatment, changes, TREATMENT_FIELDS)
     errors = FieldErrors()
     checked = _validate_treatment(
         treatment, {"medication": medication, "botulinum_toxin": botulinum_toxin, "mvd": mvd}, errors
@@ -718,7 +673,7 @@ def treatment_update(
 @transaction.atomic
 def treatment_retract(*, treatment: Treatment) -> Treatment:
     """Mark a treatment recorded by mistake; follow-up cancels the visits it planned."""
-    _lock_patient(treatment.patient)
+    patient_lock(treatment.patient)
     treatment = Treatment.objects.get(pk=treatment.pk)
     if treatment.status != codes.TreatmentStatus.ENTERED_IN_ERROR:
         treatment.status = codes.TreatmentStatus.ENTERED_IN_ERROR
