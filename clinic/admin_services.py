@@ -8,8 +8,11 @@ form's fields, and ``save_model`` has nothing left to do.
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+
+from clinic.audit import audit_record
 
 
 class ServiceForm(forms.ModelForm):
@@ -68,3 +71,50 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records every page of patient data a staff member opens or saves (the audit trail)."""
+
+    # How a row reaches its patient: a detail through its treatment, a reminder through its visit.
+    PARENTS = ("treatment", "visit", "mvd", "session")
+
+    def audit_patient(self, obj):
+        """The public id of the patient a row belongs to."""
+        if self.model._meta.model_name == "patient":
+            return obj.uuid
+        for _ in range(3):
+            if hasattr(obj, "patient_id"):
+                return obj.patient.uuid
+            obj = next((getattr(obj, name) for name in self.PARENTS if hasattr(obj, name)), None)
+            if obj is None:
+                return None
+        return None
+
+    def _audit(self, request, response, objects):
+        targets = [(getattr(obj, "uuid", obj.pk), self.audit_patient(obj)) for obj in objects]
+        if targets and response.status_code < 400:
+            audit_record(
+                request=request,
+                channel="admin",
+                resource=self.model._meta.model_name,
+                status=response.status_code,
+                targets=targets,
+            )
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = (
+            getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        )
+        if changelist is not None:
+            self._audit(request, response, list(changelist.result_list))
+        return response
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        response = super().changeform_view(request, object_id, form_url, extra_context)
+        if object_id:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None:
+                self._audit(request, response, [obj])
+        return response

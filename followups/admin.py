@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, ServiceAdmin, ServiceForm
 from followups import codes, reminders, services
 from followups.models import (
     Assessment,
@@ -53,7 +53,7 @@ class ProtocolAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Visit)
-class VisitAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     list_display = ("patient", "purpose", "scheduled_for", "window_start", "window_end", "status", "source")
     list_filter = ("status", "source", "protocol_step__protocol")
     search_fields = ("=patient__mrn", "patient__family_name")
@@ -91,7 +91,7 @@ class AssessmentForm(ServiceForm):
 
 
 @admin.register(Assessment)
-class AssessmentAdmin(ServiceAdmin, SimpleHistoryAdmin):
+class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = AssessmentForm
     list_display = (
         "patient",
@@ -122,7 +122,7 @@ class LabResultForm(ServiceForm):
 
 
 @admin.register(LabResult)
-class LabResultAdmin(ServiceAdmin, SimpleHistoryAdmin):
+class LabResultAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = LabResultForm
     list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
     list_filter = ("test", "status", "abnormal")
@@ -133,7 +133,7 @@ class LabResultAdmin(ServiceAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(TreatmentOutcome)
-class TreatmentOutcomeAdmin(ReadOnlyAdmin):
+class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = (
         "treatment",
         "category",
@@ -144,12 +144,12 @@ class TreatmentOutcomeAdmin(ReadOnlyAdmin):
     )
     list_filter = ("category", "soriano_baron", "rule_version", "treatment__kind")
     search_fields = ("=treatment__patient__mrn",)
-    list_select_related = ("treatment",)
+    list_select_related = ("treatment__patient",)
     show_full_result_count = False
 
 
 @admin.register(PatientFlag)
-class PatientFlagAdmin(ReadOnlyAdmin):
+class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("patient", "code", "detail", "since")
     list_filter = ("code",)
     search_fields = ("=patient__mrn", "patient__family_name")
@@ -158,7 +158,7 @@ class PatientFlagAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(ReadOnlyAdmin):
+class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
     """Each patient's reminders with their state; staff cancel or send one again from here."""
 
     list_display = (

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, ServiceAdmin, ServiceForm
 from patients import codes, services
 from patients.models import (
     BotulinumToxinDetail,
@@ -31,7 +31,7 @@ class PatientForm(ServiceForm):
 
 
 @admin.register(Patient)
-class PatientAdmin(ServiceAdmin, SimpleHistoryAdmin):
+class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = PatientForm
     list_display = ("mrn", "family_name", "given_name", "date_of_birth", "sex", "email_reminders", "archived")
     list_filter = ("archived", "sex", "email_reminders", "at_risk_hla_b1502", "hla_b1502_result")
@@ -88,7 +88,7 @@ class DiagnosisForm(ServiceForm):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(ServiceAdmin, SimpleHistoryAdmin):
+class DiagnosisAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = DiagnosisForm
     list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
     list_filter = ("kind", "status", "side", "presentation", "secondary_cause")
@@ -146,7 +146,7 @@ class ImagingStudyForm(ServiceForm):
 
 
 @admin.register(ImagingStudy)
-class ImagingStudyAdmin(ServiceAdmin, SimpleHistoryAdmin):
+class ImagingStudyAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = ImagingStudyForm
     list_display = ("patient", "performed_on", "modality", "compression_found", "status")
     list_filter = ("modality", "compression_found", "status")
@@ -181,7 +181,7 @@ class MvdInline(admin.StackedInline):
 
 
 @admin.register(Treatment)
-class TreatmentAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class TreatmentAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     list_display = ("patient", "kind", "status", "started_on", "ended_on")
     list_filter = ("kind", "status")
     search_fields = ("=patient__mrn", "patient__family_name")
@@ -192,11 +192,11 @@ class TreatmentAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(MedicationDetail)
-class MedicationDetailAdmin(ReadOnlyAdmin):
+class MedicationDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("treatment", "drug", "daily_dose_mg", "stop_reason")
     list_filter = ("drug", "stop_reason")
     search_fields = ("=treatment__patient__mrn",)
-    list_select_related = ("treatment",)
+    list_select_related = ("treatment__patient",)
 
 
 class ToxinInjectionInline(admin.TabularInline):
@@ -205,11 +205,11 @@ class ToxinInjectionInline(admin.TabularInline):
 
 
 @admin.register(BotulinumToxinDetail)
-class BotulinumToxinDetailAdmin(ReadOnlyAdmin):
+class BotulinumToxinDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("treatment", "product", "wore_off_on", "self_rated_improvement_pct")
     list_filter = ("product",)
     search_fields = ("=treatment__patient__mrn",)
-    list_select_related = ("treatment",)
+    list_select_related = ("treatment__patient",)
     inlines = [ToxinInjectionInline]
 
 
@@ -219,25 +219,25 @@ class MvdComplicationInline(admin.TabularInline):
 
 
 @admin.register(MvdDetail)
-class MvdDetailAdmin(ReadOnlyAdmin):
+class MvdDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("treatment", "technique", "redo")
     list_filter = ("technique", "redo")
     search_fields = ("=treatment__patient__mrn",)
-    list_select_related = ("treatment",)
+    list_select_related = ("treatment__patient",)
     inlines = [MvdComplicationInline]
 
 
 @admin.register(MvdComplication)
-class MvdComplicationAdmin(ReadOnlyAdmin):
+class MvdComplicationAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("mvd", "kind", "onset_on", "resolved_on")
     list_filter = ("kind",)
     search_fields = ("=mvd__treatment__patient__mrn",)
-    list_select_related = ("mvd__treatment",)
+    list_select_related = ("mvd__treatment__patient",)
 
 
 @admin.register(ToxinInjection)
-class ToxinInjectionAdmin(ReadOnlyAdmin):
+class ToxinInjectionAdmin(AuditedAdmin, ReadOnlyAdmin):
     list_display = ("session", "muscle", "units")
     list_filter = ("muscle", "session__product")
     search_fields = ("=session__treatment__patient__mrn",)
-    list_select_related = ("session__treatment",)
+    list_select_related = ("session__treatment__patient",)
