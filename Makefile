@@ -43,8 +43,11 @@ format: venv
 migrations-check: venv
 	DATABASE_URL=$(CHECK_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 
+# The fast tests run on both cores; the slow ones (real worker, beat, Redis and SMTP processes,
+# timing-sensitive) run after them, alone.
 test: lint migrations-check
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -174,8 +174,6 @@ if _email_url:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="HFS Follow-up <follow-up@clinic.invalid>")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- The clinic -------------------------------------------------------------------------------
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -186,6 +184,9 @@ CLINIC_TIME_ZONE = env.str("CLINIC_TIME_ZONE", default="Europe/Berlin")
 CLINIC_VISIT_HOUR = env.int("CLINIC_VISIT_HOUR", default=9)
 if not 0 <= CLINIC_VISIT_HOUR <= 23:
     raise ImproperlyConfigured("CLINIC_VISIT_HOUR must be an hour from 0 to 23.")
+# The sender is what a patient's inbox shows first: the clinic, never the condition it follows.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{CLINIC_NAME} <appointments@clinic.invalid>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -245,6 +246,10 @@ SPECTACULAR_SETTINGS = {
         "MuscleEnum": "patients.codes.Muscle",
         "VesselEnum": "patients.codes.Vessel",
         "TreatmentStatusEnum": "patients.codes.TreatmentStatus",
+        "VisitStatusEnum": "followups.codes.VisitStatus",
+        "AssessmentStatusEnum": "followups.codes.AssessmentStatus",
+        "FlagCodeEnum": "followups.codes.FlagCode",
+        "TreatmentKindEnum": "patients.codes.TreatmentKind",
     },
 }
 

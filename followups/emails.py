@@ -52,7 +52,9 @@ def _subject(kind: str, context: dict) -> str:
             "clinic": context["clinic_name"]
         }
     if kind == ReminderKind.VISIT_1D:
-        return _("Reminder: your appointment tomorrow at %(time)s, %(clinic)s") % {
+        # No "tomorrow": a reminder delayed by a mail server outage must still say the right day.
+        return _("Reminder: your appointment on %(date)s at %(time)s, %(clinic)s") % {
+            "date": context["visit_date"],
             "time": context["visit_time"],
             "clinic": context["clinic_name"],
         }
@@ -66,7 +68,8 @@ def visit_calendar(reminder: Reminder) -> bytes:
     """An iCalendar event for the appointment: one UID per visit, SEQUENCE grows on reschedule."""
     visit = reminder.visit
     calendar = Calendar()
-    calendar.add("prodid", "-//HFS Follow-up//Appointment reminders//EN")
+    # Not the product's name: "HFS" would name the diagnosis in the patient's calendar.
+    calendar.add("prodid", "-//Clinic appointment reminders//EN")
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
     event = Event()
@@ -102,5 +105,6 @@ def reminder_message(reminder: Reminder) -> EmailMultiAlternatives:
         )
         message.attach_alternative(render_to_string(f"followups/email/{template}.html", context), "text/html")
         if reminder.kind != ReminderKind.MISSED_VISIT:
-            message.attach("appointment.ics", visit_calendar(reminder), "text/calendar; charset=utf-8")
+            # Django adds the charset of a text attachment itself (naming it here doubled it).
+            message.attach("appointment.ics", visit_calendar(reminder), "text/calendar")
     return message

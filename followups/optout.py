@@ -7,6 +7,7 @@ fetch links change nothing); the button, or a mail client's RFC 8058 one-click P
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -35,7 +36,7 @@ def _patient_for(token: str) -> Patient:
         raise Http404("This link is not valid.") from error
     try:
         return Patient.objects.get(uuid=public_id)
-    except (Patient.DoesNotExist, ValueError) as error:
+    except (Patient.DoesNotExist, ValidationError) as error:
         raise Http404("This link is not valid.") from error
 
 

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 DAYS_BEFORE = {ReminderKind.VISIT_7D: 7, ReminderKind.VISIT_1D: 1}
 OPEN = (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
 _LATE = "Its time had passed when it was planned."
+_VISIT_CHANGED = "The visit changed (rescheduled, cancelled, completed or rebooked)."
 
 
 def patient_zone(patient: Patient) -> ZoneInfo:
@@ -84,8 +85,10 @@ def _ineligible_reason(patient: Patient) -> str | None:
 def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None:
     """Bring the patient's reminder rows in step with their visits; call inside the change's transaction.
 
-    Only rows still open (pending, or skipped while their time is ahead) move: a sent, failed or
-    cancelled reminder is history. A row whose time has passed is skipped, never sent late.
+    Only rows still open (pending, or skipped while their time is ahead) move, and rows planning
+    itself cancelled when their visit time is asked for again: a sent, failed or otherwise
+    cancelled reminder is history. A row whose time has passed when planned is skipped, never
+    sent late; one already pending keeps its place in the queue.
     """
     now = now or timezone.now()
     zone = patient_zone(patient)
@@ -111,16 +114,18 @@ def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None
         row = rows.pop(key, None)
         if row is None:
             row = Reminder(visit=want.visit, kind=want.kind, visit_time=want.visit_time)
+            _set_open_state(row, want.due_at, ineligible, now)
             to_create.append(row)
-        elif row.status not in OPEN:
-            continue
-        else:
-            to_update.append(row)
-        _set_open_state(row, want.due_at, ineligible, now)
+        elif row.status in OPEN or _cancelled_by_planning(row):
+            before = _open_state(row)
+            _set_open_state(row, want.due_at, ineligible, now)
+            # Rows that stay as they were are not written: planning twice changes nothing.
+            if _open_state(row) != before:
+                to_update.append(row)
     for row in rows.values():
         if row.status in OPEN:
-            row.status = ReminderStatus.CANCELLED
-            row.status_reason = "The visit changed (rescheduled, cancelled, completed or rebooked)."
+            row.status, row.status_reason = ReminderStatus.CANCELLED, _VISIT_CHANGED
+            row.next_attempt_at = None
             to_update.append(row)
     Reminder.objects.bulk_create(to_create)
     for row in to_update:
@@ -130,12 +135,28 @@ def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None
     )
 
 
+def _cancelled_by_planning(row: Reminder) -> bool:
+    # A visit moved away and back again asks for the same (visit, kind, visit time) once more: the
+    # row planning cancelled, never sent, is the one to reopen. Staff's cancellations stand.
+    return row.status == ReminderStatus.CANCELLED and row.status_reason == _VISIT_CHANGED
+
+
+def _open_state(row: Reminder) -> tuple:
+    return (row.status, row.status_reason, row.due_at, row.next_attempt_at)
+
+
 def _set_open_state(row: Reminder, due_at: datetime, ineligible: str | None, now: datetime) -> None:
+    moved = row.due_at != due_at
     row.due_at = due_at
     if row.pk and row.status == ReminderStatus.SKIPPED and row.status_reason == _LATE:
         return
     if ineligible:
         row.status, row.status_reason, row.next_attempt_at = ReminderStatus.SKIPPED, ineligible, None
+    elif row.pk and row.status == ReminderStatus.PENDING and not moved:
+        # Already waiting: for its time, for the sweeper once due, for the next attempt after a
+        # transient error, or resent by staff. Any other change of the patient's visits (which
+        # re-plans them all) must neither skip it as late nor undo its backoff.
+        return
     elif due_at <= now:
         row.status, row.status_reason, row.next_attempt_at = ReminderStatus.SKIPPED, _LATE, None
     else:
@@ -262,6 +283,9 @@ def _why_not_send(reminder: Reminder) -> str | None:
             return "The missed visit was rebooked or closed."
     elif visit.status not in (VisitStatus.PLANNED, VisitStatus.BOOKED):
         return f"The visit is {visit.status}."
+    elif visit.scheduled_for <= timezone.now():
+        # Sweepers stopped for days: a reminder of an appointment already over helps nobody.
+        return "The appointment time has passed."
     return None
 
 
@@ -284,10 +308,10 @@ def reminder_deliver(*, reminder_id: int, claim_id: uuid.UUID | str) -> str:
             status=ReminderStatus.CANCELLED, status_reason=reason, updated_at=timezone.now()
         )
         return "cancelled"
-    message = reminder_message(reminder)
     try:
+        message = reminder_message(reminder)
         message.send()
-    except Exception as raw:  # every failure is classified and kept on the row
+    except Exception as raw:  # every failure, rendering included, is classified and kept on the row
         error = classify_smtp_error(raw)
         return _after_failure(reminder, token, error)
     now = timezone.now()
@@ -329,7 +353,10 @@ def _after_failure(reminder: Reminder, token: uuid.UUID, error: Exception) -> st
 
 @transaction.atomic
 def reminder_cancel(*, reminder: Reminder, reason: str = "Cancelled by staff.") -> Reminder:
+    """Cancel a reminder not sent yet; a second click (or a retried request) changes nothing."""
     reminder = Reminder.objects.select_for_update().get(pk=reminder.pk)
+    if reminder.status == ReminderStatus.CANCELLED:
+        return reminder
     if reminder.status not in (ReminderStatus.PENDING, ReminderStatus.SKIPPED, ReminderStatus.FAILED):
         raise ValidationError(
             {"status": [f"A {reminder.get_status_display().lower()} reminder cannot be cancelled."]}

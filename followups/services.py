@@ -8,7 +8,7 @@ rows up to date: planned visits, stored outcomes and flags.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -152,9 +152,17 @@ def _locked_visit(visit: Visit) -> Visit:
     return Visit.objects.select_related("patient").get(pk=visit.pk)
 
 
+# Further ahead than this, a visit's date is a typo, not an appointment (and near the year 9999 its
+# reminders could not even be placed in the patient's time zone).
+LATEST_VISIT_AHEAD = timedelta(days=3653)
+TOO_FAR_AHEAD = "This is more than ten years ahead."
+
+
 def _check_time(field: str, when, errors: FieldErrors) -> None:
     if not isinstance(when, datetime) or timezone.is_naive(when):
         errors.add(field, "Give a date and time with its UTC offset.", "invalid")
+    elif when > timezone.now() + LATEST_VISIT_AHEAD:
+        errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
 
 
 def _save_visit(visit: Visit, fields: Iterable[str]) -> Visit:
@@ -241,6 +249,10 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     check_not_before(
         "window_end", visit.window_end, visit.window_start, "The window ends before it starts.", errors
     )
+    for field in ("window_start", "window_end"):
+        day = fields.get(field)
+        if isinstance(day, date) and day > timezone.localdate() + LATEST_VISIT_AHEAD:
+            errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
     errors.raise_if_any()
     visit.save()
     _after_visit_change(patient)

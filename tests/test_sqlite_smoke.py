@@ -1,7 +1,8 @@
 """The embedded defaults that `make run` uses carry the core flow: SQLite under VAR_DIR, no services.
 
 On PostgreSQL the same services are tested in depth; this is the one run on the file database,
-where a migration or a constraint that only PostgreSQL accepts would otherwise go unnoticed.
+where a migration or a constraint that only PostgreSQL accepts would otherwise go unnoticed. The
+flow ends with a reminder claimed and sent as the worker does it, written as a file under VAR_DIR.
 """
 
 import json
@@ -43,3 +44,29 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "mvd": {"technique": "interposition", "offending_vessels": ["aica"]},
         "history_rows": 3,
     }
+    # The operation of a month ago planned its five years; the older treatments' windows are closed.
+    assert summary["visits_planned"] == {
+        "planned_days_by_treatment": {"mvd": [30, 90, 180, 365, 730, 1095, 1460, 1825]},
+        "all_planned_in_an_open_window": True,
+        "reminders_per_visit": [2],
+        # The day-30 visit is today: both of its reminders were due before it was planned.
+        "reminders": {"pending": 14, "skipped": 2},
+    }
+    assert summary["reminder_delivered"] == {
+        "planned": "pending",
+        "claimed": True,
+        "outcome": "sent",
+        "again": "not held",
+    }
+    assert summary["reminder_mail_written"] == {
+        "folder": str(var_dir / "mail"),
+        "new_files": 1,
+        "status": "sent",
+        "sent_at_recorded": True,
+        "message_id_in_file": True,
+        "greets_first_name": True,
+        "one_click_opt_out": True,
+        "calendar_attached": True,
+        "clinical_words": [],
+    }
+    assert len(list((var_dir / "mail").iterdir())) == 1

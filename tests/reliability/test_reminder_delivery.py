@@ -6,6 +6,7 @@ Each test prints its figures (sent, lost, duplicates) for the closing note of th
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -93,7 +94,8 @@ def test_200_due_reminders_are_each_delivered_exactly_once(smtp_sink, celery_pro
     assert set(counts) == _delivered_ids(reminders)
     assert _sent(reminders).count() == 200
     for message in smtp_sink.messages:
-        raw = message.as_string()
+        # The signed opt-out token is random base64: a word could turn up in it by chance.
+        raw = re.sub(r"https?://\S+", "", message.as_string())
         for word in (*SENTINELS, *FORBIDDEN_WORDS):
             assert word.lower() not in raw.lower(), word
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -3,14 +3,17 @@
 `make test` runs it on the embedded SQLite defaults that `make run` uses (tests/test_sqlite_smoke.py);
 by hand: `python tests/smoke/core_flow.py` after `python manage.py migrate`. It goes through the
 services as the API and admin do, each step reads back what it wrote, and the summary is printed
-as JSON. The flow grows by appending steps to ``STEPS`` (next: plan visits, send a reminder).
+as JSON. The flow grows by appending steps to ``STEPS``.
+
+The last steps do what the worker does with a reminder, in this process: the sweeper's claim and
+the send task's delivery, with e-mails written as files under ``VAR_DIR/mail``.
 """
 
 import json
 import os
 import sys
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 if __name__ == "__main__":
@@ -21,10 +24,21 @@ if __name__ == "__main__":
     django.setup()
 
 # Models can only be imported once Django is set up, which the lines above do when run as a script.
+from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from followups import services as follow_up
+from followups.codes import ReminderKind, ReminderStatus, VisitSource, VisitStatus
+from followups.models import Reminder, Visit
+from followups.reminders import reminder_deliver, reminders_claim_due
 from patients import codes, services
 from patients.models import Patient, Treatment
+
+# An operation a month ago: its plan runs five years ahead whatever the day the flow runs.
+SURGERY_DAYS_AGO = 30
+# Words of this patient's record that no reminder may carry (DOMAIN.md section 6).
+CLINICAL_WORDS = ("spasm", "hemifacial", "carbamazepine", "botulinum", "decompression", "interposition")
 
 
 def database_in_use(flow: dict) -> dict:
@@ -99,7 +113,7 @@ def treatments_recorded(flow: dict) -> dict:
         **common,
         kind=codes.TreatmentKind.MVD,
         status=codes.TreatmentStatus.COMPLETED,
-        started_on=date(2024, 6, 3),
+        started_on=timezone.localdate() - timedelta(days=SURGERY_DAYS_AGO),
         mvd={"technique": codes.MvdTechnique.INTERPOSITION, "offending_vessels": [codes.Vessel.AICA]},
     )
     treatments = {t.kind: t for t in Treatment.objects.filter(patient=flow["patient"])}
@@ -120,7 +134,83 @@ def treatments_recorded(flow: dict) -> dict:
     }
 
 
-STEPS = [database_in_use, patient_registered, diagnosis_recorded, treatments_recorded]
+def visits_planned(flow: dict) -> dict:
+    """The treatments planned their follow-up visits, each with its reminders, in the same writes."""
+    today = timezone.localdate()
+    visits = (
+        Visit.objects.filter(patient=flow["patient"], source=VisitSource.PROTOCOL)
+        .exclude(status=VisitStatus.CANCELLED)
+        .select_related("treatment")
+    )
+    reminders = Reminder.objects.filter(visit__in=visits)
+    return {
+        "planned_days_by_treatment": {
+            kind: sorted(v.protocol_day for v in visits if v.treatment.kind == kind)
+            for kind in sorted({v.treatment.kind for v in visits})
+        },
+        "all_planned_in_an_open_window": all(
+            v.status == VisitStatus.PLANNED and v.window_end >= today for v in visits
+        ),
+        "reminders_per_visit": sorted({reminders.filter(visit=v).count() for v in visits}),
+        "reminders": {
+            status: reminders.filter(status=status).count()
+            for status in (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
+        },
+    }
+
+
+def mail_files() -> set[Path]:
+    folder = Path(settings.VAR_DIR) / "mail"
+    return set(folder.iterdir()) if folder.is_dir() else set()
+
+
+def reminder_delivered(flow: dict) -> dict:
+    """A booked visit's 1-day reminder, brought due now, claimed and sent as the worker would."""
+    visit = follow_up.visit_create(
+        patient=flow["patient"], purpose="Review", scheduled_for=timezone.now() + timedelta(days=10)
+    )
+    reminder = Reminder.objects.get(visit=visit, kind=ReminderKind.VISIT_1D)
+    pending = reminder.status
+    # As if the calendar had moved on to the day before the appointment.
+    now = timezone.now()
+    Reminder.objects.filter(pk=reminder.pk).update(due_at=now, next_attempt_at=now)
+    flow["reminder"], flow["mail_before"] = reminder, mail_files()
+
+    # The claim also queues a send task on the file broker after commit; no worker runs here, so
+    # this process sends, and a worker started later finds the row no longer held.
+    claims = dict(reminders_claim_due())
+    outcome = reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk])
+    again = reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk])
+    return {"planned": pending, "claimed": reminder.pk in claims, "outcome": outcome, "again": again}
+
+
+def reminder_mail_written(flow: dict) -> dict:
+    """The e-mail is a file under VAR_DIR/mail, and the reminder row says it was sent."""
+    reminder = Reminder.objects.get(pk=flow["reminder"].pk)
+    new_files = sorted(mail_files() - flow["mail_before"])
+    text = "".join(path.read_text(encoding="utf-8", errors="replace") for path in new_files)
+    return {
+        "folder": str(Path(settings.VAR_DIR) / "mail"),
+        "new_files": len(new_files),
+        "status": reminder.status,
+        "sent_at_recorded": reminder.sent_at is not None,
+        "message_id_in_file": bool(reminder.message_id) and f"Message-ID: {reminder.message_id}" in text,
+        "greets_first_name": "Dear Ada," in text,
+        "one_click_opt_out": "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in text,
+        "calendar_attached": "BEGIN:VCALENDAR" in text,
+        "clinical_words": sorted(word for word in CLINICAL_WORDS if word in text.lower()),
+    }
+
+
+STEPS = [
+    database_in_use,
+    patient_registered,
+    diagnosis_recorded,
+    treatments_recorded,
+    visits_planned,
+    reminder_delivered,
+    reminder_mail_written,
+]
 
 
 def run(steps=STEPS) -> dict:
