@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from uuid import UUID
 
+from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -27,8 +31,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
-from clinic import api_schema  # noqa: F401  (registers the token scheme)
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
+from clinic.api_schema import ResourceSchema  # (and registers the token scheme)
 from clinic.audit import audit_record
 from clinic.models import IdempotentRequest
 from clinic.roles import Kind
@@ -37,14 +41,25 @@ from clinic.roles import Kind
 
 
 def nest_field_errors(errors: dict[str, list[str]]) -> dict:
-    """``{"medication.daily_dose_mg": [...]}`` -> ``{"medication": {"daily_dose_mg": [...]}}``."""
+    """``{"medication.daily_dose_mg": [...]}`` -> ``{"medication": {"daily_dose_mg": [...]}}``.
+
+    A name can be both a leaf and a parent (``botulinum_toxin.injections`` says a muscle is listed
+    twice, ``botulinum_toxin.injections.0.units`` that a dose is 0): the leaf's messages then go to
+    the parent's ``non_field_errors``, the way DRF reports a nested serializer's own errors.
+    """
     nested: dict = {}
     for name, messages in errors.items():
         name = "non_field_errors" if name == NON_FIELD_ERRORS else name
         *parents, leaf = name.split(".")
         level = nested
         for part in parents:
-            level = level.setdefault(part, {})
+            child = level.get(part)
+            if not isinstance(child, dict):
+                child = level[part] = {} if child is None else {"non_field_errors": child}
+            level = child
+        if isinstance(level.get(leaf), dict):
+            level = level[leaf]
+            leaf = "non_field_errors"
         level.setdefault(leaf, []).extend(messages)
     return nested
 
@@ -81,11 +96,77 @@ class CursorPage(CursorPagination):
     page_size_query_param = "page_size"
     ordering = "-id"
 
+    def decode_cursor(self, request):
+        # DRF checks the offset and direction of a cursor but not its position, which it hands to
+        # the database as an id: a crafted cursor ("p=abc") would be a 500, not a 404.
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not re.fullmatch(r"[0-9]+", position):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
+
+
+class OffsetDateTimeField(forms.DateTimeField):
+    """An ISO 8601 date-time with its UTC offset (API.md); a naive one is refused, not guessed."""
+
+    default_error_messages = {
+        "invalid": (
+            "Enter an ISO 8601 date-time with its UTC offset, e.g. 2024-05-01T08:00:00+02:00 "
+            "(in a query string a '+' is written %%2B)."
+        ),
+        "naive": "Give the date-time with its UTC offset (e.g. +02:00 or Z); it has none.",
+    }
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            parsed = parse_datetime(str(value).strip())
+        except ValueError:  # well-formed but impossible: month 13, offset +25:00
+            parsed = None
+        if parsed is None:
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        if timezone.is_naive(parsed):
+            raise DjangoValidationError(self.error_messages["naive"], code="naive")
+        return parsed
+
+
+class OffsetDateTimeFilter(filters.DateTimeFilter):
+    field_class = OffsetDateTimeField
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """``true`` or ``false`` (``1``/``0``); anything else is a 400, where django-filter's own boolean
+    filter would quietly not filter at all."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise DjangoValidationError("Give true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
+
 
 class ResourceFilter(filters.FilterSet):
     """Every list takes ``updated_since`` for incremental sync (API.md)."""
 
-    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = OffsetDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 
 def etag_for(instance) -> str:
@@ -115,6 +196,7 @@ class ResourceViewSet(GenericViewSet):
     authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [RolePermission]
     throttle_classes = [ClientRateThrottle]
+    schema = ResourceSchema()
     extra_query_params: tuple[str, ...] = ()
 
     def get_kind(self) -> Kind:
@@ -210,17 +292,25 @@ class ResourceViewSet(GenericViewSet):
                 return response
         except IntegrityError:
             # The key was used before (or a concurrent retry won the race and has committed).
-            first = IdempotentRequest.objects.get(user=request.user, key=key[:255])
+            first = IdempotentRequest.objects.filter(user=request.user, key=key[:255]).first()
+            if first is None:  # a constraint of the record itself, not the key: not ours to hide
+                raise
         if first.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
-        return Response(json.loads(first.response_body), status=first.status)
+        body = json.loads(first.response_body)
+        # The replay shows the record again: audited like the first answer.
+        created = isinstance(body, dict) and self.get_queryset().filter(uuid=body.get("id")).first()
+        if created:
+            self._audit([created])
+        return Response(body, status=first.status)
 
     def _update(self, request, partial: bool):
         with transaction.atomic():
             instance = self.get_object()
             locked = type(instance).objects.select_for_update().get(pk=instance.pk)
             expected = request.headers.get("If-Match")
-            if expected and expected not in ("*", etag_for(locked)):
+            # A list of entity tags matches when any of them does (RFC 9110, 13.1.1).
+            if expected and not {"*", etag_for(locked)} & {tag.strip() for tag in expected.split(",")}:
                 raise PreconditionFailed()
             data = self._validated_input(request, partial=partial, instance=locked)
             self.update_object(locked, data)

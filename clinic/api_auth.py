@@ -3,6 +3,7 @@
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
+from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 
 from clinic.api_clients import api_client_for_key
@@ -42,3 +43,8 @@ class RolePermission(BasePermission):
 
 class ClientRateThrottle(UserRateThrottle):
     scope = "client"
+
+    def get_rate(self):
+        # DRF reads the rates once, when its throttling module is imported; reading them here
+        # lets a changed REST_FRAMEWORK setting (reloaded by DRF on ``setting_changed``) apply.
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]

@@ -28,7 +28,10 @@ def api_client_create(*, name: str, role: str) -> tuple[ApiClient, str]:
     """Create a client in ``role``; answer it and its key, which is never stored nor shown again."""
     if role not in Role.values:
         raise ValidationError({"role": [f"Choose one of: {', '.join(Role.values)}."]})
-    if not name or ApiClient.objects.filter(name=name).exists():
+    max_length = ApiClient._meta.get_field("name").max_length
+    if not name or len(name) > max_length:
+        raise ValidationError({"name": [f"Give a name of 1 to {max_length} characters."]})
+    if ApiClient.objects.filter(name=name).exists():
         raise ValidationError({"name": ["Give a name no other client has."]})
     user = get_user_model().objects.create(username=f"api:{name}"[:150], is_staff=False)
     user.set_unusable_password()
@@ -41,6 +44,10 @@ def api_client_create(*, name: str, role: str) -> tuple[ApiClient, str]:
 
 
 def api_client_for_key(key: str) -> ApiClient | None:
+    # Keys are printable ASCII; anything else (a NUL byte, which PostgreSQL refuses in a query)
+    # cannot be one, and is answered like any other unknown key instead of reaching the database.
+    if not key.isascii() or not key.isprintable():
+        return None
     prefix, _, _ = key.partition(".")
     client = (
         ApiClient.objects.select_related("user")

@@ -1,6 +1,10 @@
 """How the OpenAPI schema describes what drf-spectacular cannot see by itself."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import is_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -14,3 +18,72 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`; create a key with `manage.py create_api_client NAME --role ROLE`.",
         }
+
+
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "Messages by field name, nested like the body (list items by their index); "
+    "cross-field ones under `non_field_errors`.",
+    "additionalProperties": {},
+}
+DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+ERRORS = {
+    400: OpenApiResponse(FIELD_ERRORS, description="Invalid input or query parameter, or a rule refused it."),
+    401: OpenApiResponse(DETAIL, description="No valid credentials."),
+    403: OpenApiResponse(DETAIL, description="The caller's role may not do this."),
+    404: OpenApiResponse(DETAIL, description="No such record (or an invalid cursor)."),
+    412: OpenApiResponse(DETAIL, description="If-Match does not match the record's current ETag."),
+    422: OpenApiResponse(DETAIL, description="This Idempotency-Key was used with another body."),
+    429: OpenApiResponse(DETAIL, description="Too many requests; retry later."),
+}
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag of the version read; a stale one is a 412 and changes nothing.",
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="A retry with the same key and body answers the first response and creates nothing.",
+)
+
+
+class ResourceSchema(AutoSchema):
+    """A ``ResourceViewSet`` as the schema tells it (an operation's ``extend_schema`` still wins):
+    every operation lists the errors of API.md it can answer and the headers it honours
+    (``Idempotency-Key`` on create, ``If-Match`` on PUT and PATCH)."""
+
+    def get_response_serializers(self):
+        ok = super().get_response_serializers()
+        if not is_serializer(ok):
+            return ok
+        action = getattr(self.view, "action", None)
+        if self.method == "DELETE":
+            success = {204: None}
+        elif action == "create":
+            success = {201: ok}
+        else:
+            success = {200: ok}
+        codes = {400, 401, 403, 429}  # 400: an unknown query parameter, on every operation
+        if "{" in self.path or action == "list":
+            codes.add(404)  # no such record, or a cursor that is not one of ours
+        if action in ("update", "partial_update"):
+            codes.add(412)
+        if action == "create":
+            codes.add(422)
+        return {**success, **{code: ERRORS[code] for code in sorted(codes)}}
+
+    def get_override_parameters(self):
+        # Only the standard actions of ResourceViewSet honour these; an extra action says its own.
+        headers = {"create": [IDEMPOTENCY_KEY], "update": [IF_MATCH], "partial_update": [IF_MATCH]}
+        return [*super().get_override_parameters(), *headers.get(getattr(self.view, "action", None), [])]
+
+    def get_request_serializer(self):
+        # Writes read their own input serializer (ids of other records, code lists), not the output.
+        input_class = getattr(self.view, "input_serializer_class", None)
+        standard_write = getattr(self.view, "action", None) in ("create", "update", "partial_update")
+        if input_class is not None and standard_write:
+            return input_class(context={"request": getattr(self.view, "request", None)})
+        return super().get_request_serializer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -17,11 +18,23 @@ ACTION_FOR_METHOD = {
 }
 
 
+def _ip(value) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        return None
+
+
 def _remote_addr(request) -> str | None:
-    # Behind the proxy the client is the first X-Forwarded-For hop; REMOTE_ADDR is the proxy.
+    """Where the request came from: an IP address, or None.
+
+    Behind the proxy REMOTE_ADDR is the proxy, and the client is the hop the proxy appended last to
+    X-Forwarded-For; whatever comes before it was sent by the client and proves nothing. A value
+    that is not an address is dropped, so a forged header can neither fail the request nor end up
+    in the trail.
+    """
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    address = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")
-    return address or None
+    return _ip(forwarded.split(",")[-1]) or _ip(request.META.get("REMOTE_ADDR", ""))
 
 
 def audit_record(

@@ -244,6 +244,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "MuscleEnum": "patients.codes.Muscle",
+        "HfsKindEnum": "patients.codes.HfsKind",
+        "DiagnosisStatusEnum": "patients.codes.DiagnosisStatus",
+        "ImagingStatusEnum": "patients.codes.ImagingStatus",
         "VesselEnum": "patients.codes.Vessel",
         "TreatmentStatusEnum": "patients.codes.TreatmentStatus",
         "VisitStatusEnum": "followups.codes.VisitStatus",

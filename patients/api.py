@@ -13,7 +13,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field, extend_sch
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from clinic.api import ResourceFilter, ResourceViewSet
+from clinic.api import ResourceFilter, ResourceViewSet, StrictBooleanFilter
 from clinic.roles import Kind, may
 from patients import codes, services
 from patients.models import Diagnosis, ImagingStudy, Patient, ToxinInjection, Treatment
@@ -109,7 +109,7 @@ class PatientIn(StrictInput, serializers.ModelSerializer):
 class PatientFilter(ResourceFilter):
     mrn = filters.CharFilter()
     family_name = filters.CharFilter(lookup_expr="iexact")
-    archived = filters.BooleanFilter()
+    archived = StrictBooleanFilter()
 
     class Meta:
         model = Patient
@@ -259,7 +259,10 @@ class ImagingStudyIn(StrictInput, serializers.ModelSerializer):
     offending_vessels = serializers.ListField(
         child=serializers.ChoiceField(choices=codes.Vessel.choices), required=False
     )
-    field_strength_tesla = serializers.ChoiceField(choices=["1.5", "3.0"], required=False, allow_null=True)
+    # A number, as it reads back; whether it is 1.5 or 3 T is the service's rule (and message).
+    field_strength_tesla = serializers.DecimalField(
+        max_digits=2, decimal_places=1, required=False, allow_null=True
+    )
 
     class Meta:
         model = ImagingStudy

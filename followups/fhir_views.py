@@ -1,0 +1,409 @@
+"""FHIR R4 read endpoints (API.md, "FHIR R4"), answering ``application/fhir+json``.
+
+The same gate as the REST API: token or staff session, the role matrix of ``clinic.roles`` through
+each view's ``get_kind()``, the per-client throttle, and an audit row (channel ``fhir``) for every
+resource of a patient a request returns. A resource type reads the same rows, with the same kind,
+as its REST counterpart: Condition, Procedure and MedicationStatement are clinical, Observation
+is an assessment (both refused to the front desk), Patient is contact data, Appointment a visit,
+and Communication a reminder. ``$everything`` holds clinical resources, so it is clinical.
+
+Every error is an OperationOutcome. A search needs ``patient`` and takes nothing else but
+``_format``; a patient that does not exist gives an empty searchset. Each request runs a fixed
+number of queries: each resource type is one query plus its prefetches, whatever the record's size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.utils import translation
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clinic.api import api_exception_handler
+from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
+from clinic.audit import audit_record
+from clinic.roles import Kind
+from followups import fhir
+from followups.codes import ReminderStatus
+from followups.models import Assessment, Reminder, Visit
+from patients.models import Diagnosis, Patient, Treatment
+
+# The date this server's CapabilityStatement last changed: bump it with what is served.
+CAPABILITY_DATE = "2026-11-21"
+SOFTWARE = "HFS Follow-up"
+EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+FORMAT_PARAM = "_format"
+JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+UUID_LENGTH = 36
+
+ISSUE_TYPE = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    429: "throttled",
+}
+
+
+# --- the HTTP side: one media type, errors as OperationOutcome ----------------------------------
+
+
+class FhirJsonRenderer(JSONRenderer):
+    media_type = "application/fhir+json"
+
+
+class FhirJsonOnly(BaseContentNegotiation):
+    """Only FHIR JSON is served, whatever ``Accept`` says (``_format`` is checked by the view)."""
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _messages(data) -> list[str]:
+    if isinstance(data, dict):
+        if set(data) == {"detail"}:
+            return _messages(data["detail"])
+        return [f"{name}: {message}" for name, value in data.items() for message in _messages(value)]
+    if isinstance(data, list):
+        return [message for item in data for message in _messages(item)]
+    return [str(data)]
+
+
+def fhir_exception_handler(exc, context):
+    response = api_exception_handler(exc, context)
+    if response is not None:
+        code = ISSUE_TYPE.get(response.status_code, "exception")
+        response.data = fhir.operation_outcome(code, _messages(response.data))
+    return response
+
+
+ERRORS = {
+    status: OpenApiResponse(OpenApiTypes.OBJECT, description=f"OperationOutcome ({code})")
+    for status, code in ISSUE_TYPE.items()
+    if status != 405
+}
+FORMAT = OpenApiParameter(FORMAT_PARAM, str, enum=sorted(JSON_FORMATS), description="Only JSON is served.")
+
+
+class FhirSchema(AutoSchema):
+    """One view class serves several resource types: the operation id names the type."""
+
+    def get_operation_id(self):
+        return self.view.operation_id()
+
+
+class FhirView(APIView):
+    """A read-only FHIR endpoint: the API's authentication, roles and throttle; FHIR's wire format."""
+
+    schema = FhirSchema()
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
+    permission_classes = [RolePermission]
+    throttle_classes = [ClientRateThrottle]
+    renderer_classes = [FhirJsonRenderer]
+    parser_classes: list = []
+    content_negotiation_class = FhirJsonOnly
+    metadata_class = None
+    kind: Kind | None = Kind.CLINICAL
+    query_params: tuple[str, ...] = ()
+
+    def get_kind(self) -> Kind | None:
+        return self.kind
+
+    def get_exception_handler(self):
+        return fhir_exception_handler
+
+    def dispatch(self, request, *args, **kwargs):
+        # Displays are those of the code systems, which are English, whatever the caller's language.
+        with translation.override(settings.LANGUAGE_CODE):
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+        unknown = sorted(set(request.query_params) - {FORMAT_PARAM, *self.query_params})
+        if unknown:
+            raise exceptions.ValidationError({name: ["Unknown search parameter."] for name in unknown})
+        wanted = request.query_params.getlist(FORMAT_PARAM)
+        if any(value not in JSON_FORMATS for value in wanted):
+            raise exceptions.NotAcceptable("Only JSON is served (_format=json).")
+
+    def base_url(self) -> str:
+        return self.request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")
+
+    # -- audit: one row per resource of a patient in the answer, under its FHIR type
+    def audit(self, found: list[tuple[str, str, UUID]]):
+        """``found``: (resource type, id, patient id) of every resource the answer holds."""
+        self._audit_found = found
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        found = getattr(self, "_audit_found", None)
+        if found and response.status_code < 400:
+            by_type: dict[str, list[tuple[str, UUID]]] = {}
+            for resource_type, resource_id, patient in found:
+                by_type.setdefault(resource_type, []).append((resource_id, patient))
+            for resource_type, targets in by_type.items():
+                audit_record(
+                    request=request,
+                    channel="fhir",
+                    resource=resource_type,
+                    status=response.status_code,
+                    targets=targets,
+                )
+        return response
+
+
+# --- what is served -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One resource type: the rows it is made from (with what its mapping reads), and the mapping."""
+
+    resource_type: str
+    kind: Kind
+    rows: Callable[[], QuerySet]
+    patient_path: str  # from a row to its Patient
+    to_fhir: Callable[[Any], list[dict]]
+
+    def patient_of(self, row) -> Patient:
+        for name in self.patient_path.split("__") if self.patient_path else ():
+            row = getattr(row, name)
+        return row
+
+    def resources_for(self, field: str, value) -> list[tuple[dict, UUID]]:
+        """Every resource of the patient whose ``field`` is ``value``, each with that patient's id."""
+        rows = self.rows().filter(**{f"{self.patient_path}__{field}": value})
+        return [(resource, self.patient_of(row).uuid) for row in rows for resource in self.to_fhir(row)]
+
+
+PATIENTS = Source("Patient", Kind.CONTACT, Patient.objects.all, "", lambda row: [fhir.patient_resource(row)])
+CONDITIONS = Source(
+    "Condition",
+    Kind.CLINICAL,
+    lambda: Diagnosis.objects.select_related("patient").prefetch_related("muscle_rows"),
+    "patient",
+    lambda row: [fhir.condition_resource(row)],
+)
+PROCEDURES = Source(
+    "Procedure",
+    Kind.CLINICAL,
+    lambda: (
+        Treatment.objects.filter(kind__in=fhir.PROCEDURE_KINDS)
+        .select_related("patient", "diagnosis", "mvd__redo_of")
+        .prefetch_related("mvd__vessel_rows", "mvd__complications")
+    ),
+    "patient",
+    lambda row: [fhir.procedure_resource(row)],
+)
+MEDICATION_STATEMENTS = Source(
+    "MedicationStatement",
+    Kind.CLINICAL,
+    lambda: (
+        Treatment.objects.filter(kind__in=fhir.MEDICATION_KINDS)
+        .select_related("patient", "diagnosis", "medication", "botulinum_toxin")
+        .prefetch_related("botulinum_toxin__injections")
+    ),
+    "patient",
+    lambda row: [fhir.medication_statement_resource(row)],
+)
+APPOINTMENTS = Source(
+    "Appointment",
+    Kind.VISIT,
+    lambda: Visit.objects.select_related("patient", "diagnosis"),
+    "patient",
+    lambda row: [fhir.appointment_resource(row)],
+)
+OBSERVATIONS = Source(
+    "Observation",
+    Kind.ASSESSMENT,
+    lambda: Assessment.objects.select_related("patient"),
+    "patient",
+    fhir.observation_resources,
+)
+COMMUNICATIONS = Source(
+    "Communication",
+    Kind.REMINDER,
+    # Only what was sent happened: a pending, failed or cancelled reminder is no communication.
+    lambda: Reminder.objects.filter(status=ReminderStatus.SENT).select_related("visit__patient"),
+    "visit__patient",
+    lambda row: [fhir.communication_resource(row)],
+)
+SEARCHABLE = (CONDITIONS, PROCEDURES, MEDICATION_STATEMENTS, APPOINTMENTS, OBSERVATIONS, COMMUNICATIONS)
+
+
+def _logical_id(value: str) -> UUID:
+    """The UUID a logical id starts with (an Observation's id adds ``-<scale>``); else a 404."""
+    try:
+        return UUID(value[:UUID_LENGTH])
+    except ValueError as error:
+        raise Http404 from error
+
+
+PATIENT_REFERENCE = re.compile(r"^(?:Patient/)?(?P<id>[0-9a-fA-F-]{36})$")
+
+
+def _patient_param(request) -> UUID:
+    values = request.query_params.getlist("patient")
+    if len(values) != 1:
+        raise exceptions.ValidationError({"patient": ["Search by one patient: ?patient=<id>."]})
+    match = PATIENT_REFERENCE.match(values[0].strip())
+    if match:
+        try:
+            return UUID(match["id"])
+        except ValueError:
+            pass
+    raise exceptions.ValidationError({"patient": ["Give a Patient id (a UUID) or Patient/<id>."]})
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+class ResourceRead(FhirView):
+    """``GET /fhir/<type>/<id>``."""
+
+    source: Source = PATIENTS
+
+    def get_kind(self):
+        return self.source.kind
+
+    def operation_id(self) -> str:
+        return f"fhir_{self.source.resource_type}_read"
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="Read one resource",
+        parameters=[FORMAT],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS},
+    )
+    def get(self, request, id):
+        row = self.source.rows().filter(uuid=_logical_id(id)).first()
+        resource = next((r for r in self.source.to_fhir(row) if r["id"] == id), None) if row else None
+        if resource is None:
+            raise Http404
+        self.audit([(resource["resourceType"], resource["id"], self.source.patient_of(row).uuid)])
+        return Response(resource)
+
+
+class ResourceSearch(FhirView):
+    """``GET /fhir/<type>?patient=<id>``: a searchset of that patient's resources of the type."""
+
+    source: Source = CONDITIONS
+    query_params = ("patient",)
+
+    def get_kind(self):
+        return self.source.kind
+
+    def operation_id(self) -> str:
+        return f"fhir_{self.source.resource_type}_search"
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="Search a patient's resources",
+        parameters=[
+            OpenApiParameter("patient", str, required=True, description="The patient's id, or Patient/<id>."),
+            FORMAT,
+        ],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+    )
+    def get(self, request):
+        patient = _patient_param(request)
+        found = self.source.resources_for("uuid", patient)
+        # An empty answer still tells the caller something about this patient.
+        found_ids = [(r["resourceType"], r["id"], uuid) for r, uuid in found]
+        self.audit(found_ids or [(self.source.resource_type, "", patient)])
+        body = fhir.bundle(
+            base=self.base_url(), self_url=request.build_absolute_uri(), resources=[r for r, _ in found]
+        )
+        return Response(body)
+
+
+class PatientEverything(FhirView):
+    """``GET /fhir/Patient/<id>/$everything``: the patient and every resource above about them."""
+
+    kind = Kind.CLINICAL
+
+    def operation_id(self) -> str:
+        return "fhir_Patient_everything"
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="Everything about one patient",
+        parameters=[FORMAT],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+    )
+    def get(self, request, id):
+        patient = PATIENTS.rows().filter(uuid=_logical_id(id)).first()
+        if patient is None or str(patient.uuid) != id:
+            raise Http404
+        found = [(fhir.patient_resource(patient), patient.uuid)]
+        for source in SEARCHABLE:
+            found += source.resources_for("pk", patient.pk)
+        self.audit([(r["resourceType"], r["id"], uuid) for r, uuid in found])
+        body = fhir.bundle(
+            base=self.base_url(), self_url=request.build_absolute_uri(), resources=[r for r, _ in found]
+        )
+        return Response(body)
+
+
+SERVED = (
+    fhir.Served("Patient", operations=(("everything", EVERYTHING),)),
+    *(
+        fhir.Served(
+            source.resource_type,
+            search_params=(("patient", "reference", "The patient's id, or Patient/<id>; required."),),
+        )
+        for source in SEARCHABLE
+    ),
+)
+
+
+class Metadata(FhirView):
+    """``GET /fhir/metadata``: open to anyone, as FHIR clients expect; it holds no patient data."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    kind = None
+
+    def operation_id(self) -> str:
+        return "fhir_metadata"
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="The CapabilityStatement",
+        parameters=[FORMAT],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="CapabilityStatement"),
+            400: ERRORS[400],
+            406: ERRORS[406],
+            429: ERRORS[429],
+        },
+    )
+    def get(self, request):
+        statement = fhir.capability_statement(
+            base=self.base_url(), served=SERVED, date_changed=CAPABILITY_DATE, software=SOFTWARE
+        )
+        return Response(statement)
