@@ -5,6 +5,7 @@ Each test prints its figures (sent, lost, duplicates) for the closing note of th
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -94,11 +95,15 @@ def test_200_due_reminders_are_each_delivered_exactly_once(smtp_sink, celery_pro
     assert set(counts) == _delivered_ids(reminders)
     assert _sent(reminders).count() == 200
     for message in smtp_sink.messages:
-        # The signed opt-out token is random base64: a word could turn up in it by chance.
-        raw = re.sub(r"https?://\S+", "", message.as_string())
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "/reminders/opt-out/" in message["List-Unsubscribe"]
+        # The signed opt-out token is random base64 and a word could turn up in it by chance: the
+        # header and the links that carry it are left out of the scan (they hold nothing else).
+        scanned = copy.deepcopy(message)
+        del scanned["List-Unsubscribe"]
+        raw = re.sub(r"https?://\S+", "", scanned.as_string())
         for word in (*SENTINELS, *FORBIDDEN_WORDS):
             assert word.lower() not in raw.lower(), word
-        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     print(f"\nFIGURES exactly-once: sent 200, lost 0, duplicates 0, {elapsed:.1f}s ({200 / elapsed:.0f}/s)")
 
 
