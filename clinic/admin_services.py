@@ -13,6 +13,29 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from clinic.audit import audit_record
+from clinic.roles import Kind, may
+
+
+def form_add_service_errors(form: forms.BaseForm, error: ValidationError) -> None:
+    """Show a service's ``ValidationError`` on the form: on its field, or above the form."""
+    for field, messages in error.update_error_dict({}).items():
+        # Dotted detail names (and "status" of an action form) have no field of their own.
+        target = field if field in form.fields else NON_FIELD_ERRORS
+        prefix = "" if target == field or field == NON_FIELD_ERRORS else f"{field}: "
+        for message in messages:
+            text = message.message % message.params if message.params else message.message
+            form.add_error(None if target == NON_FIELD_ERRORS else target, prefix + text)
+
+
+def form_service_call(form: forms.BaseForm, call):
+    """Call a service with a valid form's data: ``(True, result)``, or ``(False, None)`` with the
+    service's refusal on the form. The savepoint leaves nothing behind of a refused call."""
+    try:
+        with transaction.atomic():
+            return True, call(form.cleaned_data)
+    except ValidationError as error:
+        form_add_service_errors(form, error)
+        return False, None
 
 
 class ServiceForm(forms.ModelForm):
@@ -30,13 +53,7 @@ class ServiceForm(forms.ModelForm):
             with transaction.atomic():
                 self.instance = self.write(self.instance if self.instance.pk else None, data)
         except ValidationError as error:
-            for field, messages in error.update_error_dict({}).items():
-                # Dotted detail names have no field of their own on this form.
-                target = field if field in self.fields else NON_FIELD_ERRORS
-                prefix = "" if target == field or field == NON_FIELD_ERRORS else f"{field}: "
-                for message in messages:
-                    text = message.message % message.params if message.params else message.message
-                    self.add_error(None if target == NON_FIELD_ERRORS else target, prefix + text)
+            form_add_service_errors(self, error)
         return cleaned
 
     def _post_clean(self):
@@ -44,7 +61,58 @@ class ServiceForm(forms.ModelForm):
         pass
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class RoleAdmin(admin.ModelAdmin):
+    """Who sees and writes a model is the role matrix of ``clinic.roles`` and nothing else.
+
+    Staff users get their role from their group (superusers are clinicians), not from Django's
+    per-model permissions, so the admin, the API and the patient page agree on who sees what.
+    A model without a ``kind`` is for superusers only.
+    """
+
+    kind: Kind | None = None
+
+    def may(self, request, *, write: bool) -> bool:
+        if self.kind is None:
+            return request.user.is_active and request.user.is_superuser
+        return may(request.user, self.kind, write=write)
+
+    def has_module_permission(self, request):
+        return self.may(request, write=False)
+
+    def has_view_permission(self, request, obj=None):
+        return self.may(request, write=False)
+
+    def has_add_permission(self, request):
+        return self.may(request, write=True)
+
+    def has_change_permission(self, request, obj=None):
+        return self.may(request, write=True)
+
+    def has_write_permission(self, request):
+        """For actions (``allowed_permissions = ("write",)``) on admins whose form is read-only."""
+        return self.may(request, write=True)
+
+
+class RoleInline:
+    """An inline that follows the role matrix like its parent; read-only unless ``editable``."""
+
+    kind: Kind = Kind.CLINICAL
+    editable = False
+
+    def has_view_permission(self, request, obj=None):
+        return may(request.user, self.kind, write=False)
+
+    def has_add_permission(self, request, obj=None):
+        return self.editable and may(request.user, self.kind, write=True)
+
+    def has_change_permission(self, request, obj=None):
+        return self.editable and may(request.user, self.kind, write=True)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ServiceAdmin(RoleAdmin):
     """Saving happens in the form (above); records are retracted or archived, never deleted."""
 
     def save_model(self, request, obj, form, change):
@@ -60,7 +128,7 @@ class ServiceAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(RoleAdmin):
     """Shown for search and review; written only through the services of their parent record."""
 
     def has_add_permission(self, request, obj=None):
@@ -91,7 +159,7 @@ class AuditedAdmin(admin.ModelAdmin):
                 return None
         return None
 
-    def _audit(self, request, response, objects):
+    def _audit(self, request, response, objects, action=None):
         targets = [(getattr(obj, "uuid", obj.pk), self.audit_patient(obj)) for obj in objects]
         if targets and response.status_code < 400:
             audit_record(
@@ -100,6 +168,7 @@ class AuditedAdmin(admin.ModelAdmin):
                 resource=self.model._meta.model_name,
                 status=response.status_code,
                 targets=targets,
+                action=action,
             )
 
     def changelist_view(self, request, extra_context=None):

@@ -1,12 +1,36 @@
-"""Follow-up in the admin: protocols to edit, visits and measurements, derived rows to read."""
+"""Follow-up in the admin: protocols to edit, visits and measurements, derived rows to read.
+
+Also the staff panel's own pages: the visit worklists behind the dashboard's counts
+(``followups.dashboard``), the patient page (``followups.patient_page``, served under the patient's
+admin, which this module extends so that ``patients`` never imports follow-up), and the actions on
+visits, reminders and patients, each a form that translates and a service that decides.
+"""
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from clinic.admin_services import (
+    AuditedAdmin,
+    ReadOnlyAdmin,
+    RoleAdmin,
+    RoleInline,
+    ServiceAdmin,
+    ServiceForm,
+    form_service_call,
+)
+from clinic.models import AuditEvent
+from clinic.roles import Kind, may
 from followups import codes, reminders, services
+from followups.dashboard import WORKLISTS, visit_worklist_filter
 from followups.models import (
     Assessment,
     LabResult,
@@ -17,10 +41,27 @@ from followups.models import (
     TreatmentOutcome,
     Visit,
 )
+from followups.patient_page import patient_page, visit_actions
+from patients import services as record
+from patients.admin import PatientAdmin, sees_clinical
+from patients.models import Patient
 
 
-class ProtocolStepInline(admin.TabularInline):
+def patient_page_url(patient_id) -> str:
+    return reverse("admin:patients_patient_page", args=[patient_id])
+
+
+def _back(request, patient_id) -> HttpResponseRedirect:
+    """Back where the action came from when that is this site, else to the patient page."""
+    target = request.POST.get("next") or request.GET.get("next")
+    if not target or not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        target = patient_page_url(patient_id)
+    return HttpResponseRedirect(target)
+
+
+class ProtocolStepInline(RoleInline, admin.TabularInline):
     model = ProtocolStep
+    editable = True
     extra = 0
     fields = (
         "order",
@@ -43,7 +84,8 @@ class ProtocolStepInline(admin.TabularInline):
 
 
 @admin.register(Protocol)
-class ProtocolAdmin(SimpleHistoryAdmin):
+class ProtocolAdmin(RoleAdmin, SimpleHistoryAdmin):
+    kind = Kind.CLINICAL
     list_display = ("name", "code", "treatment_kind")
     search_fields = ("name", "code")
     inlines = [ProtocolStepInline]
@@ -52,14 +94,159 @@ class ProtocolAdmin(SimpleHistoryAdmin):
         return False
 
 
+class VisitWorklistFilter(admin.SimpleListFilter):
+    """The dashboard's worklists (``followups.dashboard``): the same condition gives count and list."""
+
+    title = "worklist"
+    parameter_name = "worklist"
+
+    def lookups(self, request, model_admin):
+        return list(WORKLISTS.items())
+
+    def queryset(self, request, queryset):
+        if self.value() in WORKLISTS:
+            return queryset.filter(visit_worklist_filter(self.value(), timezone.localdate()))
+        return queryset
+
+
+class VisitTimeForm(forms.Form):
+    scheduled_for = forms.DateTimeField(
+        label="Date and time",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+class VisitCancelForm(forms.Form):
+    # Left optional here: the service says when a reason is missing.
+    reason = forms.CharField(label="Reason", max_length=200, required=False)
+
+
+class VisitConfirmForm(forms.Form):
+    pass
+
+
+# action: (label, form, service call with the form's cleaned data)
+VISIT_ACTIONS = {
+    "book": (
+        "Book / reschedule",
+        VisitTimeForm,
+        lambda visit, data: services.visit_book(visit=visit, scheduled_for=data["scheduled_for"]),
+    ),
+    "rebook": (
+        "Rebook",
+        VisitTimeForm,
+        lambda visit, data: services.visit_rebook(visit=visit, scheduled_for=data["scheduled_for"]),
+    ),
+    "unbook": (
+        "Give up the booking",
+        VisitConfirmForm,
+        lambda visit, data: services.visit_unbook(visit=visit),
+    ),
+    "complete": ("Complete", VisitConfirmForm, lambda visit, data: services.visit_complete(visit=visit)),
+    "missed": ("Mark missed", VisitConfirmForm, lambda visit, data: services.visit_mark_missed(visit=visit)),
+    "cancel": (
+        "Cancel",
+        VisitCancelForm,
+        lambda visit, data: services.visit_cancel(visit=visit, reason=data["reason"]),
+    ),
+}
+
+# Fields of a visit that tell its treatment: not shown to staff who may not read the clinical record.
+CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on", "protocol_day")
+
+
 @admin.register(Visit)
 class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
-    list_display = ("patient", "purpose", "scheduled_for", "window_start", "window_end", "status", "source")
-    list_filter = ("status", "source", "protocol_step__protocol")
+    kind = Kind.VISIT
+    list_display = (
+        "patient",
+        "purpose",
+        "scheduled_for",
+        "window_start",
+        "window_end",
+        "status",
+        "source",
+        "actions_link",
+    )
+    list_filter = (VisitWorklistFilter, "status", "source", "protocol_step__protocol")
     search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     date_hierarchy = "scheduled_for"
     show_full_result_count = False
+
+    @admin.display(description="Actions")
+    def actions_link(self, visit):
+        return format_html(
+            '<a href="{}" data-test="visit-actions-{}">actions</a>',
+            reverse("admin:followups_visit_act", args=[visit.pk]),
+            visit.pk,
+        )
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        if sees_clinical(request):
+            return filters
+        return [f for f in filters if f != "protocol_step__protocol"]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if sees_clinical(request):
+            return fields
+        return [name for name in fields if name not in CLINICAL_VISIT_FIELDS]
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/act/", self.admin_site.admin_view(self.act_view), name="followups_visit_act"
+            ),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, object_id):
+        """One visit's actions: each a form that translates and a service that decides."""
+        visit = Visit.objects.select_related("patient", "rebooked_as").filter(pk=object_id).first()
+        if visit is None:
+            raise Http404
+        if not self.has_write_permission(request):
+            raise PermissionDenied
+        allowed = visit_actions(visit)
+        bound = None
+        if request.method == "POST":
+            action = request.POST.get("action")
+            if action not in VISIT_ACTIONS:
+                messages.error(request, "Choose an action.")
+            else:
+                label, form_class, call = VISIT_ACTIONS[action]
+                form = form_class(request.POST, prefix=action)
+                if form.is_valid():
+                    done, result = form_service_call(form, lambda data: call(visit, data))
+                    if done:
+                        response = _back(request, visit.patient_id)
+                        self._audit(request, response, [visit], action=AuditEvent.Action.UPDATE)
+                        self.message_user(request, f"{label}: done ({result}).", messages.SUCCESS)
+                        return response
+                bound = (action, form)
+        forms_by_action = [
+            (
+                action,
+                VISIT_ACTIONS[action][0],
+                bound[1] if bound and bound[0] == action else VISIT_ACTIONS[action][1](prefix=action),
+            )
+            for action in dict.fromkeys([*allowed, *([bound[0]] if bound else [])])
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{visit.purpose}: actions",
+            "visit": visit,
+            "patient_page": patient_page_url(visit.patient_id),
+            "forms": forms_by_action,
+            "may_assess": may(request.user, Kind.ASSESSMENT, write=True),
+            "today": timezone.localdate(),
+            "next": request.POST.get("next") or request.GET.get("next", ""),
+        }
+        return TemplateResponse(request, "admin/followups/visit_act.html", context)
 
 
 class AssessmentForm(ServiceForm):
@@ -92,6 +279,7 @@ class AssessmentForm(ServiceForm):
 
 @admin.register(Assessment)
 class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+    kind = Kind.ASSESSMENT
     form = AssessmentForm
     list_display = (
         "patient",
@@ -109,6 +297,13 @@ class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     raw_id_fields = ("visit",)
     show_full_result_count = False
 
+    def response_add(self, request, obj, post_url_continue=None):
+        # Recorded from the patient page (or a visit's actions): back to the patient and the outcome.
+        if "_addanother" in request.POST or "_continue" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"{obj} recorded.", messages.SUCCESS)
+        return HttpResponseRedirect(patient_page_url(obj.patient_id))
+
 
 class LabResultForm(ServiceForm):
     class Meta:
@@ -123,6 +318,7 @@ class LabResultForm(ServiceForm):
 
 @admin.register(LabResult)
 class LabResultAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+    kind = Kind.ASSESSMENT
     form = LabResultForm
     list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
     list_filter = ("test", "status", "abnormal")
@@ -134,6 +330,7 @@ class LabResultAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
 
 @admin.register(TreatmentOutcome)
 class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = (
         "treatment",
         "category",
@@ -150,6 +347,7 @@ class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
 
 @admin.register(PatientFlag)
 class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("patient", "code", "detail", "since")
     list_filter = ("code",)
     search_fields = ("=patient__mrn", "patient__family_name")
@@ -160,6 +358,8 @@ class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
 @admin.register(Reminder)
 class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
     """Each patient's reminders with their state; staff cancel or send one again from here."""
+
+    kind = Kind.REMINDER
 
     list_display = (
         "visit_patient",
@@ -193,10 +393,158 @@ class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
                 self.message_user(request, f"{reminder}: {' '.join(error.messages)}", messages.WARNING)
         self.message_user(request, f"{changed} reminder(s) {done}; {refused} left as they were.")
 
-    @admin.action(description="Cancel the selected reminders")
+    REMINDER_SERVICES = {"cancel": reminders.reminder_cancel, "resend": reminders.reminder_resend}
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/act/",
+                self.admin_site.admin_view(self.act_view),
+                name="followups_reminder_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, object_id):
+        """Cancel or resend one reminder (a button of the patient page); POST only."""
+        reminder = Reminder.objects.select_related("visit__patient").filter(pk=object_id).first()
+        if reminder is None:
+            raise Http404
+        if request.method != "POST" or not self.has_write_permission(request):
+            raise PermissionDenied
+        service = self.REMINDER_SERVICES.get(request.POST.get("action"))
+        response = _back(request, reminder.visit.patient_id)
+        if service is None:
+            messages.error(request, "Choose an action.")
+            return response
+        try:
+            service(reminder=reminder)
+        except ValidationError as error:
+            messages.error(request, f"{reminder}: {' '.join(error.messages)}")
+            return response
+        self._audit(request, response, [reminder], action=AuditEvent.Action.UPDATE)
+        self.message_user(request, f"{reminder}: done.", messages.SUCCESS)
+        return response
+
+    @admin.action(description="Cancel the selected reminders", permissions=["write"])
     def cancel_selected(self, request, queryset):
         self._each(request, queryset, reminders.reminder_cancel, "cancelled")
 
-    @admin.action(description="Send the selected reminders again")
+    @admin.action(description="Send the selected reminders again", permissions=["write"])
     def resend_selected(self, request, queryset):
         self._each(request, queryset, reminders.reminder_resend, "queued to send")
+
+
+# --- the patient page -------------------------------------------------------------------------
+
+
+class PatientFlagFilter(admin.SimpleListFilter):
+    """Patients carrying a flag (the dashboard's flag counts link here); clinical readers only."""
+
+    title = "flag"
+    parameter_name = "flag"
+
+    def lookups(self, request, model_admin):
+        return codes.FlagCode.choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(
+                Exists(PatientFlag.objects.filter(patient=OuterRef("pk"), code=self.value()))
+            )
+        return queryset
+
+
+class PatientActionForm(forms.Form):
+    """An opt-out or an archive asks nothing more; the form only carries the service's refusal."""
+
+
+class PatientPageAdmin(PatientAdmin):
+    """The patients' admin of ``patients``, with the patient page and its actions added."""
+
+    list_display = ("page_link", *PatientAdmin.list_display)
+    list_display_links = ("mrn",)
+    change_form_template = "admin/followups/patient/change_form.html"
+
+    @admin.display(description="Patient page")
+    def page_link(self, patient):
+        return format_html(
+            '<a href="{}" data-test="patient-page-link-{}">open</a>', patient_page_url(patient.pk), patient.pk
+        )
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        return [PatientFlagFilter, *filters] if sees_clinical(request) else filters
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/page/",
+                self.admin_site.admin_view(self.page_view),
+                name="patients_patient_page",
+            ),
+            path(
+                "<path:object_id>/act/",
+                self.admin_site.admin_view(self.act_view),
+                name="patients_patient_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _patient(self, request, object_id) -> Patient:
+        patient = Patient.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if patient is None:
+            raise Http404
+        if not self.has_view_permission(request, patient):
+            raise PermissionDenied
+        return patient
+
+    def page_view(self, request, object_id):
+        patient = self._patient(request, object_id)
+        user = request.user
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{patient.given_name} {patient.family_name} ({patient.mrn})",
+            "page": patient_page(patient=patient, user=user),
+            "may_edit_contact": self.has_change_permission(request, patient),
+            "may_archive": self.has_archive_permission(request) and not patient.archived,
+            "may_write_visits": may(user, Kind.VISIT, write=True),
+            "may_write_reminders": may(user, Kind.REMINDER, write=True),
+            "may_assess": may(user, Kind.ASSESSMENT, write=True),
+            "today": timezone.localdate(),
+            "here": request.get_full_path(),
+        }
+        response = TemplateResponse(request, "admin/followups/patient_page.html", context)
+        self._audit(request, response, [patient])
+        return response
+
+    def act_view(self, request, object_id):
+        """Record an opt-out of e-mail reminders, or archive the patient; POST only."""
+        patient = self._patient(request, object_id)
+        if request.method != "POST":
+            raise PermissionDenied
+        action = request.POST.get("action")
+        if action == "opt_out" and self.has_change_permission(request, patient):
+            call, done = (
+                (lambda data: record.patient_update(patient=patient, email_reminders=False)),
+                "opted out",
+            )
+        elif action == "archive" and self.has_archive_permission(request):
+            call, done = (lambda data: record.patient_archive(patient=patient)), "archived"
+        else:
+            raise PermissionDenied
+        form = PatientActionForm(request.POST)
+        form.is_valid()
+        ok, _ = form_service_call(form, call)
+        response = _back(request, patient.pk)
+        if ok:
+            self._audit(request, response, [patient], action=AuditEvent.Action.UPDATE)
+            self.message_user(request, f"{patient}: {done}.", messages.SUCCESS)
+        else:
+            self.message_user(request, " ".join(form.non_field_errors()), messages.ERROR)
+        return response
+
+
+admin.site.unregister(Patient)
+admin.site.register(Patient, PatientPageAdmin)

@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, RoleInline, ServiceAdmin, ServiceForm
+from clinic.roles import Kind, may
 from patients import codes, services
 from patients.models import (
     BotulinumToxinDetail,
@@ -30,11 +31,21 @@ class PatientForm(ServiceForm):
         return services.patient_update(patient=instance, **data)
 
 
+# Fields of the patient row that are clinical data: staff who may not read the clinical record
+# (the front desk) neither see nor filter by them.
+CLINICAL_PATIENT_FIELDS = ("at_risk_hla_b1502", "hla_b1502_result")
+
+
+def sees_clinical(request) -> bool:
+    return may(request.user, Kind.CLINICAL, write=False)
+
+
 @admin.register(Patient)
 class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+    kind = Kind.CONTACT
     form = PatientForm
     list_display = ("mrn", "family_name", "given_name", "date_of_birth", "sex", "email_reminders", "archived")
-    list_filter = ("archived", "sex", "email_reminders", "at_risk_hla_b1502", "hla_b1502_result")
+    list_filter = ("archived", "sex", "email_reminders", *CLINICAL_PATIENT_FIELDS)
     search_fields = ("=mrn", "family_name", "given_name", "email")
     readonly_fields = (
         "uuid",
@@ -47,7 +58,35 @@ class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     show_full_result_count = False
     actions = ["archive_selected"]
 
-    @admin.action(description="Archive the selected patients")
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if sees_clinical(request):
+            return fields
+        return [name for name in fields if name not in CLINICAL_PATIENT_FIELDS]
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        if sees_clinical(request):
+            return filters
+        return [f for f in filters if f not in CLINICAL_PATIENT_FIELDS]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Filtering by a hidden field would still tell its value.
+        if lookup.split("__")[0] in CLINICAL_PATIENT_FIELDS and (
+            request is None or not sees_clinical(request)
+        ):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def has_view_history_or_change_history_permission(self, request, obj=None):
+        # A version's changes can name the HLA-B*1502 result: the history is clinical.
+        return sees_clinical(request) and super().has_view_history_or_change_history_permission(request, obj)
+
+    def has_archive_permission(self, request):
+        # Archiving ends the patient's follow-up: a clinician's decision.
+        return may(request.user, Kind.CLINICAL, write=True)
+
+    @admin.action(description="Archive the selected patients", permissions=["archive"])
     def archive_selected(self, request, queryset):
         for patient in queryset:
             services.patient_archive(patient=patient)
@@ -89,6 +128,7 @@ class DiagnosisForm(ServiceForm):
 
 @admin.register(Diagnosis)
 class DiagnosisAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+    kind = Kind.CLINICAL
     form = DiagnosisForm
     list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
     list_filter = ("kind", "status", "side", "presentation", "secondary_cause")
@@ -147,6 +187,7 @@ class ImagingStudyForm(ServiceForm):
 
 @admin.register(ImagingStudy)
 class ImagingStudyAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+    kind = Kind.CLINICAL
     form = ImagingStudyForm
     list_display = ("patient", "performed_on", "modality", "compression_found", "status")
     list_filter = ("modality", "compression_found", "status")
@@ -156,13 +197,13 @@ class ImagingStudyAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     show_full_result_count = False
 
 
-class MedicationInline(admin.StackedInline):
+class MedicationInline(RoleInline, admin.StackedInline):
     model = MedicationDetail
     can_delete = False
     extra = 0
 
 
-class ToxinInline(admin.StackedInline):
+class ToxinInline(RoleInline, admin.StackedInline):
     model = BotulinumToxinDetail
     can_delete = False
     extra = 0
@@ -173,7 +214,7 @@ class ToxinInline(admin.StackedInline):
         return sum(injection.units for injection in detail.injections.all())
 
 
-class MvdInline(admin.StackedInline):
+class MvdInline(RoleInline, admin.StackedInline):
     model = MvdDetail
     fk_name = "treatment"
     can_delete = False
@@ -182,6 +223,7 @@ class MvdInline(admin.StackedInline):
 
 @admin.register(Treatment)
 class TreatmentAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
+    kind = Kind.CLINICAL
     list_display = ("patient", "kind", "status", "started_on", "ended_on")
     list_filter = ("kind", "status")
     search_fields = ("=patient__mrn", "patient__family_name")
@@ -193,19 +235,21 @@ class TreatmentAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
 
 @admin.register(MedicationDetail)
 class MedicationDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("treatment", "drug", "daily_dose_mg", "stop_reason")
     list_filter = ("drug", "stop_reason")
     search_fields = ("=treatment__patient__mrn",)
     list_select_related = ("treatment__patient",)
 
 
-class ToxinInjectionInline(admin.TabularInline):
+class ToxinInjectionInline(RoleInline, admin.TabularInline):
     model = ToxinInjection
     extra = 0
 
 
 @admin.register(BotulinumToxinDetail)
 class BotulinumToxinDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("treatment", "product", "wore_off_on", "self_rated_improvement_pct")
     list_filter = ("product",)
     search_fields = ("=treatment__patient__mrn",)
@@ -213,13 +257,14 @@ class BotulinumToxinDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
     inlines = [ToxinInjectionInline]
 
 
-class MvdComplicationInline(admin.TabularInline):
+class MvdComplicationInline(RoleInline, admin.TabularInline):
     model = MvdComplication
     extra = 0
 
 
 @admin.register(MvdDetail)
 class MvdDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("treatment", "technique", "redo")
     list_filter = ("technique", "redo")
     search_fields = ("=treatment__patient__mrn",)
@@ -229,6 +274,7 @@ class MvdDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
 
 @admin.register(MvdComplication)
 class MvdComplicationAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("mvd", "kind", "onset_on", "resolved_on")
     list_filter = ("kind",)
     search_fields = ("=mvd__treatment__patient__mrn",)
@@ -237,6 +283,7 @@ class MvdComplicationAdmin(AuditedAdmin, ReadOnlyAdmin):
 
 @admin.register(ToxinInjection)
 class ToxinInjectionAdmin(AuditedAdmin, ReadOnlyAdmin):
+    kind = Kind.CLINICAL
     list_display = ("session", "muscle", "units")
     list_filter = ("muscle", "session__product")
     search_fields = ("=session__treatment__patient__mrn",)

@@ -1,0 +1,119 @@
+"""The staff dashboard on the admin index: who needs the clinic today, as counts that link to lists.
+
+Each count is the length of a list an admin changelist shows under a filter defined here (the
+visit worklists) or under one of the admin's own filters (flag code, reminder status), so a count
+and the list behind its link cannot disagree. All counts come in three queries, whatever the size
+of the clinic: one aggregate over visits, one grouped count of flags, one count of reminders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from clinic.roles import Kind, may
+from followups.codes import FlagCode, ReminderStatus, VisitStatus
+from followups.flags import overdue_visits_filter
+from followups.models import PatientFlag, Reminder, Visit
+
+# The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
+WORKLISTS = {
+    "today": "Visits today",
+    "week": "Due in the next 7 days",
+    "overdue": "Overdue",
+}
+DUE_DAYS = 7
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def visit_worklist_filter(worklist: str, today: date) -> Q:
+    """The visits of one worklist (``WORKLISTS``), of patients not archived."""
+    open_visits = Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED), patient__archived=False)
+    if worklist == "today":
+        return open_visits & Q(
+            scheduled_for__gte=_start_of(today), scheduled_for__lt=_start_of(today + timedelta(days=1))
+        )
+    if worklist == "week":
+        return open_visits & Q(
+            scheduled_for__gte=_start_of(today),
+            scheduled_for__lt=_start_of(today + timedelta(days=DUE_DAYS + 1)),
+        )
+    if worklist == "overdue":
+        return overdue_visits_filter(today) & Q(patient__archived=False)
+    raise ValueError(f"Unknown worklist {worklist!r}")
+
+
+@dataclass(frozen=True)
+class Tile:
+    key: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    visits: list[Tile]
+    flags: list[Tile]
+    reminders: list[Tile]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.visits or self.flags or self.reminders)
+
+
+def _url(name: str, **params) -> str:
+    return f"{reverse(name)}?{urlencode(params)}"
+
+
+def dashboard_for(*, user, today: date | None = None) -> Dashboard:
+    """The counts this user may see: flags only for those who read the clinical record."""
+    today = today or timezone.localdate()
+    visits, flags, reminders = [], [], []
+    if may(user, Kind.VISIT, write=False):
+        conditions = {key: visit_worklist_filter(key, today) for key in WORKLISTS}
+        any_list = Q()
+        for condition in conditions.values():
+            any_list |= condition
+        counts = Visit.objects.filter(any_list).aggregate(
+            **{key: Count("pk", filter=condition) for key, condition in conditions.items()}
+        )
+        visits = [
+            Tile(key, label, counts[key], _url("admin:followups_visit_changelist", worklist=key))
+            for key, label in WORKLISTS.items()
+        ]
+    if may(user, Kind.CLINICAL, write=False):
+        flagged = dict(
+            PatientFlag.objects.filter(patient__archived=False)
+            .values_list("code")
+            .annotate(patients=Count("patient", distinct=True))
+            .order_by()
+        )
+        flags = [
+            Tile(
+                code,
+                label,
+                flagged.get(code, 0),
+                _url("admin:patients_patient_changelist", flag=code, archived__exact=0),
+            )
+            for code, label in FlagCode.choices
+        ]
+    if may(user, Kind.REMINDER, write=False):
+        failed = Reminder.objects.filter(status=ReminderStatus.FAILED).count()
+        reminders = [
+            Tile(
+                "failed",
+                "Failed reminders",
+                failed,
+                _url("admin:followups_reminder_changelist", status__exact=ReminderStatus.FAILED),
+            )
+        ]
+    return Dashboard(visits=visits, flags=flags, reminders=reminders)

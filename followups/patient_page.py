@@ -1,0 +1,260 @@
+"""The patient page of the staff panel: one patient's record, follow-up and recovery at a glance.
+
+``patient_page`` gathers everything the page shows in a fixed number of queries, whatever the
+length of the record; staff who may not read the clinical record (the front desk) get contact
+data, visits and reminders only, and the clinical tables are not even queried for them.
+``recovery_chart`` lays out the chart of spasms per day and Cohen-Albert grade as plain numbers
+for an inline SVG, so the page needs no script and no asset from outside the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from clinic.roles import Kind, may
+from followups import visit_states
+from followups.codes import AssessmentStatus, VisitStatus
+from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
+from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
+
+# What staff can do to a visit from the page, for each state it may move to.
+VISIT_ACTIONS = {
+    VisitStatus.BOOKED: "book",
+    VisitStatus.PLANNED: "unbook",
+    VisitStatus.COMPLETED: "complete",
+    VisitStatus.MISSED: "missed",
+    VisitStatus.CANCELLED: "cancel",
+}
+
+
+def visit_actions(visit: Visit) -> list[str]:
+    """The page's actions for a visit: its allowed moves, and a rebook for a missed one."""
+    allowed = visit_states.ALLOWED.get(visit.status, set())
+    actions = [action for status, action in VISIT_ACTIONS.items() if status in allowed]
+    if visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as"):
+        actions.insert(0, "rebook")
+    return actions
+
+
+@dataclass(frozen=True)
+class Event:
+    on: date
+    what: str
+    text: str
+    anchor: str
+
+
+@dataclass
+class Chart:
+    """Coordinates of the recovery chart, in the SVG's own units."""
+
+    width: int = 760
+    height: int = 280
+    left: int = 56
+    right: int = 56
+    top: int = 20
+    bottom: int = 44
+    spasm_points: list[dict] = field(default_factory=list)
+    grade_points: list[dict] = field(default_factory=list)
+    treatments: list[dict] = field(default_factory=list)
+    x_ticks: list[dict] = field(default_factory=list)
+    spasm_ticks: list[dict] = field(default_factory=list)
+    grade_ticks: list[dict] = field(default_factory=list)
+
+    @property
+    def plot_right(self) -> int:
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> int:
+        return self.height - self.bottom
+
+    @property
+    def spasm_line(self) -> str:
+        return " ".join(f"{p['x']},{p['y']}" for p in self.spasm_points)
+
+    @property
+    def grade_line(self) -> str:
+        return " ".join(f"{p['x']},{p['y']}" for p in self.grade_points)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.spasm_points or self.grade_points)
+
+
+def _nice_ceiling(value: float) -> int:
+    """The axis top: the smallest of 1, 2, 5 times a power of ten at or above ``value``."""
+    if value <= 0:
+        return 10
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor >= value:
+                return step * factor
+        step *= 10
+
+
+def recovery_chart(assessments: list[Assessment], treatments: list[Treatment]) -> Chart:
+    """Spasms per day (left axis) and Cohen-Albert grade 0-4 (right axis) against time, with the
+    start of each treatment marked. Retracted assessments are not drawn."""
+    chart = Chart()
+    logs = sorted(
+        (a for a in assessments if a.status == AssessmentStatus.FINAL),
+        key=lambda a: (a.assessed_on, a.pk),
+    )
+    logs = [a for a in logs if a.spasms_per_day is not None or a.cohen_albert_grade is not None]
+    if not logs:
+        return chart
+    marked = [t for t in treatments if t.status != "entered_in_error"]
+    days = [a.assessed_on for a in logs] + [t.started_on for t in marked]
+    first, last = min(days), max(days)
+    if (last - first).days < 30:
+        first, last = first - timedelta(days=15), last + timedelta(days=15)
+    span = (last - first).days
+    plot_width = chart.plot_right - chart.left
+    plot_height = chart.plot_bottom - chart.top
+
+    def x_of(day: date) -> float:
+        return round(chart.left + plot_width * (day - first).days / span, 1)
+
+    spasm_top = _nice_ceiling(float(max((a.spasms_per_day or Decimal(0)) for a in logs)))
+
+    def y_of(value: float, top: float) -> float:
+        return round(chart.plot_bottom - plot_height * value / top, 1)
+
+    for a in logs:
+        on = a.assessed_on.isoformat()
+        if a.spasms_per_day is not None:
+            value = a.spasms_per_day.normalize()
+            chart.spasm_points.append(
+                {
+                    "x": x_of(a.assessed_on),
+                    "y": y_of(float(a.spasms_per_day), spasm_top),
+                    "on": on,
+                    "value": f"{value:f}",
+                }
+            )
+        if a.cohen_albert_grade is not None:
+            chart.grade_points.append(
+                {
+                    "x": x_of(a.assessed_on),
+                    "y": y_of(a.cohen_albert_grade, 4),
+                    "on": on,
+                    "value": a.cohen_albert_grade,
+                }
+            )
+    for t in marked:
+        if first <= t.started_on <= last:
+            chart.treatments.append(
+                {"x": x_of(t.started_on), "on": t.started_on.isoformat(), "label": t.get_kind_display()}
+            )
+    for n in range(5):
+        day = first + timedelta(days=round(span * n / 4))
+        chart.x_ticks.append({"x": x_of(day), "label": day.isoformat()})
+        chart.spasm_ticks.append({"y": y_of(spasm_top * n / 4, spasm_top), "label": f"{spasm_top * n / 4:g}"})
+        chart.grade_ticks.append({"y": y_of(n, 4), "label": str(n)})
+    return chart
+
+
+@dataclass
+class PatientPage:
+    patient: Patient
+    clinical: bool
+    visits: list[Visit]
+    reminders: list[Reminder]
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    imaging: list[ImagingStudy] = field(default_factory=list)
+    treatments: list[Treatment] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    lab_results: list[LabResult] = field(default_factory=list)
+    flags: list[PatientFlag] = field(default_factory=list)
+    chart: Chart = field(default_factory=Chart)
+    timeline: list[Event] = field(default_factory=list)
+
+
+def _local_day(when) -> date:
+    return timezone.localdate(when)
+
+
+def _timeline(page: PatientPage) -> list[Event]:
+    events = [
+        Event(
+            _local_day(v.scheduled_for),
+            "visit",
+            f"Visit {v.get_status_display().lower()}: {v.purpose}",
+            f"visit-{v.pk}",
+        )
+        for v in page.visits
+    ]
+    events += [
+        Event(
+            _local_day(r.sent_at or r.due_at),
+            "reminder",
+            f"Reminder {r.get_kind_display().lower()}: {r.get_status_display().lower()}",
+            f"reminder-{r.pk}",
+        )
+        for r in page.reminders
+    ]
+    if page.clinical:
+        events += [
+            Event(d.diagnosed_on, "diagnosis", f"Diagnosis: {d}", f"diagnosis-{d.pk}") for d in page.diagnoses
+        ]
+        events += [Event(s.performed_on, "imaging", f"Imaging: {s}", f"imaging-{s.pk}") for s in page.imaging]
+        for t in page.treatments:
+            events.append(
+                Event(
+                    t.started_on,
+                    "treatment",
+                    f"Treatment started: {t.get_kind_display()}",
+                    f"treatment-{t.pk}",
+                )
+            )
+            if t.ended_on:
+                events.append(
+                    Event(
+                        t.ended_on,
+                        "treatment",
+                        f"Treatment ended: {t.get_kind_display()}",
+                        f"treatment-{t.pk}",
+                    )
+                )
+        events += [
+            Event(a.assessed_on, "assessment", "Assessment", f"assessment-{a.pk}") for a in page.assessments
+        ]
+        events += [Event(r.taken_on, "lab", f"Laboratory: {r}", f"lab-{r.pk}") for r in page.lab_results]
+    return sorted(events, key=lambda e: e.on, reverse=True)
+
+
+def patient_page(*, patient: Patient, user) -> PatientPage:
+    """Everything the patient page shows that this user may read, in a fixed number of queries."""
+    clinical = may(user, Kind.CLINICAL, write=False)
+    visits = list(patient.visits.select_related("rebooked_as").order_by("-scheduled_for", "-id"))
+    for visit in visits:
+        visit.page_actions = visit_actions(visit)
+    reminders = list(
+        Reminder.objects.filter(visit__patient=patient).select_related("visit").order_by("-due_at", "-id")
+    )
+    page = PatientPage(patient=patient, clinical=clinical, visits=visits, reminders=reminders)
+    if clinical:
+        page.diagnoses = list(patient.diagnoses.prefetch_related("muscle_rows"))
+        page.imaging = list(patient.imaging_studies.prefetch_related("sequence_rows", "vessel_rows"))
+        page.treatments = list(
+            patient.treatments.select_related("diagnosis", "medication", "botulinum_toxin", "mvd", "outcome")
+            .prefetch_related("botulinum_toxin__injections", "mvd__complications", "mvd__vessel_rows")
+            .order_by("-started_on", "-id")
+        )
+        page.assessments = list(
+            patient.assessments.prefetch_related(
+                Prefetch("adverse_effect_rows"), Prefetch("trigger_rows")
+            ).order_by("-assessed_on", "-id")
+        )
+        page.lab_results = list(patient.lab_results.all())
+        page.flags = list(patient.flags.order_by("since", "id"))
+        page.chart = recovery_chart(page.assessments, page.treatments)
+    page.timeline = _timeline(page)
+    return page

@@ -1,0 +1,140 @@
+"""Staff users in their roles' groups, and one patient whose record has something in every section.
+
+The record is made through the services, so its visits, reminders, outcomes and flags are those
+production would derive. Its clinical values are planted to be unmistakable, so a page that must
+show no clinical data can be scanned for them.
+"""
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from clinic.roles import Role, group_for
+from followups import services as followups
+from followups.codes import LabTest
+from patients import codes
+from patients import services as record
+from tests.factories import PatientFactory, diagnosis_for, treatment_for
+
+# Words and values of the planted record that only clinical readers may see.
+CLINICAL_MARKERS = (
+    "PLANTED-DIAGNOSIS-NOTE",
+    "PLANTED-IMAGING-REPORT",
+    "PLANTED-TREATMENT-NOTE",
+    "PLANTED-ASSESSMENT-NOTE",
+    "Carbamazepine",
+    "carbamazepine",
+    "Onabotulinum",
+    "HLA-B",
+    "Cohen-Albert",
+    "37.25",
+    "Diagnoses",
+    "Imaging",
+    "Treatments",
+    "Assessments",
+    "Laboratory",
+    "Flags",
+    "Current outcome",
+    "recovery-chart",
+)
+
+# Spasms per day and Cohen-Albert grade of the planted symptom logs, by days before today.
+LOGS = {240: ("40", 3), 150: ("12.5", 2), 60: ("37.25", 3), 10: ("3", 1)}
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def at_clinic(on: date, hour: int = 11) -> datetime:
+    return datetime.combine(on, time(hour), tzinfo=ZoneInfo(settings.CLINIC_TIME_ZONE))
+
+
+@pytest.fixture
+def today() -> date:
+    return timezone.localdate()
+
+
+@pytest.fixture
+def make_staff(db):
+    def make(role: Role | None, *, superuser: bool = False):
+        name = f"{role.value if role else 'super'}-{get_user_model().objects.count()}"
+        user = get_user_model().objects.create_user(
+            username=name, password="pw", is_staff=True, is_superuser=superuser
+        )
+        if role is not None:
+            user.groups.add(group_for(role))
+        return user
+
+    return make
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def clinician(make_staff):
+    return client_for(make_staff(Role.CLINICIAN))
+
+
+@pytest.fixture
+def superuser(make_staff):
+    return client_for(make_staff(None, superuser=True))
+
+
+@pytest.fixture
+def nurse(make_staff):
+    return client_for(make_staff(Role.NURSE))
+
+
+@pytest.fixture
+def front_desk(make_staff):
+    return client_for(make_staff(Role.FRONT_DESK))
+
+
+@pytest.fixture
+def planted(db, today):
+    """A patient with a diagnosis, an MRI, a toxin session and a carbamazepine course, four
+    symptom logs, a lab result, the visits and reminders planning made, outcomes and flags."""
+    patient = PatientFactory(email_reminders=True, at_risk_hla_b1502=True, phone="+49 30 1234567")
+    diagnosis = diagnosis_for(patient, diagnosed_on=today - days(300), notes="PLANTED-DIAGNOSIS-NOTE")
+    record.imaging_study_record(
+        patient=patient,
+        diagnosis=diagnosis,
+        performed_on=today - days(290),
+        modality=codes.ImagingModality.MRI,
+        sequences=[codes.ImagingSequence.CISS],
+        compression_found=codes.CompressionFound.YES,
+        offending_vessels=["aica"],
+        report="PLANTED-IMAGING-REPORT",
+    )
+    toxin = treatment_for(
+        diagnosis,
+        codes.TreatmentKind.BOTULINUM_TOXIN,
+        started_on=today - days(200),
+        notes="PLANTED-TREATMENT-NOTE",
+    )
+    course = treatment_for(diagnosis, codes.TreatmentKind.MEDICATION, started_on=today - days(100))
+    logs = [
+        followups.assessment_record(
+            patient=patient,
+            assessed_on=today - days(ago),
+            spasms_per_day=spasms,
+            cohen_albert_grade=grade,
+            notes="PLANTED-ASSESSMENT-NOTE",
+        )
+        for ago, (spasms, grade) in LOGS.items()
+    ]
+    followups.lab_result_record(
+        patient=patient, test=LabTest.SODIUM, taken_on=today - days(20), value="131.5"
+    )
+    patient.refresh_from_db()
+    return {"patient": patient, "diagnosis": diagnosis, "toxin": toxin, "course": course, "logs": logs}
