@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC
 from uuid import UUID
 
 from django import forms
@@ -128,7 +129,11 @@ class OffsetDateTimeField(forms.DateTimeField):
             raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
         if timezone.is_naive(parsed):
             raise DjangoValidationError(self.error_messages["naive"], code="naive")
-        return parsed
+        try:
+            # The same moment in UTC: PostgreSQL refuses offsets beyond 15:59 (+21:00 was a 500).
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment there is
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
 class OffsetDateTimeFilter(filters.DateTimeFilter):

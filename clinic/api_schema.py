@@ -1,5 +1,7 @@
 """How the OpenAPI schema describes what drf-spectacular cannot see by itself."""
 
+import re
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_serializer
@@ -87,3 +89,17 @@ class ResourceSchema(AutoSchema):
         if input_class is not None and standard_write:
             return input_class(context={"request": getattr(self.view, "request", None)})
         return super().get_request_serializer()
+
+
+def keep_dollar_in_paths(endpoints):
+    """Preprocessing hook: put back the ``$`` of FHIR operations in the schema's paths.
+
+    DRF turns a route into a path by stripping regex metacharacters, ``$`` among them, so
+    ``fhir/Patient/<id>/$everything`` would be documented as ``.../everything``, which is no route.
+    """
+    fixed = []
+    for path, path_regex, method, callback in endpoints:
+        for name in re.findall(r"\\?\$(\w+)", path_regex):  # a route's "$x", or a regex's "\$x"
+            path = re.sub(rf"/{name}(?=/|$)", f"/${name}", path)
+        fixed.append((path, path_regex, method, callback))
+    return fixed

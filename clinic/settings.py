@@ -242,6 +242,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["clinic.api_schema.keep_dollar_in_paths"],
     "ENUM_NAME_OVERRIDES": {
         "MuscleEnum": "patients.codes.Muscle",
         "HfsKindEnum": "patients.codes.HfsKind",

@@ -1,14 +1,30 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from followups.fhir import operation_outcome
 from followups.optout import opt_out
 
 
 def healthz(request):
     """Liveness for the container's health check: answers without touching patient data."""
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request, exception):
+    """A path that names nothing (``/api/v1/visits/0.5/``): in the API's own format under /api/ and
+    /fhir/, as the schema documents every 404, and the HTML page elsewhere."""
+    if request.path.startswith("/fhir/"):
+        outcome = operation_outcome("not-found", ["No such resource."])
+        return JsonResponse(outcome, status=404, content_type="application/fhir+json")
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found
 
 
 admin.site.site_header = "HFS Follow-up"
@@ -22,5 +38,10 @@ urlpatterns = [
     path("api/v1/", include("clinic.api_urls")),
     path("fhir/", include("followups.fhir_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The page is HTML only: an OPTIONS would render DRF's metadata through its template (a 500).
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", http_method_names=["get", "head"]),
+        name="api-docs",
+    ),
 ]

@@ -9,6 +9,7 @@ selectors) that fetch a page's relations in a fixed number of queries.
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -30,6 +31,7 @@ from clinic.api import CursorPage, OffsetDateTimeFilter, ResourceFilter, Resourc
 from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
 from clinic.roles import Kind
 from followups import codes, reminders, selectors, services
+from followups.fhir import clinic_time
 from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, TreatmentOutcome, Visit
 from patients.api import CodeList, RecordRef, StrictInput, public_id
 from patients.codes import TreatmentKind
@@ -55,6 +57,13 @@ class OffsetDateTime(serializers.DateTimeField):
         if timezone.is_naive(value):
             self.fail("naive")
         return super().enforce_timezone(value)
+
+
+class ClinicDateTime(serializers.DateTimeField):
+    """A stored date-time as the API answers it: in the clinic's zone, with an offset RFC 3339 allows."""
+
+    def enforce_timezone(self, value):
+        return clinic_time(super().enforce_timezone(value))
 
 
 class PatientBrief(serializers.ModelSerializer):
@@ -87,6 +96,7 @@ class VisitOut(serializers.ModelSerializer):
     treatment = _uuid_ref(allow_null=True)
     rebooked_from = _uuid_ref(allow_null=True, help_text="The missed visit this one replaces.")
     rebooked_as = _uuid_ref(allow_null=True, help_text="The visit booked for this one, once missed.")
+    scheduled_for = ClinicDateTime(read_only=True)
 
     class Meta:
         model = Visit
@@ -299,6 +309,14 @@ class AssessmentOut(serializers.ModelSerializer):
     id = public_id("uuid")
     patient = public_id("patient.uuid")
     visit = _uuid_ref(allow_null=True)
+    # Stored blank when not recorded: declared here, as read_only_fields would drop allow_blank and the
+    # schema would then refuse the "" the row answers.
+    contraction_pattern = serializers.ChoiceField(
+        choices=codes.ContractionPattern.choices, allow_blank=True, read_only=True
+    )
+    jankovic_anchors = serializers.ChoiceField(
+        choices=codes.JankovicAnchors.choices, allow_blank=True, read_only=True
+    )
     jankovic_total = serializers.IntegerField(read_only=True, allow_null=True)
     hfs7_items = Hfs7Items(read_only=True)
     hfs7_total = serializers.IntegerField(
@@ -662,18 +680,26 @@ class WorklistPage(CursorPage):
 
     def decode_cursor(self, request):
         cursor = CursorPagination.decode_cursor(self, request)
-        if cursor is not None and cursor.position is not None and not self._is_position(cursor.position):
+        if cursor is None or cursor.position is None:
+            return cursor
+        position = self._position(cursor.position)
+        if position is None:
             raise exceptions.NotFound(self.invalid_cursor_message)
-        return cursor
+        return cursor._replace(position=position)
 
-    def _is_position(self, position: str) -> bool:
+    def _position(self, position: str) -> str | None:
+        """The position as the database takes it (a date-time in UTC: PostgreSQL refuses an offset
+        beyond 15:59, and a crafted +21:00 was a 500), or None when it is no position of ours."""
         try:
             if self.position_is_date:
-                return parse_date(position) is not None
+                parsed = parse_date(position)
+                return None if parsed is None else parsed.isoformat()
             parsed = parse_datetime(position)
-        except ValueError:
-            return False
-        return parsed is not None and timezone.is_aware(parsed)
+            if parsed is None or timezone.is_naive(parsed):
+                return None
+            return parsed.astimezone(UTC).isoformat()
+        except (ValueError, OverflowError):
+            return None
 
 
 class DuePage(WorklistPage):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
@@ -128,8 +128,15 @@ def reference(resource_type: str, uuid) -> dict:
     return {"reference": f"{resource_type}/{uuid}"}
 
 
+def clinic_time(moment: datetime) -> datetime:
+    """``moment`` in the clinic's time zone, or in UTC when that zone then kept local mean time: an
+    offset in seconds (Berlin's +00:53:28 before 1893) is no RFC 3339 nor FHIR date-time."""
+    local = timezone.localtime(moment)
+    return moment.astimezone(UTC) if local.utcoffset().total_seconds() % 60 else local
+
+
 def instant(moment: datetime) -> str:
-    return timezone.localtime(moment).isoformat()
+    return clinic_time(moment).isoformat()
 
 
 def day(value: date) -> str:

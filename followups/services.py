@@ -158,11 +158,13 @@ LATEST_VISIT_AHEAD = timedelta(days=3653)
 TOO_FAR_AHEAD = "This is more than ten years ahead."
 
 
-def _check_time(field: str, when, errors: FieldErrors) -> None:
+def _check_time(field: str, when, errors: FieldErrors, patient: Patient | None = None) -> None:
     if not isinstance(when, datetime) or timezone.is_naive(when):
         errors.add(field, "Give a date and time with its UTC offset.", "invalid")
     elif when > timezone.now() + LATEST_VISIT_AHEAD:
         errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
+    elif patient is not None:  # a visit before the patient's birth is an error (DOMAIN.md 4)
+        check_clinical_date(field, timezone.localdate(when), patient.date_of_birth, errors, future_ok=True)
 
 
 def _save_visit(visit: Visit, fields: Iterable[str]) -> Visit:
@@ -176,7 +178,7 @@ def visit_book(*, visit: Visit, scheduled_for: datetime) -> Visit:
     """Book a planned visit at an agreed time (or move a booked one: a reschedule)."""
     visit = _locked_visit(visit)
     errors = FieldErrors()
-    _check_time("scheduled_for", scheduled_for, errors)
+    _check_time("scheduled_for", scheduled_for, errors, visit.patient)
     _move(visit, codes.VisitStatus.BOOKED, errors)
     if visit.scheduled_for != scheduled_for:
         visit.sequence += 1
@@ -272,7 +274,7 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         errors.add("status", "This missed visit was rebooked already.", "already_rebooked")
     if missed.patient.archived:
         errors.add("patient", "This patient is archived.", "archived")
-    _check_time("scheduled_for", scheduled_for, errors)
+    _check_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
     on = timezone.localdate(scheduled_for)
     rebooked = Visit.objects.create(

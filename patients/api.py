@@ -223,7 +223,7 @@ class DiagnosisViewSet(ResourceViewSet):
 class ImagingStudyOut(serializers.ModelSerializer):
     id = public_id("uuid")
     patient = public_id("patient.uuid")
-    diagnosis = serializers.SlugRelatedField(slug_field="uuid", read_only=True)
+    diagnosis = serializers.SlugRelatedField(slug_field="uuid", read_only=True, allow_null=True)
     sequences = CodeList(codes.ImagingSequence.choices, "sequence_rows", "sequence", read_only=True)
     offending_vessels = CodeList(codes.Vessel.choices, "vessel_rows", "vessel", read_only=True)
     field_strength_tesla = serializers.DecimalField(

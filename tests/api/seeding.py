@@ -1,0 +1,150 @@
+"""A patient with a record of every kind, built through the services, for tests that walk the whole API.
+
+``seed_record()`` answers a ``Seeded`` naming every object a route of /api/v1/ or /fhir/ can address:
+a diagnosis, an MRI, a treatment of each kind (medication, botulinum toxin, MVD, other), visits in
+the states the visit routes act on (booked, planned, missed), a final assessment, and reminders that
+were sent, are pending and were cancelled. Rows with every optional field left empty sit beside
+them. A second patient with a record of their own lets tests check that one patient's rows never show
+up under another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.utils import timezone
+
+from followups import codes as follow_codes
+from followups import services as follow_up
+from followups.codes import ReminderKind, ReminderStatus, VisitStatus
+from followups.models import Assessment, Reminder, Visit
+from followups.reminders import reminder_cancel, reminder_deliver, reminders_claim_due
+from patients import codes
+from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
+from patients.services import imaging_study_record
+from tests.factories import PatientFactory, diagnosis_for, treatment_for
+
+
+@dataclass
+class Seeded:
+    patient: Patient
+    diagnosis: Diagnosis
+    imaging_study: ImagingStudy
+    medication: Treatment
+    toxin: Treatment
+    mvd: Treatment
+    other_treatment: Treatment
+    booked_visit: Visit
+    planned_visit: Visit
+    missed_visit: Visit
+    assessment: Assessment
+    sent_reminder: Reminder
+    pending_reminder: Reminder
+    cancelled_reminder: Reminder
+    other_patient: Patient
+
+    def observation_id(self) -> str:
+        """The FHIR id of one Observation of the assessment (its spasm frequency)."""
+        return f"{self.assessment.uuid}-spasm-frequency"
+
+
+def aware(days_ahead: int, hour: int = 10) -> datetime:
+    moment = timezone.localtime() + timedelta(days=days_ahead)
+    return moment.replace(hour=hour, minute=30, second=0, microsecond=0)
+
+
+def _send(reminder: Reminder) -> Reminder:
+    """Claim due reminders as the sweeper would at the reminder's time, and send this one."""
+    claims = dict(reminders_claim_due(now=reminder.due_at, batch=1000))
+    assert reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk]) == "sent"
+    return Reminder.objects.get(pk=reminder.pk)
+
+
+def _record_of(patient: Patient) -> dict:
+    diagnosis = diagnosis_for(patient, onset_date=date(2022, 6, 1))
+    study = imaging_study_record(
+        patient=patient,
+        diagnosis=diagnosis,
+        performed_on=date(2023, 2, 20),
+        modality=codes.ImagingModality.MRI,
+        field_strength_tesla="3.0",
+        compression_found=codes.CompressionFound.YES,
+        sequences=[codes.ImagingSequence.CISS, codes.ImagingSequence.TOF_MRA],
+        offending_vessels=[codes.Vessel.AICA],
+        report="AICA loop at the root exit zone.",
+    )
+    treatments = {
+        "medication": treatment_for(diagnosis, codes.TreatmentKind.MEDICATION, started_on=date(2023, 4, 1)),
+        "toxin": treatment_for(diagnosis, codes.TreatmentKind.BOTULINUM_TOXIN, started_on=date(2024, 1, 10)),
+        "mvd": treatment_for(diagnosis, codes.TreatmentKind.MVD, started_on=date(2024, 9, 2)),
+        "other_treatment": treatment_for(
+            diagnosis, codes.TreatmentKind.OTHER, started_on=date(2024, 2, 1), notes="Acupuncture"
+        ),
+    }
+    assessment = follow_up.assessment_record(
+        patient=patient,
+        assessed_on=date(2024, 8, 20),
+        spasms_per_day="12.5",
+        episode_duration_seconds="3.5",
+        cohen_albert_grade=3,
+        smc_grade=2,
+        jankovic_severity=3,
+        jankovic_frequency=2,
+        jankovic_anchors=follow_codes.JankovicAnchors.HFS_ADAPTED,
+        house_brackmann_grade=1,
+        triggers=[follow_codes.Trigger.STRESS],
+    )
+
+    # Rows with every optional field left empty: the responses must describe their nulls and blanks too.
+    imaging_study_record(patient=patient, performed_on=date(2023, 2, 1), modality=codes.ImagingModality.CT)
+    follow_up.assessment_record(patient=patient, assessed_on=date(2024, 7, 1))
+
+    def manual(days_ahead: int, **fields) -> Visit:
+        return follow_up.visit_create(
+            patient=patient, purpose="Review of the face", scheduled_for=aware(days_ahead), **fields
+        )
+
+    visits = {
+        "booked_visit": manual(20, treatment=treatments["mvd"]),
+        "planned_visit": manual(25, status=VisitStatus.PLANNED),
+        "missed_visit": follow_up.visit_mark_missed(visit=manual(35)),
+    }
+    return {
+        "diagnosis": diagnosis,
+        "imaging_study": study,
+        **treatments,
+        **visits,
+        "assessment": assessment,
+    }
+
+
+def seed_record() -> Seeded:
+    patient = PatientFactory(
+        email_reminders=True,
+        phone="+49 30 1234567",
+        at_risk_hla_b1502=True,
+        hla_b1502_result=codes.HlaB1502Result.NEGATIVE,
+    )
+    rows = _record_of(patient)
+    booked = rows["booked_visit"]
+    sent = _send(Reminder.objects.get(visit=booked, kind=ReminderKind.VISIT_7D))
+    pending = Reminder.objects.get(visit=booked, kind=ReminderKind.VISIT_1D)
+    cancelled = reminder_cancel(
+        reminder=Reminder.objects.get(visit=rows["planned_visit"], kind=ReminderKind.VISIT_7D)
+    )
+    assert (sent.status, pending.status, cancelled.status) == (
+        ReminderStatus.SENT,
+        ReminderStatus.PENDING,
+        ReminderStatus.CANCELLED,
+    )
+    other = PatientFactory(email_reminders=True)
+    _record_of(other)
+    return Seeded(
+        patient=patient,
+        **rows,
+        sent_reminder=sent,
+        pending_reminder=pending,
+        cancelled_reminder=cancelled,
+        other_patient=other,
+    )

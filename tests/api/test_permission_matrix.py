@@ -1,0 +1,538 @@
+"""The permission matrix of the API, generated from the URL resolver (issue 5, item 3).
+
+Every route under ``api/`` (``/api/v1/``, the schema and its docs) and ``fhir/`` that the resolver
+knows, with every method it serves, has an entry in ``EXPECTED`` below: what kind of data it is
+(API.md, "Roles") and whether the method reads or writes it, what a caller who may gets, and which
+seeded object fills its path. A route or method the resolver finds without an entry fails, naming it,
+so a new route cannot slip in unreviewed; an entry the resolver does not find fails too.
+
+Each route is requested by every caller (the four roles through real API clients, and anonymous)
+with every method, against a patient with a record of every kind built through the services; each
+request runs in a savepoint rolled back afterwards, so every caller meets the same record. The
+statuses asserted are exact: 401 without credentials (but for the public routes), 403 for a role
+API.md does not let read or write the kind, and the success status of the operation otherwise.
+
+What API.md puts out of reach beyond the roles is only what does not exist: there is no per-object
+scoping. So the tests below also check that unknown ids, ids of another type of record, and FHIR
+resources a row is not (a medication as a Procedure, a reminder never sent as a Communication)
+answer 404 to every role that may read the kind (and 403, as before, to one that may not: a refusal
+never tells whether the record exists), and that lists filtered by one patient never show another's.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import pytest
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from clinic.roles import Kind, Role
+from tests.api.conftest import patient_body
+from tests.api.seeding import Seeded, aware, seed_record
+
+ANONYMOUS = "anonymous"
+CALLERS = (*(role.value for role in Role), ANONYMOUS)
+ROUTE_PREFIXES = ("api/", "fhir/")
+METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+
+# --- API.md, "Roles", written out again: the test does not check clinic.roles against itself ------
+
+EVERY_KIND = frozenset(Kind)
+MAY_READ = {
+    Role.CLINICIAN: EVERY_KIND,  # read and write everything clinical
+    Role.NURSE: EVERY_KIND,  # read everything, write visits and assessments
+    Role.FRONT_DESK: frozenset({Kind.CONTACT, Kind.VISIT, Kind.REMINDER}),  # clinical answers 403
+    Role.INTEGRATION_READ: EVERY_KIND,  # read everything, write nothing
+}
+MAY_WRITE = {
+    Role.CLINICIAN: EVERY_KIND,
+    Role.NURSE: frozenset({Kind.VISIT, Kind.ASSESSMENT}),
+    Role.FRONT_DESK: frozenset({Kind.CONTACT, Kind.VISIT, Kind.REMINDER}),
+    Role.INTEGRATION_READ: frozenset(),
+}
+
+# --- the table --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """One method of one route.
+
+    ``kind`` and ``write`` gate it (``kind`` None: public, no credentials needed); ``ok`` is what a
+    caller that may gets. ``same_for_all`` is a status every caller gets whatever their role (the
+    FHIR endpoints refuse every method but GET and HEAD before asking who is calling). ``at`` names
+    the seeded object whose id fills the path, ``query`` and ``body`` what the request sends.
+    """
+
+    kind: Kind | None
+    write: bool = False
+    ok: int = 200
+    at: Callable[[Seeded], object] | None = None
+    query: Callable[[Seeded], dict] | None = None
+    body: Callable[[Seeded], dict] | None = None
+    same_for_all: int | None = None
+
+    def expected(self, caller: str) -> int:
+        if self.same_for_all is not None:
+            return self.same_for_all
+        if self.kind is None:
+            return self.ok
+        if caller == ANONYMOUS:
+            return 401
+        allowed = (MAY_WRITE if self.write else MAY_READ)[Role(caller)]
+        return self.ok if self.kind in allowed else 403
+
+
+def reads(kind: Kind | None, at=None, query=None) -> dict[str, Op]:
+    """GET, and the HEAD and OPTIONS that answer with the same gate (OPTIONS describes the resource)."""
+    return {method: Op(kind, at=at, query=query) for method in ("GET", "HEAD", "OPTIONS")}
+
+
+def write(kind: Kind, ok: int, body=None, at=None) -> Op:
+    return Op(kind, write=True, ok=ok, at=at, body=body)
+
+
+def fhir_reads(kind: Kind, at=None, query=None) -> dict[str, Op]:
+    """A FHIR read or search: GET and HEAD; OPTIONS is a 405 to anyone (FHIR is read-only)."""
+    return {
+        "GET": Op(kind, at=at, query=query),
+        "HEAD": Op(kind, at=at, query=query),
+        "OPTIONS": Op(kind, at=at, same_for_all=405),
+    }
+
+
+def _id(name: str) -> Callable[[Seeded], object]:
+    return lambda seeded: getattr(seeded, name).uuid
+
+
+def _of_patient(seeded: Seeded) -> dict:
+    return {"patient": str(seeded.patient.uuid)}
+
+
+def _patient_put(seeded: Seeded) -> dict:
+    patient = seeded.patient
+    return {
+        "mrn": patient.mrn,
+        "given_name": "Ada",
+        "family_name": patient.family_name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "sex": patient.sex,
+        "email": patient.email,
+    }
+
+
+def _diagnosis_body(seeded: Seeded) -> dict:
+    return {
+        **_of_patient(seeded),
+        "kind": "primary",
+        "side": "left",
+        "diagnosed_on": "2023-03-01",
+        "muscles": ["orbicularis_oculi"],
+    }
+
+
+def _imaging_body(seeded: Seeded) -> dict:
+    return {**_of_patient(seeded), "performed_on": "2023-05-20", "modality": "mri"}
+
+
+def _medication_body(seeded: Seeded) -> dict:
+    return {
+        **_of_patient(seeded),
+        "diagnosis": str(seeded.diagnosis.uuid),
+        "kind": "medication",
+        "started_on": "2023-04-01",
+        "medication": {"drug": "clonazepam", "daily_dose_mg": "1.5"},
+    }
+
+
+def _visit_body(seeded: Seeded) -> dict:
+    return {**_of_patient(seeded), "purpose": "Review", "scheduled_for": aware(10).isoformat()}
+
+
+def _assessment_body(seeded: Seeded) -> dict:
+    return {**_of_patient(seeded), "assessed_on": "2024-09-01", "spasms_per_day": 4}
+
+
+PATIENT, DIAGNOSIS, STUDY = _id("patient"), _id("diagnosis"), _id("imaging_study")
+MEDICATION, MVD, ASSESSMENT = _id("medication"), _id("mvd"), _id("assessment")
+BOOKED, MISSED = _id("booked_visit"), _id("missed_visit")
+SENT, PENDING, CANCELLED = _id("sent_reminder"), _id("pending_reminder"), _id("cancelled_reminder")
+C, CL, V, A, R = Kind.CONTACT, Kind.CLINICAL, Kind.VISIT, Kind.ASSESSMENT, Kind.REMINDER
+V1 = "api/v1/"
+
+EXPECTED: dict[str, dict[str, Op]] = {
+    # -- the clinical record
+    f"{V1}patients/": {**reads(C), "POST": write(C, 201, lambda s: patient_body())},
+    f"{V1}patients/{{id}}/": {
+        **reads(C, PATIENT),
+        "PUT": write(C, 200, _patient_put, PATIENT),
+        "PATCH": write(C, 200, lambda s: {"phone": "+49 30 7654321"}, PATIENT),
+        "DELETE": write(C, 204, at=PATIENT),  # archives
+    },
+    f"{V1}patients/{{id}}/outcomes/": reads(CL, PATIENT),
+    f"{V1}patients/{{id}}/flags/": reads(CL, PATIENT),
+    f"{V1}diagnoses/": {**reads(CL), "POST": write(CL, 201, _diagnosis_body)},
+    f"{V1}diagnoses/{{id}}/": {
+        **reads(CL, DIAGNOSIS),
+        "PUT": write(CL, 200, _diagnosis_body, DIAGNOSIS),
+        "PATCH": write(CL, 200, lambda s: {"notes": "Reviewed."}, DIAGNOSIS),
+    },
+    f"{V1}imaging-studies/": {**reads(CL), "POST": write(CL, 201, _imaging_body)},
+    f"{V1}imaging-studies/{{id}}/": {
+        **reads(CL, STUDY),
+        "PUT": write(CL, 200, _imaging_body, STUDY),
+        "PATCH": write(CL, 200, lambda s: {"report": "No compression."}, STUDY),
+    },
+    f"{V1}treatments/": {**reads(CL), "POST": write(CL, 201, _medication_body)},
+    f"{V1}treatments/{{id}}/": {
+        **reads(CL, MEDICATION),
+        "PUT": write(CL, 200, _medication_body, MEDICATION),
+        "PATCH": write(CL, 200, lambda s: {"notes": "Taken at night."}, MEDICATION),
+    },
+    # -- follow-up
+    f"{V1}visits/": {**reads(V), "POST": write(V, 201, _visit_body)},
+    f"{V1}visits/{{id}}/": {
+        **reads(V, BOOKED),
+        "PATCH": write(V, 200, lambda s: {"status": "cancelled", "cancel_reason": "Moved away."}, BOOKED),
+    },
+    f"{V1}visits/{{id}}/rebook/": {
+        "POST": write(V, 201, lambda s: {"scheduled_for": aware(40).isoformat()}, MISSED),
+        "OPTIONS": Op(V, at=MISSED),
+    },
+    f"{V1}assessments/": {**reads(A), "POST": write(A, 201, _assessment_body)},
+    f"{V1}assessments/{{id}}/": {
+        **reads(A, ASSESSMENT),
+        "PUT": write(A, 200, lambda s: {**_of_patient(s), "assessed_on": "2024-08-20"}, ASSESSMENT),
+        "PATCH": write(A, 200, lambda s: {"smc_grade": 1}, ASSESSMENT),
+    },
+    f"{V1}reminders/": reads(R),
+    f"{V1}reminders/{{id}}/": reads(R, SENT),
+    f"{V1}reminders/{{id}}/cancel/": {
+        "POST": write(R, 200, lambda s: {"reason": "Asked by phone."}, PENDING),
+        "OPTIONS": Op(R, at=PENDING),
+    },
+    f"{V1}reminders/{{id}}/resend/": {"POST": write(R, 200, at=CANCELLED), "OPTIONS": Op(R, at=CANCELLED)},
+    f"{V1}worklists/overdue/": reads(V),
+    f"{V1}worklists/due/": reads(V, query=lambda s: {"days": "30"}),
+    f"{V1}worklists/flagged/": reads(CL),
+    # -- the contract itself: public
+    "api/schema/": reads(None),
+    "api/docs/": {"GET": Op(None), "HEAD": Op(None)},  # an HTML page: no OPTIONS
+    # -- FHIR R4
+    "fhir/metadata": {"GET": Op(None), "HEAD": Op(None), "OPTIONS": Op(None, same_for_all=405)},
+    "fhir/Patient/{id}": fhir_reads(C, PATIENT),
+    "fhir/Patient/{id}/$everything": fhir_reads(CL, PATIENT),
+    "fhir/Condition": fhir_reads(CL, query=_of_patient),
+    "fhir/Condition/{id}": fhir_reads(CL, DIAGNOSIS),
+    "fhir/Procedure": fhir_reads(CL, query=_of_patient),
+    "fhir/Procedure/{id}": fhir_reads(CL, MVD),
+    "fhir/MedicationStatement": fhir_reads(CL, query=_of_patient),
+    "fhir/MedicationStatement/{id}": fhir_reads(CL, MEDICATION),
+    "fhir/Appointment": fhir_reads(V, query=_of_patient),
+    "fhir/Appointment/{id}": fhir_reads(V, BOOKED),
+    "fhir/Observation": fhir_reads(A, query=_of_patient),
+    "fhir/Observation/{id}": fhir_reads(A, lambda s: s.observation_id()),
+    "fhir/Communication": fhir_reads(R, query=_of_patient),
+    "fhir/Communication/{id}": fhir_reads(R, SENT),
+}
+
+# --- what the resolver serves -----------------------------------------------------------------------
+
+PARAMETER = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
+
+
+def route_template(pattern: str) -> str:
+    """``api/v1/^patients/(?P<id>[^/.]+)/$`` or ``fhir/Patient/<str:id>`` -> ``.../{id}...``."""
+    template = PARAMETER.sub(lambda m: "{" + (m[1] or m[2]) + "}", pattern)
+    return template.replace("^", "").replace("$/", "/").removesuffix("$").replace("\\", "")
+
+
+def served_methods(callback) -> set[str]:
+    """The methods a view answers other than with a 405: a viewset's routed actions, a view's handlers,
+    HEAD wherever GET is (Django and DRF add it) and OPTIONS (every class-based view has it), of those
+    its ``http_method_names`` allow."""
+    actions = getattr(callback, "actions", None)
+    if actions is not None:
+        view_class, methods = callback.cls, set(actions)
+    else:
+        view_class = callback.view_class
+        methods = {name for name in view_class.http_method_names if hasattr(view_class, name)}
+    # as_view(http_method_names=...) narrows what one route answers.
+    answered = getattr(callback, "view_initkwargs", {}).get("http_method_names", view_class.http_method_names)
+    if "get" in methods:
+        methods.add("head")
+    if hasattr(view_class, "options"):
+        methods.add("options")
+    return {name.upper() for name in methods if name in answered}
+
+
+def resolver_routes() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+
+    def walk(resolver: URLResolver, prefix: str):
+        for entry in resolver.url_patterns:
+            pattern = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry, pattern)
+            elif isinstance(entry, URLPattern) and route_template(pattern).startswith(ROUTE_PREFIXES):
+                found.setdefault(route_template(pattern), set()).update(served_methods(entry.callback))
+
+    walk(get_resolver(), "")
+    return found
+
+
+SERVED = resolver_routes()
+ROUTES = sorted(set(SERVED) | set(EXPECTED))
+MATRIX_CASES = sum(len(methods) for methods in EXPECTED.values()) * len(CALLERS)
+
+
+def test_the_resolver_sees_the_routes_of_api_md():
+    # The walk itself must work: an empty resolver would make every check below vacuous.
+    assert {"api/v1/patients/{id}/", "fhir/Patient/{id}/$everything", "api/schema/"} <= set(SERVED)
+    assert SERVED["api/v1/diagnoses/{id}/"] == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH"}
+    assert SERVED["fhir/metadata"] == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_every_route_and_method_has_an_entry_and_every_entry_a_route():
+    missing = sorted(
+        f"{method} /{route}"
+        for route, methods in SERVED.items()
+        for method in methods - set(EXPECTED.get(route, {}))
+    )
+    stale = sorted(
+        f"{method} /{route}"
+        for route, ops in EXPECTED.items()
+        for method in set(ops) - SERVED.get(route, set())
+    )
+    assert not missing, f"served, but with no entry in EXPECTED: {missing}"
+    assert not stale, f"in EXPECTED, but the resolver serves no such route or method: {stale}"
+
+
+def test_the_matrix_size_is_recorded():
+    # Every route x method the resolver serves is asked by every caller: the count says how many.
+    served = sum(len(methods) for methods in SERVED.values())
+    print(f"\npermission matrix: {len(SERVED)} routes, {served} route x method pairs, {MATRIX_CASES} cases")
+    assert served * len(CALLERS) == MATRIX_CASES
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_once(django_db_setup, django_db_blocker):
+    """The record, built once for the module in a transaction rolled back after its last test.
+
+    Each test (``db``) runs in a savepoint inside it, so whatever a test changes is undone before
+    the next one, which finds the record exactly as built.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield seed_record()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def seeded(seeded_once, db) -> Seeded:
+    return seeded_once
+
+
+@pytest.fixture
+def callers(api_as) -> dict[str, APIClient]:
+    return {**{role.value: api_as(role) for role in Role}, ANONYMOUS: APIClient()}
+
+
+def path_of(route: str, object_id) -> str:
+    if "{id}" in route:
+        assert object_id is not None, f"/{route} needs an object to address"
+        return "/" + route.replace("{id}", str(object_id))
+    return "/" + route
+
+
+def send(client: APIClient, method: str, path: str, *, query: dict | None = None, body: dict | None = None):
+    if query:
+        path += "?" + urlencode(query)
+    if method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return getattr(client, method.lower())(path)
+    return getattr(client, method.lower())(path, body or {}, format="json")
+
+
+def undone(client: APIClient, method: str, path: str, **data):
+    """``send`` in a savepoint rolled back afterwards: the next caller finds the record unchanged."""
+    with transaction.atomic():
+        response = send(client, method, path, **data)
+        transaction.set_rollback(True)
+    return response
+
+
+def brief(response) -> str:
+    content = response.content[:300].decode(errors="replace") if response.content else ""
+    return f"{response.status_code} {content}"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_caller_gets_the_status_of_the_matrix(route, seeded, callers):
+    if route not in EXPECTED:
+        pytest.fail(f"/{route} is served but has no entry in EXPECTED: review its permissions")
+    if route not in SERVED:
+        pytest.fail(f"/{route} has an entry in EXPECTED but the resolver serves no such route")
+    ops = EXPECTED[route]
+    if set(ops) != SERVED[route]:
+        pytest.fail(f"/{route}: methods served {sorted(SERVED[route])}, in EXPECTED {sorted(ops)}")
+    wrong = []
+    for method, op in sorted(ops.items()):
+        path = path_of(route, op.at(seeded) if op.at else None)
+        query = op.query(seeded) if op.query else None
+        body = op.body(seeded) if op.body else None
+        for caller in CALLERS:
+            response = undone(callers[caller], method, path, query=query, body=body)
+            if response.status_code != op.expected(caller):
+                wrong.append(
+                    f"{caller} {method} {path}: expected {op.expected(caller)}, got {brief(response)}"
+                )
+            elif method == "HEAD":
+                assert response.content == b"", f"{caller} HEAD {path} answered a body"
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("route", sorted(EXPECTED))
+def test_methods_a_route_does_not_serve_are_405(route, seeded, callers):
+    """Clinical records are never deleted, reminders are read-only, FHIR is read-only: what the table
+    leaves out is refused, to the caller who could otherwise do anything."""
+    ops = EXPECTED[route]
+    at = next((op.at for op in ops.values() if op.at), None)
+    path = path_of(route, at(seeded) if at else None)
+    for method in sorted(set(METHODS) - set(ops)):
+        response = undone(callers[Role.CLINICIAN], method, path)
+        assert response.status_code == 405, f"{method} {path}: {brief(response)}"
+
+
+# --- out of reach: what does not exist, or is not of the type asked for --------------------------
+
+
+def unknown_ids(route: str, seeded: Seeded) -> list[str]:
+    """Ids that address nothing on ``route``: a fresh UUID, one of a record of another type, and (where
+    the route takes any string) one that is no UUID at all."""
+    foreign = seeded.diagnosis.uuid if "atient" in route else seeded.patient.uuid
+    ids = [str(uuid.uuid4()), str(foreign)]
+    if not route.startswith(f"{V1}patients/{{id}}/") or route == f"{V1}patients/{{id}}/":
+        ids.append("not-a-uuid")
+    return ids
+
+
+DETAIL_ROUTES = sorted(route for route in EXPECTED if "{id}" in route)
+
+
+@pytest.mark.parametrize("route", DETAIL_ROUTES)
+def test_unknown_ids_are_404_to_whoever_may_and_403_to_whoever_may_not(route, seeded, callers):
+    wrong = []
+    for object_id in unknown_ids(route, seeded):
+        path = path_of(route, object_id)
+        for method, op in sorted(EXPECTED[route].items()):
+            if method == "OPTIONS":  # describes the resource; it reads no record
+                continue
+            body = op.body(seeded) if op.body else None
+            for caller in CALLERS:
+                expected = op.expected(caller)
+                expected = 404 if expected == op.ok else expected
+                response = undone(callers[caller], method, path, body=body)
+                if response.status_code != expected:
+                    wrong.append(f"{caller} {method} {path}: expected {expected}, got {brief(response)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_uuid_path_that_is_no_uuid_is_404_to_anyone(seeded, callers):
+    # patients/<uuid:id>/outcomes/ and flags/ only match a UUID: anything else is no route at all.
+    for caller in CALLERS:
+        for tail in ("outcomes", "flags"):
+            assert send(callers[caller], "GET", f"/{V1}patients/not-a-uuid/{tail}/").status_code == 404
+
+
+UNKNOWN = "3f6d2c1e-9b7a-4e52-8d0c-5a1b2c3d4e5f"  # fixed: test ids must be the same on every worker
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (f"/{V1}visits/0.5/", "application/json", {"detail": "Not found."}),
+        (
+            f"/{V1}patients/00000000-0000-4000-8000-000000000000/nothing/",
+            "application/json",
+            {"detail": "Not found."},
+        ),
+        ("/api/v2/patients/", "application/json", {"detail": "Not found."}),
+        ("/fhir/Patient/x/y/z", "application/fhir+json", None),
+    ],
+)
+def test_a_path_that_names_no_route_answers_a_404_in_the_apis_format(path, content_type, body, clinician):
+    """What the resolver does not route is a 404 before any view: in JSON under /api/ (the schema's
+    404), an OperationOutcome under /fhir/; elsewhere the HTML page."""
+    response = clinician.get(path)
+    assert (response.status_code, response["Content-Type"]) == (404, content_type)
+    if body is not None:
+        assert response.json() == body
+    else:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        assert response.json()["issue"][0]["code"] == "not-found"
+    assert clinician.get("/nothing-here/")["Content-Type"].startswith("text/html")
+
+
+FHIR_NOT_OF_THIS_TYPE = {
+    # A medication is no Procedure, an MVD no MedicationStatement, an unrecorded scale no
+    # Observation, a reminder never sent no Communication.
+    "Procedure": lambda s: s.medication.uuid,
+    "MedicationStatement": lambda s: s.mvd.uuid,
+    "Observation": lambda s: f"{s.assessment.uuid}-hfs7",
+    "Communication": lambda s: s.pending_reminder.uuid,
+    "Appointment": lambda s: s.sent_reminder.uuid,
+    "Condition": lambda s: s.imaging_study.uuid,
+}
+
+
+@pytest.mark.parametrize("resource_type", sorted(FHIR_NOT_OF_THIS_TYPE))
+def test_fhir_rows_that_are_not_of_the_type_are_404_and_never_searched(resource_type, seeded, callers):
+    out_of_reach = str(FHIR_NOT_OF_THIS_TYPE[resource_type](seeded))
+    op = EXPECTED[f"fhir/{resource_type}/{{id}}"]["GET"]
+    for caller in CALLERS:
+        read = send(callers[caller], "GET", f"/fhir/{resource_type}/{out_of_reach}")
+        expected = op.expected(caller)
+        assert read.status_code == (404 if expected == 200 else expected), (caller, brief(read))
+        if expected == 200:
+            bundle = send(callers[caller], "GET", f"/fhir/{resource_type}", query=_of_patient(seeded)).json()
+            assert bundle["total"] > 0, f"{resource_type}: nothing searched, so nothing proven"
+            assert out_of_reach not in {entry["resource"]["id"] for entry in bundle["entry"]}
+
+
+PATIENT_LISTS = {
+    "diagnoses": "patient",
+    "imaging-studies": "patient",
+    "treatments": "patient",
+    "visits": "patient",
+    "assessments": "patient",
+    "reminders": "patient",
+}
+
+
+@pytest.mark.parametrize("resource", sorted(PATIENT_LISTS))
+def test_a_list_filtered_by_a_patient_never_shows_another_patients_rows(resource, seeded, clinician):
+    def patients_in(patient) -> set[str]:
+        response = clinician.get(f"/{V1}{resource}/", {"patient": str(patient.uuid), "page_size": 500})
+        assert response.status_code == 200, brief(response)
+        rows = response.json()["results"]
+        assert rows, f"{resource}: no rows for the patient, so nothing proven"
+        return {row["patient"] for row in rows}
+
+    assert patients_in(seeded.patient) == {str(seeded.patient.uuid)}
+    assert patients_in(seeded.other_patient) == {str(seeded.other_patient.uuid)}
+
+
+@pytest.mark.parametrize("resource_type", ["Condition", "Procedure", "MedicationStatement", "Observation"])
+def test_a_fhir_search_never_shows_another_patients_resources(resource_type, seeded, clinician):
+    for patient in (seeded.patient, seeded.other_patient):
+        bundle = clinician.get(f"/fhir/{resource_type}", {"patient": str(patient.uuid)}).json()
+        subjects = {entry["resource"]["subject"]["reference"] for entry in bundle["entry"]}
+        assert subjects == {f"Patient/{patient.uuid}"}

@@ -1,0 +1,288 @@
+"""No input makes a 500 or a response the schema does not describe (issue 5, item 6).
+
+Schemathesis reads the schema the project serves (``/api/schema/``) and, one test per operation,
+sends it generated requests, valid and invalid (positive and negative fuzzing), in-process through the
+Django WSGI application, with a clinician's token, against PostgreSQL holding a patient with a record
+of every kind built through the services. Ids in paths, ``patient`` and ``visit`` in queries and record
+references in bodies are drawn half the time from that record, so requests reach its rows instead of
+stopping at a 404 or a 400.
+
+Every response must pass schemathesis' checks: no server error, and a status code, content type,
+headers and body the schema documents for the operation. Each request runs in a savepoint rolled back
+afterwards, so every example meets the same record (once archived, a patient would refuse every later
+write). The throttle rate is raised for the run: the fuzzer is one busy client, and 429s would only
+hide endpoints. After each operation's run, its tally must show it went deep (``MUST_REACH``): every
+row of the record read, lists answered, patients registered (201).
+
+``HFS_FUZZ_FULL=1`` adds schemathesis' coverage phase (some 7,500 deterministic boundary and
+negative cases, a few minutes): ``make test`` runs the fuzzing phase only, to keep within its time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+import schemathesis
+from django.conf import settings as django_settings
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, transaction
+from django.test import override_settings
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.meta import TestPhase
+from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from clinic.api_clients import api_client_create
+from clinic.roles import Role
+from tests.api.seeding import Seeded, seed_record
+from tests.api.test_permission_matrix import SERVED
+
+# Serial, after the parallel run: its operations are collected from the served schema, which two
+# xdist workers need not list in the same order.
+pytestmark = pytest.mark.slow
+
+MAX_EXAMPLES = 40  # per operation, valid and invalid inputs together
+SEED = 20261121  # the same inputs every run: a failure reproduces
+FULL = os.environ.get("HFS_FUZZ_FULL") == "1"
+# No 5xx, and a status, content type, headers and body the schema documents for the operation.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": SEED,
+        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "database": "none"},
+        "phases": {
+            "coverage": {"enabled": FULL},
+            # Each request is rolled back: there is no state for the stateful phase to build on.
+            "stateful": {"enabled": False},
+        },
+    }
+)
+# Served by the application itself, which needs no database to describe itself.
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=CONFIG)
+
+V1 = "/api/v1"
+# What each operation's tally must show once its run is over (besides no failure): the statuses
+# that prove it reached the record. Generated bodies are mostly refused by the clinical rules; a
+# generated patient passes them.
+MUST_REACH: dict[str, set[int]] = {
+    **{f"GET {V1}/{name}/": {200} for name in ("patients", "diagnoses", "imaging-studies", "treatments")},
+    **{f"GET {V1}/{name}/": {200} for name in ("visits", "assessments", "reminders")},
+    **{f"GET {V1}/worklists/{name}/": {200} for name in ("overdue", "due", "flagged")},
+    **{
+        f"GET {V1}/{name}/{{id}}/": {200}
+        for name in ("patients", "diagnoses", "imaging-studies", "treatments", "visits", "assessments")
+    },
+    f"GET {V1}/reminders/{{id}}/": {200},
+    f"GET {V1}/patients/{{id}}/outcomes/": {200},
+    f"GET {V1}/patients/{{id}}/flags/": {200},
+    f"POST {V1}/patients/": {201},
+    f"DELETE {V1}/patients/{{id}}/": {204},
+    f"PATCH {V1}/assessments/{{id}}/": {200},
+    f"POST {V1}/reminders/{{id}}/cancel/": {200},
+    f"POST {V1}/reminders/{{id}}/resend/": {200},
+    **{
+        f"GET /fhir/{name}": {200}
+        for name in ("Condition", "Procedure", "MedicationStatement", "Appointment", "Observation")
+    },
+    "GET /fhir/Communication": {200},
+    **{
+        f"GET /fhir/{name}/{{id}}": {200}
+        for name in ("Patient", "Condition", "Procedure", "MedicationStatement", "Appointment")
+    },
+    "GET /fhir/Observation/{id}": {200},
+    "GET /fhir/Communication/{id}": {200},
+    "GET /fhir/Patient/{id}/$everything": {200},
+    "GET /fhir/metadata": {200},
+}
+MIN_OPERATIONS = 30
+
+# What the module's fixture built, for the hooks below: ids by path, references by field name.
+RECORD: dict[str, dict[str, list[str]]] = {"paths": {}, "references": {}}
+
+
+def _ids(*rows) -> list[str]:
+    return [str(row.uuid) for row in rows]
+
+
+def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
+    """The record's ids each path with an ``{id}`` can address."""
+    treatments = _ids(seeded.medication, seeded.toxin, seeded.mvd, seeded.other_treatment)
+    visits = _ids(seeded.booked_visit, seeded.planned_visit, seeded.missed_visit)
+    reminders = _ids(seeded.sent_reminder, seeded.pending_reminder, seeded.cancelled_reminder)
+    scales = ("spasm-frequency", "episode-duration", "cohen-albert", "smc", "jankovic", "house-brackmann")
+    return {
+        f"{V1}/patients/{{id}}/": _ids(seeded.patient, seeded.other_patient),
+        f"{V1}/patients/{{id}}/outcomes/": _ids(seeded.patient),
+        f"{V1}/patients/{{id}}/flags/": _ids(seeded.patient),
+        f"{V1}/diagnoses/{{id}}/": _ids(seeded.diagnosis),
+        f"{V1}/imaging-studies/{{id}}/": _ids(seeded.imaging_study),
+        f"{V1}/treatments/{{id}}/": treatments,
+        f"{V1}/visits/{{id}}/": visits,
+        f"{V1}/visits/{{id}}/rebook/": visits,
+        f"{V1}/assessments/{{id}}/": _ids(seeded.assessment),
+        f"{V1}/reminders/{{id}}/": reminders,
+        f"{V1}/reminders/{{id}}/cancel/": reminders,
+        f"{V1}/reminders/{{id}}/resend/": reminders,
+        "/fhir/Patient/{id}": _ids(seeded.patient),
+        "/fhir/Patient/{id}/$everything": _ids(seeded.patient),
+        "/fhir/Condition/{id}": _ids(seeded.diagnosis),
+        "/fhir/Procedure/{id}": _ids(seeded.mvd, seeded.other_treatment),
+        "/fhir/MedicationStatement/{id}": _ids(seeded.medication, seeded.toxin),
+        "/fhir/Appointment/{id}": visits,
+        "/fhir/Observation/{id}": [f"{seeded.assessment.uuid}-{scale}" for scale in scales],
+        "/fhir/Communication/{id}": _ids(seeded.sent_reminder),
+    }
+
+
+def references(seeded: Seeded) -> dict[str, list[str]]:
+    """Record references a body or a query carries, by field name."""
+    return {
+        "patient": _ids(seeded.patient),
+        "diagnosis": _ids(seeded.diagnosis),
+        "treatment": _ids(seeded.medication, seeded.mvd),
+        "visit": _ids(seeded.booked_visit, seeded.missed_visit),
+        "redo_of": _ids(seeded.mvd),
+    }
+
+
+def half_the_time(original, replaced):
+    """``original`` or ``replaced``, as Hypothesis draws (it shrinks towards the original)."""
+    return st.one_of(st.just(original), replaced)
+
+
+@schema.hook
+def flatmap_path_parameters(context, path_parameters):
+    ids = RECORD["paths"].get(context.operation.path)
+    if not ids or not isinstance(path_parameters, dict) or "id" not in path_parameters:
+        return st.just(path_parameters)
+    return half_the_time(path_parameters, st.sampled_from(ids).map(lambda i: {**path_parameters, "id": i}))
+
+
+@schema.hook
+def flatmap_query(context, query):
+    refs = RECORD["references"]
+    names = [name for name in ("patient", "visit") if isinstance(query, dict) and name in query]
+    if not names:
+        return st.just(query)
+    chosen = st.fixed_dictionaries({name: st.sampled_from(refs[name]) for name in names})
+    return half_the_time(query, chosen.map(lambda ids: {**query, **ids}))
+
+
+@schema.hook
+def flatmap_body(context, body):
+    if not isinstance(body, dict):
+        return st.just(body)
+    refs = RECORD["references"]
+    chosen = {name: st.sampled_from(ids) for name, ids in refs.items() if name in body}
+    mvd = body.get("mvd")
+    if isinstance(mvd, dict) and "redo_of" in mvd:
+        chosen["mvd"] = st.sampled_from(refs["redo_of"]).map(lambda i: {**mvd, "redo_of": i})
+    if not chosen:
+        return st.just(body)
+    return half_the_time(body, st.fixed_dictionaries(chosen).map(lambda ids: {**body, **ids}))
+
+
+def point_at_the_record(case) -> None:
+    """Coverage cases are built with the tests, before the record exists: unless a case is about the
+    path itself, address the record's row (the hooks above do it for fuzzed cases)."""
+    meta = case.meta
+    if meta is None or meta.phase.name != TestPhase.COVERAGE:
+        return
+    ids = RECORD["paths"].get(case.operation.path)
+    if ids and meta.phase.data.parameter_location != ParameterLocation.PATH and case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "id": ids[0]}
+    if meta.generation.mode == GenerationMode.POSITIVE and isinstance(case.body, dict):
+        refs = RECORD["references"]
+        case.body = {**case.body, **{name: ids[0] for name, ids in refs.items() if name in case.body}}
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(django_db_setup, django_db_blocker):
+    """The record and a clinician's token, built once in a transaction rolled back after the module.
+
+    Each test (``db``) runs in a savepoint inside it. Requests go through the WSGI handler on this
+    thread's connection: it must not close it after a request, as Django's test client ensures too.
+    One client sends every request of the run, so its throttle rate is lifted.
+    """
+    throttle = override_settings(
+        REST_FRAMEWORK={**django_settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "1000000/min"}}
+    )
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    throttle.enable()
+    try:
+        with django_db_blocker.unblock(), transaction.atomic():
+            seeded = seed_record()
+            RECORD["paths"], RECORD["references"] = ids_by_path(seeded), references(seeded)
+            _, key = api_client_create(name="schemathesis", role=Role.CLINICIAN.value)
+            yield {"Authorization": f"Token {key}"}
+            transaction.set_rollback(True)
+    finally:
+        throttle.disable()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+        RECORD["paths"], RECORD["references"] = {}, {}
+
+
+@pytest.fixture
+def auth(fuzz_client, db) -> dict:
+    return fuzz_client
+
+
+@pytest.fixture
+def tally(request):
+    """Statuses by method and path of one operation's run; checked against ``MUST_REACH`` after it."""
+    statuses: dict[str, Counter] = {}
+    yield statuses
+    label = request.node.operation_label
+    reached = statuses.get(label, Counter())
+    print(f"\n{label}: {sum(reached.values())} requests {dict(sorted(reached.items()))}")
+    assert reached, f"{label}: no request was sent"
+    missing = MUST_REACH.get(label, set()) - set(reached)
+    assert not missing, f"{label} never answered {sorted(missing)}: {dict(reached)}"
+
+
+@schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_makes_a_500_or_breaks_the_schema(case, auth, tally):
+    point_at_the_record(case)
+    with transaction.atomic():
+        response = case.call(headers=auth)
+        transaction.set_rollback(True)
+    # Under the method sent: the coverage phase also tries methods the path does not serve (405).
+    tally.setdefault(f"{case.method.upper()} {case.operation.path}", Counter())[response.status_code] += 1
+    case.validate_response(response, checks=CHECKS, headers=auth)
+
+
+def test_the_fuzzing_covers_every_route_and_method_of_the_api():
+    """The schema documents every method of every route the resolver serves under /api/v1/ and /fhir/
+    (HEAD and OPTIONS aside), so fuzzing its operations leaves none out."""
+    labels = {result.ok().label for result in schema.get_all_operations()}
+    served = {
+        f"{method} /{route}"
+        for route, methods in SERVED.items()
+        if route.startswith(("api/v1/", "fhir/"))
+        for method in methods - {"HEAD", "OPTIONS"}
+    }
+    assert labels == served, f"schema only: {sorted(labels - served)}; routes only: {sorted(served - labels)}"
+    assert len(labels) > MIN_OPERATIONS
+    assert set(MUST_REACH) <= labels, f"MUST_REACH names no operation: {sorted(set(MUST_REACH) - labels)}"
