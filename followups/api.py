@@ -254,17 +254,7 @@ class VisitViewSet(ResourceViewSet):
 
 # --- assessments --------------------------------------------------------------------------------
 
-ASSESSMENT_MEASURES = (
-    "spasms_per_day",
-    "episode_duration_seconds",
-    "cohen_albert_grade",
-    "contraction_pattern",
-    "smc_grade",
-    "jankovic_severity",
-    "jankovic_frequency",
-    "jankovic_anchors",
-    "house_brackmann_grade",
-)
+ASSESSMENT_MEASURES = services.ASSESSMENT_MEASURES
 # What a PUT that leaves a field out means: the field is cleared.
 ASSESSMENT_EMPTY = {
     "visit": None,

@@ -11,10 +11,10 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from clinic.models import ClinicalRecord
+from clinic.models import ClinicalRecord, in_range, not_before, one_of
 from followups import codes
 from patients import codes as record_codes
-from patients.models import Diagnosis, Patient, Treatment, in_range, not_before, one_of
+from patients.models import Diagnosis, Patient, Treatment
 
 
 class Protocol(models.Model):

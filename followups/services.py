@@ -327,9 +327,8 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
 
 # --- assessments ------------------------------------------------------------------------------
 
-ASSESSMENT_FIELDS = (
-    "visit",
-    "assessed_on",
+# What an assessment measures apart from its date, visit, HFS-7 items and notes.
+ASSESSMENT_MEASURES = (
     "spasms_per_day",
     "episode_duration_seconds",
     "cohen_albert_grade",
@@ -339,9 +338,8 @@ ASSESSMENT_FIELDS = (
     "jankovic_frequency",
     "jankovic_anchors",
     "house_brackmann_grade",
-    *Assessment.HFS7_ITEMS,
-    "notes",
 )
+ASSESSMENT_FIELDS = ("visit", "assessed_on", *ASSESSMENT_MEASURES, *Assessment.HFS7_ITEMS, "notes")
 ASSESSMENT_RANGES = {
     "cohen_albert_grade": (0, 4),
     "smc_grade": (1, 4),

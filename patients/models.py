@@ -10,32 +10,8 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from clinic.models import ClinicalRecord
+from clinic.models import ClinicalRecord, in_range, not_before, one_of
 from patients import codes
-
-
-def one_of(field, choices, *, blank=False):
-    """A check constraint that ``field`` holds one of the codes of ``choices``."""
-    allowed = Q(**{f"{field}__in": choices.values})
-    if blank:
-        allowed |= Q(**{field: ""})
-    return models.CheckConstraint(condition=allowed, name=f"%(app_label)s_%(class)s_{field}_code")
-
-
-def in_range(field, low, high):
-    """A check constraint that ``field``, when given, lies in [low, high]."""
-    return models.CheckConstraint(
-        condition=Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gte": low, f"{field}__lte": high}),
-        name=f"%(app_label)s_%(class)s_{field}_range",
-    )
-
-
-def not_before(later, earlier):
-    """A check constraint that the date ``later``, when given, is not before ``earlier``."""
-    return models.CheckConstraint(
-        condition=Q(**{f"{later}__isnull": True}) | Q(**{f"{later}__gte": models.F(earlier)}),
-        name=f"%(app_label)s_%(class)s_{later}_not_before_{earlier}",
-    )
 
 
 class Patient(ClinicalRecord):
