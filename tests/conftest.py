@@ -2,7 +2,7 @@ import pytest
 from django.conf import settings
 from django.utils import translation
 
-from tests.factories import PatientFactory, diagnosis_for
+from tests.factories import PatientFactory, diagnosis_for, seeded_rows_restore
 
 
 @pytest.fixture
@@ -22,3 +22,13 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture
+def seeded_defaults(transactional_db):
+    """The rows the migrations seed (default protocols, role groups), back after a transactional test.
+
+    A transactional test empties every table when it ends, migration-seeded rows included; tests
+    that commit (real processes, a live server) ask for this so they never depend on running first.
+    """
+    seeded_rows_restore()

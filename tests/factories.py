@@ -4,6 +4,9 @@ from datetime import date
 
 import factory
 
+from clinic.roles import Role, group_for
+from followups.models import Protocol, ProtocolStep
+from followups.protocol_defaults import protocols_load_defaults
 from patients import codes, services
 from patients.models import Patient
 
@@ -55,3 +58,10 @@ def treatment_for(diagnosis, kind, **overrides):
         fields["mvd"] = {"technique": codes.MvdTechnique.INTERPOSITION, "offending_vessels": ["aica"]}
     fields.update(overrides)
     return services.treatment_record(patient=diagnosis.patient, diagnosis=diagnosis, kind=kind, **fields)
+
+
+def seeded_rows_restore() -> None:
+    """Put back what the migrations seed (default protocols, role groups) where a test emptied it."""
+    protocols_load_defaults(Protocol, ProtocolStep)
+    for role in Role:
+        group_for(role)

@@ -5,7 +5,9 @@ production would derive. Its clinical values are planted to be unmistakable, so 
 show no clinical data can be scanned for them.
 """
 
+import os
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
+from playwright.sync_api import sync_playwright
 
 from clinic.roles import Role, group_for
 from followups import services as followups
@@ -138,3 +141,71 @@ def planted(db, today):
     )
     patient.refresh_from_db()
     return {"patient": patient, "diagnosis": diagnosis, "toxin": toxin, "course": course, "logs": logs}
+
+
+# --- a real browser (issue 6, item 6) -----------------------------------------------------------
+
+# Debian's Chromium, never a browser Playwright downloads (.ci/run installs the package).
+CHROMIUM = os.environ.get("HFS_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking switches Chromium keeps dialling Google on a closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Screenshots are kept as test artifacts, next to the checkout unless told otherwise.
+ARTIFACTS = Path(os.environ.get("HFS_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    # Playwright's synchronous API keeps an event loop in this thread, so Django would refuse the
+    # test's own ORM calls as "async unsafe"; they run strictly between browser calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def browser_page(chromium, live_server):
+    """A fresh browser context (no cookies) on the live server, closed after the test."""
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, user, password: str = "pw") -> None:
+    """Log in through the admin's own login form, as staff do."""
+    page.goto("/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+
+
+def screenshot(page, name: str, *, element=None) -> Path:
+    """Save a PNG of the whole page (or of one element) under test-artifacts/browser/; answer its path."""
+    path = ARTIFACTS / "browser" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if element is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        element.screenshot(path=str(path))
+    assert path.stat().st_size > 1000, f"{path} is empty"
+    return path

@@ -48,6 +48,7 @@ from clinic.api_clients import api_client_create
 from clinic.roles import Role
 from tests.api.seeding import Seeded, seed_record
 from tests.api.test_permission_matrix import SERVED
+from tests.factories import seeded_rows_restore
 
 # Serial, after the parallel run: its operations are collected from the served schema, which two
 # xdist workers need not list in the same order.
@@ -231,6 +232,7 @@ def fuzz_client(django_db_setup, django_db_blocker):
     throttle.enable()
     try:
         with django_db_blocker.unblock(), transaction.atomic():
+            seeded_rows_restore()  # planning needs the protocols, whichever test ran before
             seeded = seed_record()
             RECORD["paths"], RECORD["references"] = ids_by_path(seeded), references(seeded)
             _, key = api_client_create(name="schemathesis", role=Role.CLINICIAN.value)

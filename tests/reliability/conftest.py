@@ -23,9 +23,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 
-from followups.models import Protocol, ProtocolStep
-from followups.protocol_defaults import protocols_load_defaults
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -240,9 +237,8 @@ def celery_processes(celery_env, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _default_protocols(transactional_db):
-    # A transactional test empties every table afterwards, the seeded protocols included.
-    protocols_load_defaults(Protocol, ProtocolStep)
+def _default_protocols(seeded_defaults):
+    pass
 
 
 def duplicate_warnings(text: str) -> set[int]:
