@@ -10,6 +10,8 @@ The flow (ARCHITECTURE.md, "Reminders are rows"):
    only delays a reminder.
 3. ``reminder_deliver`` (the send task) takes the row only if its claim still holds, sends, and
    marks it sent only if it still holds it: a duplicated task message does nothing.
+Visits written in bulk (an import, a restore, the demo seed) never pass through step 1:
+``reminders_plan_bulk`` inserts the rows they miss afterwards, set-based (``followups.reminders_bulk``).
 Nothing here logs or stores patient data: log lines carry reminder ids, errors carry SMTP codes.
 """
 
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 DAYS_BEFORE = {ReminderKind.VISIT_7D: 7, ReminderKind.VISIT_1D: 1}
 OPEN = (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
 _LATE = "Its time had passed when it was planned."
+_ARCHIVED = "The patient is archived."
+_NO_CONSENT = "No consent to e-mail reminders."
 _VISIT_CHANGED = "The visit changed (rescheduled, cancelled, completed or rebooked)."
 
 
@@ -74,11 +78,18 @@ def wanted_for(visit: Visit, zone: ZoneInfo) -> list[Wanted]:
     return []
 
 
+def asking_for_reminders(recent: datetime) -> Q:
+    """Visits whose reminders planning still looks after: ahead, or closed no earlier than ``recent``."""
+    return Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED), scheduled_for__gte=recent) | Q(
+        status=VisitStatus.MISSED, window_end__gte=recent.date()
+    )
+
+
 def _ineligible_reason(patient: Patient) -> str | None:
     if patient.archived:
-        return "The patient is archived."
+        return _ARCHIVED
     if not patient.email_reminders or not patient.email:
-        return "No consent to e-mail reminders."
+        return _NO_CONSENT
     return None
 
 
@@ -95,9 +106,7 @@ def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None
     recent = now - timedelta(days=2)
     visits = (
         patient.visits.filter(
-            Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED), scheduled_for__gte=recent)
-            | Q(status=VisitStatus.MISSED, window_end__gte=recent.date())
-            | Q(reminders__status__in=OPEN, reminders__due_at__gte=recent)
+            asking_for_reminders(recent) | Q(reminders__status__in=OPEN, reminders__due_at__gte=recent)
         )
         .select_related("rebooked_as")
         .distinct()
@@ -127,12 +136,31 @@ def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None
             row.status, row.status_reason = ReminderStatus.CANCELLED, _VISIT_CHANGED
             row.next_attempt_at = None
             to_update.append(row)
-    Reminder.objects.bulk_create(to_create)
+    # A bulk run (``reminders_plan_bulk``) may be inserting the same row right now, outside the
+    # patient's lock: its row is the one this would write, so the conflict is no error.
+    Reminder.objects.bulk_create(to_create, ignore_conflicts=True)
     for row in to_update:
         row.updated_at = now
     Reminder.objects.bulk_update(
         to_update, ["status", "status_reason", "due_at", "next_attempt_at", "updated_at"]
     )
+
+
+def reminders_plan_bulk(*, now: datetime | None = None) -> int:
+    """Insert the reminder rows missing for every visit that asks for one; answer how many.
+
+    For visits written in bulk (an import, a restore, the demo seed), which never went through
+    ``reminders_plan_for``: each missing row is the one it would create for a visit with no rows
+    yet, over the same horizon. It only inserts; a row that exists stays as it is, whatever its
+    state, so a second run inserts nothing. Commits as it goes, one range of visits at a time.
+    """
+    # The bulk paths build on this module's rules, so the module is imported here, not at the top.
+    from followups import reminders_bulk
+
+    now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        return reminders_bulk.reminders_plan_bulk_sql(now=now)
+    return reminders_bulk.reminders_plan_bulk_python(now=now)
 
 
 def _cancelled_by_planning(row: Reminder) -> bool:
