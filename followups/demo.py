@@ -1,22 +1,41 @@
-"""Demo follow-up history for seeded patients: the symptom logs a clinic would have recorded.
+"""Demo follow-up history for seeded patients: their protocol visits and symptom logs.
 
-Answers ``patients.demo.demo_batch_seeded``: for each seeded treatment it writes a baseline log
+Answers ``patients.demo.demo_batch_seeded``. For each seeded treatment it writes a baseline log
 before it and the logs of the visits after it, shaped the way DOMAIN.md describes recovery (MVD
 mostly cured, a quarter of cures delayed, a few recurrences; toxin effects that wear off by the
-re-injection visit; modest, fading drug effects). Bulk inserts like the rest of the seed, so no
-history rows. Future visits, outcomes and flags are not written here: ``follow_up_refresh``
-computes them through the real planning (``make run`` calls it after seeding).
+re-injection visit; modest, fading drug effects).
+
+It also writes the visits the protocols ask for, built by the planner's own functions from the
+batch's rows in memory (re-planning each patient through ``visits_plan_for`` is far too slow for a
+benchmark's 100,000 patients, and the planner never creates a visit whose window has closed, so
+there would be no history):
+- upcoming visits (window still open) are exactly the ones ``visits_plan_for`` would create
+  today, planned or, when near, booked; so planning a seeded patient again changes nothing;
+- past visits (window closed) are the ones the protocols asked for while they applied: a
+  stopped course up to its last day, an untreated diagnosis until its first treatment, an
+  archived patient until archived; completed or missed, and a completed visit takes the symptom
+  log of its day.
+Written with the batch's writer (COPY on PostgreSQL) and no history rows, like the rest of the
+seed. Reminders, outcomes and flags are not written here: ``follow_up_refresh --only-unplanned``
+derives them through the services (``make run`` calls it after seeding).
 """
 
 from __future__ import annotations
 
+import copy
 import random
+from bisect import bisect_right
+from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.dispatch import receiver
+from django.utils import timezone
 
-from followups.models import Assessment
+from followups import planning
+from followups.codes import VisitStatus
+from followups.models import Assessment, Visit
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.demo import SeededBatch, demo_batch_seeded
 
@@ -90,7 +109,153 @@ def demo_logs_for(batch: SeededBatch) -> list[Assessment]:
     return logs
 
 
-@receiver(demo_batch_seeded, dispatch_uid="followups.demo_logs")
-def _add_demo_logs(sender, batch: SeededBatch, **kwargs):
-    logs = Assessment.objects.bulk_create(demo_logs_for(batch))
-    return {"assessments": len(logs)}
+# Of the visits whose window has closed, the share the patient came to; the rest were missed.
+COMPLETED_SHARE = 0.85
+# An upcoming visit this close is often booked already; later ones are only planned.
+BOOKING_AHEAD_DAYS = 42
+BOOKED_SHARE = 0.6
+
+
+class _GradedLog(NamedTuple):
+    """What ``planning._palsy_anchor`` reads of an assessment. The logs are not saved yet, so the
+    id is their place in the batch, which orders them as the ids both writers give them."""
+
+    assessed_on: date
+    house_brackmann_grade: int
+    pk: int
+
+
+def demo_visits_for(batch: SeededBatch, logs: list[Assessment], steps_by_kind: dict) -> list[Visit]:
+    """The protocol visits of the batch's patients, unsaved, in a fixed order."""
+    treatments_of, diagnoses_of, graded_of = defaultdict(list), defaultdict(list), defaultdict(list)
+    for treatment in batch.treatments:
+        treatments_of[treatment.patient_id].append(treatment)
+    for diagnosis in batch.diagnoses:
+        diagnoses_of[diagnosis.patient_id].append(diagnosis)
+    for place, log in enumerate(logs):
+        if log.house_brackmann_grade is not None:
+            graded_of[log.patient.pk].append(_GradedLog(log.assessed_on, log.house_brackmann_grade, place))
+    steps = {step.pk: step for kind_steps in steps_by_kind.values() for step in kind_steps}
+    visits = []
+    for patient in batch.patients:
+        rng = batch.random_for(patient, "visits")
+        for owner, past in _owners(
+            patient,
+            treatments_of[patient.pk],
+            diagnoses_of[patient.pk],
+            graded_of[patient.pk],
+            steps_by_kind,
+            today=batch.today,
+        ):
+            for occurrence in owner.wanted.values():
+                closed = occurrence.window_end < batch.today
+                if closed != past:
+                    continue
+                visit = planning._new_visit(patient, owner, occurrence)
+                # The step itself, not only its id, so that the COPY writer never fetches it.
+                visit.protocol_step = steps[occurrence.step_id]
+                visit.status = _status(occurrence, rng, today=batch.today)
+                visits.append(visit)
+    return visits
+
+
+def _status(occurrence, rng: random.Random, *, today: date) -> str:
+    if occurrence.window_end < today:
+        return VisitStatus.COMPLETED if rng.random() < COMPLETED_SHARE else VisitStatus.MISSED
+    ahead = (occurrence.scheduled_on - today).days
+    if 0 <= ahead <= BOOKING_AHEAD_DAYS and rng.random() < BOOKED_SHARE:
+        return VisitStatus.BOOKED
+    return VisitStatus.PLANNED
+
+
+def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
+    """(owner, past) pairs: the planner's owners of today, whose visits with an open window are
+    the upcoming ones, and the owners whose closed-window visits are the history.
+
+    Mirrors ``planning._owners_for`` on rows in memory. Where an owner no longer asks for visits
+    today (a stopped course, a treated diagnosis, an archived patient) its history comes from the
+    owner it was while it applied, up to the day it stopped applying.
+    """
+    treatments = sorted(treatments, key=lambda t: (t.started_on, t.pk))
+    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
+    starts_by_kind = defaultdict(list)
+    for treatment in live:
+        starts_by_kind[treatment.kind].append(treatment.started_on)
+    archived_on = timezone.localdate(patient.archived_at) if patient.archived else None
+
+    def pairs(now, then, stopped_on):
+        yield now, False
+        if then is None:
+            yield now, True
+        else:
+            then.wanted = {
+                key: occurrence
+                for key, occurrence in then.wanted.items()
+                if stopped_on is None or occurrence.scheduled_on < stopped_on
+            }
+            yield then, True
+
+    for treatment in treatments:
+        starts = starts_by_kind[treatment.kind]
+        later = bisect_right(starts, treatment.started_on)
+        arguments = {
+            "today": today,
+            "next_same_kind_on": starts[later] if later < len(starts) else None,
+            "assessments": graded,
+        }
+        kind_steps = steps_by_kind.get(treatment.kind, [])
+        now = planning._treatment_owner(treatment, kind_steps, archived=patient.archived, **arguments)
+        then, stopped_on = None, archived_on
+        if treatment.status == TreatmentStatus.STOPPED:
+            # While it ran, a stopped course asked for what a course that ended that day asks for.
+            ran = copy.copy(treatment)
+            ran.status = TreatmentStatus.COMPLETED
+            then = planning._treatment_owner(ran, kind_steps, archived=False, **arguments)
+            then.treatment = treatment
+            ended_after = treatment.ended_on + timedelta(days=1) if treatment.ended_on else None
+            stopped_on = min(filter(None, (archived_on, ended_after)), default=None)
+        elif patient.archived:
+            then = planning._treatment_owner(treatment, kind_steps, archived=False, **arguments)
+        yield from pairs(now, then, stopped_on)
+
+    first_treated_on = {}
+    for treatment in live:
+        first_treated_on.setdefault(treatment.diagnosis_id, treatment.started_on)
+    for diagnosis in diagnoses:
+        treated_on = first_treated_on.get(diagnosis.pk)
+        untreated_steps = steps_by_kind.get("", [])
+        now = planning._untreated_owner(
+            diagnosis, untreated_steps, today=today, treated=treated_on is not None, archived=patient.archived
+        )
+        then = None
+        if treated_on is not None or patient.archived:
+            then = planning._untreated_owner(
+                diagnosis, untreated_steps, today=today, treated=False, archived=False
+            )
+        stopped_on = min(filter(None, (archived_on, treated_on)), default=None)
+        yield from pairs(now, then, stopped_on)
+
+
+def _link_logs(visits: list[Visit], logs: list[Assessment]) -> None:
+    """A completed visit takes the patient's symptom log of its day, when there is one."""
+    unlinked = {}
+    for log in logs:
+        unlinked.setdefault((log.patient.pk, log.assessed_on), []).append(log)
+    for visit in visits:
+        if visit.status != VisitStatus.COMPLETED:
+            continue
+        waiting = unlinked.get((visit.patient.pk, visit.anchor_on + timedelta(days=visit.protocol_day)))
+        if waiting:
+            waiting.pop(0).visit = visit
+
+
+@receiver(demo_batch_seeded, dispatch_uid="followups.demo_follow_up")
+def _add_demo_follow_up(sender, batch: SeededBatch, **kwargs):
+    # Visits first, from the logs in memory (a facial palsy series follows their grades), so
+    # that the logs, written after them, can name the visit they were taken at.
+    logs = demo_logs_for(batch)
+    visits = demo_visits_for(batch, logs, planning._steps_by_kind())
+    batch.write(Visit, visits)
+    _link_logs(visits, logs)
+    Assessment.objects.bulk_create(logs)
+    return {"visits": len(visits), "assessments": len(logs)}

@@ -11,9 +11,10 @@ children can name their parents' ids: with ``bulk_create`` (ids returned), or on
 COPY into ids reserved from each table's sequence, which is several times faster. One transaction
 per batch keeps memory bounded, and an interrupted run leaves only whole patients. Neither path
 calls ``save()``, sends the domain signals of ``patients.signals`` or writes django-simple-history
-rows: the seed has no change history and plans no visits, accepted for synthetic data. Because it
-also goes around the services, every row is built to satisfy their rules, and
-tests/patients/test_seed_demo.py re-checks seeded records with them.
+rows: the seed has no change history, accepted for synthetic data, and its visits come from
+``followups`` (see the extension point below). Because it also goes around the services, every
+row is built to satisfy their rules, and tests/patients/test_seed_demo.py re-checks seeded records
+with them.
 
 Randomness comes from one generator per patient, seeded from the run's seed and the number in the
 patient's MRN: DEMO00000042 of a seed is the same person whatever the batch size, the writer, or
@@ -23,9 +24,9 @@ run continues the numbering, so it adds new people rather than copies. Dates cou
 
 Extension point: after each batch is written, inside its transaction, ``demo_batch_seeded`` is
 sent with ``batch=SeededBatch(...)``. ``followups`` connects a receiver to add visits and
-assessments for the batch's treatments (``patients`` never imports ``followups``). A receiver
-answers a mapping of the row counts it added (or ``None``); they join the summary. An exception
-in a receiver rolls its batch back.
+assessments for the batch's treatments (``patients`` never imports ``followups``); it writes them
+with ``batch.write``, the batch's own writer. A receiver answers a mapping of the row counts it
+added (or ``None``); they join the summary. An exception in a receiver rolls its batch back.
 """
 
 from __future__ import annotations
@@ -106,10 +107,18 @@ class SeededBatch:
     patients: list[Patient]
     diagnoses: list[Diagnosis]
     treatments: list[Treatment]
+    use_copy: bool = False
 
     def random_for(self, patient: Patient, purpose: str) -> random.Random:
         """A generator for what ``purpose`` adds to ``patient``, the same in every run of the seed."""
         return random.Random(f"{self.seed}:{patient.mrn}:{purpose}")
+
+    def write(self, model, rows: list) -> None:
+        """Save a receiver's ``rows`` the way the batch was written (COPY or bulk_create), ids set."""
+        if self.use_copy:
+            _copy_rows(model, rows, timezone.now())
+        else:
+            model.objects.bulk_create(rows, batch_size=ROWS_PER_INSERT)
 
 
 @dataclass
@@ -151,6 +160,7 @@ def seed_demo(
                 patients=rows.of(Patient),
                 diagnoses=rows.of(Diagnosis),
                 treatments=rows.of(Treatment),
+                use_copy=use_copy,
             )
             for _receiver, added in demo_batch_seeded.send(sender=SeededBatch, batch=batch):
                 summary.rows.update(added or {})

@@ -1,0 +1,244 @@
+"""seed_demo's visits (followups/demo.py): the planner's own plan for what is ahead, history behind.
+
+The seed builds visits from rows in memory instead of planning each patient; these tests hold it
+to the real planner (``visits_plan_for`` on a seeded patient finds nothing to add or cancel), to
+the calendar (statuses follow the windows), and to the seed's promises (same seed, same rows,
+whichever writer).
+"""
+
+from collections import Counter
+from datetime import date, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from followups import demo as followups_demo
+from followups.codes import ReminderKind, ReminderStatus, VisitSource, VisitStatus
+from followups.models import Assessment, ProtocolStep, Reminder, TreatmentOutcome, Visit
+from followups.planning import visits_plan_for
+from patients import demo
+from patients.codes import DiagnosisStatus, TreatmentKind, TreatmentStatus
+from patients.models import Patient, Treatment
+
+SEED = 20240601
+PATIENTS = 300
+UPCOMING = (VisitStatus.PLANNED, VisitStatus.BOOKED)
+CLOSED = (VisitStatus.COMPLETED, VisitStatus.MISSED)
+
+
+@pytest.fixture
+def today():
+    return timezone.localdate()
+
+
+@pytest.fixture
+def seeded(db):
+    return demo.seed_demo(patients=PATIENTS, seed=SEED)
+
+
+def visit_on(visit) -> date:
+    return visit.anchor_on + timedelta(days=visit.protocol_day)
+
+
+def assert_planner_changes_nothing(patients, today):
+    changed = {}
+    for patient in patients:
+        result = visits_plan_for(patient=patient, today=today)
+        if result.changed:
+            changed[patient.mrn] = (
+                [(v.protocol_step_id, v.anchor_on, v.protocol_day) for v in result.created],
+                [(v.protocol_step_id, v.anchor_on, v.protocol_day, v.status) for v in result.cancelled],
+            )
+    assert changed == {}
+
+
+# --- the same plan as the planner ---------------------------------------------------------------
+
+
+def test_the_planner_finds_nothing_to_add_or_cancel_in_any_seeded_patient(seeded, today):
+    upcoming = Visit.objects.filter(status__in=UPCOMING)
+    # Every path of the planner is in the sample: toxin cycles, courses (active, with a dose
+    # change, laboratory checks), MVD series, untreated reviews, archived patients.
+    assert upcoming.filter(treatment__kind=TreatmentKind.BOTULINUM_TOXIN).exists()
+    assert upcoming.filter(treatment__kind=TreatmentKind.MVD).exists()
+    assert upcoming.filter(treatment__medication__dose_changed_on__isnull=False).exists()
+    assert upcoming.filter(protocol_step__only_for_drug__gt="").exists()
+    assert upcoming.filter(treatment__isnull=True, diagnosis__isnull=False).exists()
+    assert Patient.objects.filter(archived=True, visits__status__in=CLOSED).exists()
+
+    assert_planner_changes_nothing(Patient.objects.order_by("mrn"), today)
+    assert not Visit.objects.filter(status=VisitStatus.CANCELLED).exists()
+
+
+def test_a_facial_palsy_series_is_the_planners_too(db, monkeypatch, today):
+    # A palsy that never resolves: every MVD's latest graded log re-anchors an open series, so
+    # the series has visits behind and ahead in every operated patient.
+    def palsy_logs(batch):
+        logs = demo_logs(batch)
+        for log in logs:
+            if log.house_brackmann_grade is not None:
+                log.house_brackmann_grade = 3
+        return logs
+
+    demo_logs = followups_demo.demo_logs_for
+    monkeypatch.setattr(followups_demo, "demo_logs_for", palsy_logs)
+    demo.seed_demo(patients=120, seed=SEED)
+
+    palsy = Visit.objects.filter(protocol_step__code="palsy-review")
+    assert palsy.filter(status__in=UPCOMING).exists()
+    assert palsy.filter(status__in=CLOSED).exists()
+    operated = Patient.objects.filter(treatments__kind=TreatmentKind.MVD).distinct()
+    assert_planner_changes_nothing(operated, today)
+
+
+def test_seeded_visits_follow_the_protocol_steps_in_the_database(db):
+    step = ProtocolStep.objects.get(protocol__code="botulinum-toxin", code="day-21")
+    step.offset_days, step.purpose = 28, "Review (day 28)"
+    step.save()
+
+    demo.seed_demo(patients=60, seed=SEED)
+
+    reviews = Visit.objects.filter(protocol_step=step)
+    assert reviews.exists()
+    assert set(reviews.values_list("protocol_day", "purpose")) == {(28, "Review (day 28)")}
+    sessions = Treatment.objects.filter(kind=TreatmentKind.BOTULINUM_TOXIN)
+    assert not reviews.exclude(anchor_on__in=sessions.values("started_on")).exists()
+
+
+# --- statuses by date ---------------------------------------------------------------------------
+
+
+def test_statuses_follow_the_windows(seeded, today):
+    visits = list(Visit.objects.all())
+    closed = [v for v in visits if v.window_end < today]
+    ahead = [v for v in visits if v.window_end >= today]
+
+    assert {v.status for v in closed} == set(CLOSED)
+    assert {v.status for v in ahead} == set(UPCOMING)
+    assert all(v.source == VisitSource.PROTOCOL for v in visits)
+    completed = sum(v.status == VisitStatus.COMPLETED for v in closed)
+    assert 0.8 <= completed / len(closed) <= 0.9
+    # Booked: near appointments only, never one whose day has passed.
+    booked_in = [(visit_on(v) - today).days for v in ahead if v.status == VisitStatus.BOOKED]
+    assert booked_in
+    assert min(booked_in) >= 0
+    assert max(booked_in) <= followups_demo.BOOKING_AHEAD_DAYS
+    assert 5 <= len(visits) / PATIENTS <= 20
+
+
+def test_history_stops_where_the_protocol_stopped_applying(seeded, today):
+    stopped = Visit.objects.filter(treatment__status=TreatmentStatus.STOPPED)
+    assert stopped.exists()
+    assert not stopped.filter(status__in=UPCOMING).exists()
+    assert all(visit_on(v) <= v.treatment.ended_on for v in stopped.select_related("treatment"))
+
+    reviews = Visit.objects.filter(treatment__isnull=True).select_related("diagnosis")
+    first_treated = {}
+    for diagnosis_id, started_on in Treatment.objects.order_by("started_on").values_list(
+        "diagnosis_id", "started_on"
+    ):
+        first_treated.setdefault(diagnosis_id, started_on)
+    assert reviews.exists()
+    assert all(visit_on(v) < first_treated.get(v.diagnosis_id, date.max) for v in reviews)
+    assert not reviews.filter(diagnosis__status=DiagnosisStatus.REFUTED).exists()
+
+    archived = Visit.objects.filter(patient__archived=True).select_related("patient")
+    assert not archived.filter(status__in=UPCOMING).exists()
+    assert all(visit_on(v) < timezone.localdate(v.patient.archived_at) for v in archived)
+
+
+def test_completed_visits_take_the_symptom_log_of_their_day(seeded):
+    linked = Assessment.objects.filter(visit__isnull=False).select_related("visit")
+    assert linked.exists()
+    assert all(
+        log.visit.status == VisitStatus.COMPLETED
+        and log.visit.patient_id == log.patient_id
+        and visit_on(log.visit) == log.assessed_on
+        for log in linked
+    )
+    # At most one log a visit.
+    assert max(Counter(linked.values_list("visit_id", flat=True)).values()) == 1
+    missed = Visit.objects.filter(status=VisitStatus.MISSED)
+    assert not Assessment.objects.filter(visit__in=missed).exists()
+
+
+# --- same seed, same rows -----------------------------------------------------------------------
+
+
+def visit_facts(**run):
+    """The visits ``run`` seeds into an empty database (left empty again), without ids or stamps."""
+    with transaction.atomic():
+        summary = demo.seed_demo(today=date(2026, 1, 15), **run)
+        visits = Visit.objects.order_by("patient__mrn", "id").values_list(
+            "patient__mrn",
+            "treatment__kind",
+            "treatment__started_on",
+            "diagnosis__diagnosed_on",
+            "protocol_step__code",
+            "anchor_on",
+            "protocol_day",
+            "purpose",
+            "scheduled_for",
+            "window_start",
+            "window_end",
+            "status",
+        )
+        logs = Assessment.objects.filter(visit__isnull=False).order_by("patient__mrn", "assessed_on")
+        linked = logs.values_list("patient__mrn", "assessed_on", "visit__protocol_step__code")
+        facts = (list(visits), list(linked))
+        assert summary.rows["visits"] == len(facts[0])
+        transaction.set_rollback(True)
+    return facts
+
+
+def test_a_seed_gives_the_same_visits_whatever_the_writer_or_batches(db):
+    visits, logs = visit_facts(patients=80, seed=7, batch_size=30, use_copy=True)
+    assert len(visits) > 400 and logs
+
+    assert visit_facts(patients=80, seed=7, use_copy=False) == (visits, logs)
+    assert visit_facts(patients=80, seed=7, batch_size=25, use_copy=True) == (visits, logs)
+    other, _logs = visit_facts(patients=80, seed=8)
+    assert other != visits
+
+
+# --- follow_up_refresh after the seed -----------------------------------------------------------
+
+
+def test_follow_up_refresh_derives_reminders_and_outcomes_of_seeded_patients_once(db, today):
+    demo.seed_demo(patients=60, seed=SEED)
+    visits_before = sorted(Visit.objects.values_list("id", "status", "scheduled_for"))
+
+    out = StringIO()
+    call_command("follow_up_refresh", "--only-unplanned", stdout=out)
+
+    assert sorted(Visit.objects.values_list("id", "status", "scheduled_for")) == visits_before
+    live_treatments = Treatment.objects.filter(patient__archived=False).exclude(
+        status=TreatmentStatus.ENTERED_IN_ERROR
+    )
+    assert TreatmentOutcome.objects.count() == live_treatments.count()
+    soon = timezone.now() + timedelta(days=8)
+    reminded = Visit.objects.filter(
+        status__in=UPCOMING, scheduled_for__gt=soon, patient__email_reminders=True, patient__archived=False
+    )
+    assert reminded.exists()
+    pending = Reminder.objects.filter(visit__in=reminded, status=ReminderStatus.PENDING)
+    assert set(pending.values_list("visit_id", "kind")) == {
+        (visit_id, kind)
+        for visit_id in reminded.values_list("id", flat=True)
+        for kind in (ReminderKind.VISIT_7D, ReminderKind.VISIT_1D)
+    }
+
+    in_follow_up = Patient.objects.filter(archived=False, diagnoses__isnull=False).distinct()
+    assert f"Refreshed the follow-up of {in_follow_up.count()} patients" in out.getvalue()
+
+    again = StringIO()
+    call_command("follow_up_refresh", "--only-unplanned", stdout=again)
+    # Only patients with nothing to derive (no visit, outcome or flag) come round again.
+    nothing_to_derive = in_follow_up.exclude(
+        Q(visits__isnull=False) | Q(treatments__outcome__isnull=False) | Q(flags__isnull=False)
+    )
+    assert f"Refreshed the follow-up of {nothing_to_derive.count()} patients" in again.getvalue()
