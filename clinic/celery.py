@@ -7,6 +7,7 @@ entries that poll the database (ARCHITECTURE.md): a lost message only delays, ne
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
 
@@ -22,3 +23,15 @@ def _make_filesystem_broker_folders(sender, **kwargs):
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)
+
+
+@task_prerun.connect
+def _drop_stale_database_connections(task=None, **kwargs):
+    # With CELERY_DB_REUSE_MAX the fixup keeps connections between tasks; like Django between
+    # requests, close one that errored or outlived CONN_MAX_AGE, and let the health check probe
+    # the rest on first use. An eager task runs inside its caller's transaction: leave it alone.
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

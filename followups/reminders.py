@@ -20,12 +20,15 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -243,14 +246,17 @@ def reminders_claim_due(
 
 
 def _queue_sends(ids: list[int], claim_id: uuid.UUID) -> None:
-    from followups.tasks import reminder_send
+    from followups.tasks import reminders_send_batch
 
-    for reminder_id in ids:
+    # A few reminders a task: one SMTP connection and one task's overhead serve them all, while a
+    # lost or killed task still strands only a handful of rows until their lease lapses.
+    chunk = settings.REMINDER_SEND_CHUNK
+    for start in range(0, len(ids), chunk):
         try:
-            reminder_send.delay(reminder_id, str(claim_id))
-        except Exception:  # the broker may be down: the lease brings the row back
+            reminders_send_batch.delay(ids[start : start + chunk], str(claim_id))
+        except Exception:  # the broker may be down: the lease brings the rows back
             logger.exception(
-                "reminder %s: could not queue its send task; retried when the lease lapses", reminder_id
+                "reminders %s...: could not queue their send task; retried when the lease lapses", ids[start]
             )
             return
 
@@ -284,11 +290,15 @@ def _held(reminder_id: int, token: uuid.UUID):
     return Reminder.objects.filter(pk=reminder_id, status=ReminderStatus.SENDING, claim_id=token)
 
 
-def _take(reminder_id: int, claim_id: uuid.UUID) -> uuid.UUID | None:
+def _take(reminder_ids: list[int], claim_id: uuid.UUID) -> tuple[uuid.UUID, list[Reminder]]:
+    """Take the rows whose claim still holds, under a new token; answer it and the rows taken.
+
+    One UPDATE for the whole batch: from here on a duplicated task message finds nothing to take.
+    """
     token = uuid.uuid4()
     now = timezone.now()
-    taken = Reminder.objects.filter(
-        pk=reminder_id, status=ReminderStatus.SENDING, claim_id=claim_id, lease_expires_at__gt=now
+    Reminder.objects.filter(
+        pk__in=reminder_ids, status=ReminderStatus.SENDING, claim_id=claim_id, lease_expires_at__gt=now
     ).update(
         claim_id=token,
         send_started_at=now,
@@ -296,7 +306,11 @@ def _take(reminder_id: int, claim_id: uuid.UUID) -> uuid.UUID | None:
         attempts=F("attempts") + 1,
         updated_at=now,
     )
-    return token if taken else None
+    rows = Reminder.objects.select_related("visit__patient", "visit__rebooked_as").filter(
+        pk__in=reminder_ids, claim_id=token
+    )
+    order = {pk: i for i, pk in enumerate(reminder_ids)}
+    return token, sorted(rows, key=lambda row: order[row.pk])
 
 
 def _why_not_send(reminder: Reminder) -> str | None:
@@ -324,26 +338,75 @@ def _backoff(attempts: int) -> timedelta:
 
 def reminder_deliver(*, reminder_id: int, claim_id: uuid.UUID | str) -> str:
     """Send one claimed reminder; answer what became of it (for the task's log line)."""
+    token, taken = _take([reminder_id], uuid.UUID(str(claim_id)))
+    return _send_taken(taken[0], token) if taken else "not held"
+
+
+def reminders_deliver_batch(*, reminder_ids: list[int], claim_id: uuid.UUID | str) -> Counter:
+    """Send a claimed batch over one SMTP connection; answer how many ended which way.
+
+    The rows are taken together, then each is sent and marked sent on its own, so a crash
+    mid-batch can duplicate at most the one reminder being sent. Past half the send time limit
+    the rows not tried yet are handed back to the sweeper, due at once.
+    """
+    deadline = monotonic() + settings.REMINDER_SEND_TIME_LIMIT / 2
+    token, taken = _take(reminder_ids, uuid.UUID(str(claim_id)))
+    outcomes = Counter()
+    if missing := len(reminder_ids) - len(taken):
+        outcomes["not held"] = missing
+    mail = get_connection(fail_silently=False)
+    try:
+        for done, reminder in enumerate(taken):
+            if monotonic() > deadline:
+                outcomes["handed back"] += _hand_back([r.pk for r in taken[done:]], token)
+                break
+            outcome = _send_taken(reminder, token, mail)
+            outcomes[outcome] += 1
+            if outcome in ("retry", "failed"):
+                _close_quietly(mail)  # the next reminder starts a fresh conversation
+    finally:
+        _close_quietly(mail)
+    return outcomes
+
+
+def _hand_back(reminder_ids: list[int], token: uuid.UUID) -> int:
+    now = timezone.now()
+    return Reminder.objects.filter(pk__in=reminder_ids, status=ReminderStatus.SENDING, claim_id=token).update(
+        status=ReminderStatus.PENDING,
+        next_attempt_at=now,
+        claim_id=None,
+        lease_expires_at=None,
+        send_started_at=None,
+        attempts=F("attempts") - 1,
+        updated_at=now,
+    )
+
+
+def _send_taken(reminder: Reminder, token: uuid.UUID, mail=None) -> str:
+    """Send a taken reminder and mark it sent if still held; failures are classified and kept.
+
+    ``mail``: a batch's shared e-mail backend, opened here on first use so that a refused
+    connection counts as this reminder's failed attempt.
+    """
     from followups.emails import reminder_message
 
-    token = _take(reminder_id, uuid.UUID(str(claim_id)))
-    if token is None:
-        return "not held"
-    reminder = Reminder.objects.select_related("visit__patient", "visit__rebooked_as").get(pk=reminder_id)
     reason = _why_not_send(reminder)
     if reason:
-        _held(reminder_id, token).update(
+        _held(reminder.pk, token).update(
             status=ReminderStatus.CANCELLED, status_reason=reason, updated_at=timezone.now()
         )
         return "cancelled"
     try:
         message = reminder_message(reminder)
+        if mail is not None:
+            mail.open()  # nothing to do while the batch's connection is open
+            message.connection = mail
         message.send()
     except Exception as raw:  # every failure, rendering included, is classified and kept on the row
         error = classify_smtp_error(raw)
         return _after_failure(reminder, token, error)
     now = timezone.now()
-    marked = _held(reminder_id, token).update(
+    marked = _held(reminder.pk, token).update(
         status=ReminderStatus.SENT,
         sent_at=now,
         message_id=message.extra_headers["Message-ID"],
@@ -351,8 +414,15 @@ def reminder_deliver(*, reminder_id: int, claim_id: uuid.UUID | str) -> str:
         updated_at=now,
     )
     if not marked:
-        logger.warning("reminder %s: sent after its lease lapsed; another attempt may follow", reminder_id)
+        logger.warning("reminder %s: sent after its lease lapsed; another attempt may follow", reminder.pk)
     return "sent"
+
+
+def _close_quietly(mail) -> None:
+    try:
+        mail.close()
+    except (smtplib.SMTPException, OSError):
+        mail.connection = None
 
 
 def _after_failure(reminder: Reminder, token: uuid.UUID, error: Exception) -> str:

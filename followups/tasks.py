@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from followups.reminders import reminder_deliver, reminders_claim_due
+from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
 from followups.services import patient_follow_up_refresh, visits_mark_missed_due
 from patients.models import Patient
 
@@ -61,7 +61,25 @@ def reminders_sweep():
     soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT * 0.8,
 )
 def reminder_send(reminder_id, claim_id):
-    """Send one reminder. Ids only: the row says everything else."""
+    """Send one reminder. Ids only: the row says everything else.
+
+    The sweeper now queues ``reminders.send_batch``; this stays for messages queued before.
+    """
     outcome = reminder_deliver(reminder_id=reminder_id, claim_id=claim_id)
     logger.info("reminder %s: %s", reminder_id, outcome)
     return outcome
+
+
+@shared_task(
+    name="reminders.send_batch",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
+    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT * 0.8,
+)
+def reminders_send_batch(reminder_ids, claim_id):
+    """Send a few claimed reminders over one SMTP connection. Ids only."""
+    outcomes = reminders_deliver_batch(reminder_ids=reminder_ids, claim_id=claim_id)
+    logger.info("reminders %s: %s", ",".join(map(str, reminder_ids)), dict(outcomes))
+    return dict(outcomes)
