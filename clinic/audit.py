@@ -6,6 +6,9 @@ import ipaddress
 from collections.abc import Iterable
 from uuid import UUID
 
+from django.db import connection
+from django.utils import timezone
+
 from clinic.models import AuditEvent
 
 ACTION_FOR_METHOD = {
@@ -62,9 +65,36 @@ def audit_record(
         "status": status,
         "remote_addr": _remote_addr(request),
     }
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(object_id=str(object_id), patient_id=patient_id, **common)
-            for object_id, patient_id in targets
-        ]
-    )
+    targets = [(str(object_id), patient_id) for object_id, patient_id in targets]
+    if connection.vendor == "postgresql":
+        _insert_unnested(common, targets)
+    else:
+        AuditEvent.objects.bulk_create(
+            [
+                AuditEvent(object_id=object_id, patient_id=patient_id, **common)
+                for object_id, patient_id in targets
+            ]
+        )
+
+
+def _insert_unnested(common: dict, targets: list[tuple[str, UUID | None]]) -> None:
+    """One INSERT ... SELECT FROM unnest() for a page of rows.
+
+    A list page audits up to 500 rows; compiling them through bulk_create cost more than the rest
+    of the request (bench: 2-3 ms of a 10 ms page of 50). Only the object and patient ids vary.
+    """
+    if not targets:
+        return
+    fields = {f.name: f for f in AuditEvent._meta.concrete_fields}
+    constant = {"at": timezone.now(), **common}
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(fields[name].column) for name in (*constant, "object_id", "patient_id"))
+    values = ", ".join(f"%s::{fields[name].db_type(connection)}" for name in constant)
+    object_ids, patient_ids = zip(*targets, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
+            f"SELECT {values}, t.object_id, t.patient_id "
+            "FROM unnest(%s::text[], %s::uuid[]) AS t(object_id, patient_id)",
+            [*constant.values(), list(object_ids), list(patient_ids)],
+        )
