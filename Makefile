@@ -13,7 +13,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 CHECK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint format migrations-check demo clean
+.PHONY: venv run test lint format migrations-check demo clean bench
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,19 @@ migrations-check: venv
 test: lint migrations-check
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+# Benchmarks (BENCHMARKS.md), never part of `make test`: their own database and Redis db. The first
+# run seeds BENCH_PATIENTS demo patients (minutes at 100,000); later runs reuse them.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hfs_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/9
+BENCH_PATIENTS ?= 100000
+BENCH_ARGS ?=
+BENCH_ENV = BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) BENCH_REDIS_URL=$(BENCH_REDIS_URL)
+
+bench: venv
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(BENCH_ENV) $(BIN)/python -m bench.prepare --patients $(BENCH_PATIENTS)
+	$(BENCH_ENV) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks at clinic-network scale (BENCHMARKS.md): ``make bench``; never part of ``make test``."""

@@ -1,0 +1,70 @@
+"""What the benchmark's parts share: the bench database guard, timing, waiting, ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+VAR = ROOT / "var" / "bench"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/hfs_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def redis_url() -> str:
+    return os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def bench_environment() -> dict[str, str]:
+    """The environment of every process of the benchmark: the bench database and Redis db, no DEBUG."""
+    url = database_url()
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    # The benchmark truncates tables: only ever in a database of its own.
+    if not name.startswith("hfs_bench"):
+        raise SystemExit(f"BENCH_DATABASE_URL must name a database hfs_bench or hfs_bench_*, not {name!r}.")
+    return {
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url(),
+        "CELERY_BROKER_URL": redis_url(),
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DEBUG": "false",
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+    }
+
+
+def setup_django() -> None:
+    os.environ.update(bench_environment())
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 3)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)

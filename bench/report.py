@@ -1,0 +1,106 @@
+"""The table printed at the end and ``bench/results.json`` (written to a tmp file, then renamed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from bench.common import BENCH_DIR
+
+RESULTS = BENCH_DIR / "results.json"
+
+# key: (what, target, the test the figure must pass)
+TARGETS = {
+    "list_latency_ratio_to_floor": ("list endpoints p50 / floor p50 (worst)", "<= 1.5", lambda v: v <= 1.5),
+    "max_queries_per_request": ("queries per request (any page size)", "<= 5", lambda v: v <= 5),
+    "plan_1m_visits_s": ("plan reminders of 1,000,000 visits (s)", "< 60", lambda v: v < 60),
+    "replan_1m_visits_s": ("re-run, inserting nothing (s)", "< 20", lambda v: v < 20),
+    "claim_ms_at_10m_rows": ("claim at 10,000,000 rows (ms, median)", "< 20", lambda v: v < 20),
+    "dispatch_per_s": ("reminders dispatched per second", ">= 200", lambda v: v >= 200),
+    "dispatch_ratio_to_smtplib_floor": ("dispatch / smtplib floor", ">= 0.5", lambda v: v >= 0.5),
+}
+
+
+def machine() -> dict:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    memory_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "cpu": model,
+        "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
+        "python": platform.python_version(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "",
+    }
+
+
+def headline(sections: dict) -> dict:
+    load = sections.get("load") or {}
+    queries = sections.get("queries") or {}
+    planning = sections.get("planning") or {}
+    claim = (sections.get("claim") or {}).get("at", {})
+    dispatch = sections.get("dispatch") or {}
+    largest = claim[max(claim, key=int)] if claim else {}
+    return {
+        "list_latency_ratio_to_floor": load.get("list_latency_ratio_to_floor"),
+        "max_queries_per_request": queries.get("max_queries_per_request"),
+        "plan_1m_visits_s": planning.get("plan_s"),
+        "replan_1m_visits_s": planning.get("replan_s"),
+        "claim_ms_at_10m_rows": (
+            largest.get("claim_call_median_ms") if largest.get("rows") == 10_000_000 else None
+        ),
+        "dispatch_per_s": dispatch.get("per_s"),
+        "dispatch_ratio_to_smtplib_floor": dispatch.get("ratio_to_smtplib_floor"),
+    }
+
+
+def write(sections: dict, *, database: dict) -> dict:
+    results = {
+        **headline(sections),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "database": database,
+        "targets": {key: target for key, (_, target, _) in TARGETS.items()},
+        **sections,
+    }
+    results["targets_met"] = {
+        key: None if results[key] is None else bool(test(results[key]))
+        for key, (_, _, test) in TARGETS.items()
+    }
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    tmp.replace(RESULTS)
+    return results
+
+
+def table(results: dict) -> str:
+    lines = [f"{'measure':<44} {'value':>10}  {'target':<8} met", "-" * 70]
+    for key, (what, target, _) in TARGETS.items():
+        value = results[key]
+        met = {None: "-", True: "yes", False: "NO"}[results["targets_met"][key]]
+        shown = "-" if value is None else f"{value:g}"
+        lines.append(f"{what:<44} {shown:>10}  {target:<8} {met}")
+    load = results.get("load") or {}
+    if load:
+        lines += [
+            "",
+            f"{'endpoint':<22} {'rps':>8} {'p50 ms':>8} {'p95 ms':>8} {'floor rps':>10} "
+            f"{'floor p50':>10} {'floor p95':>10} {'p50 x':>6} {'queries':>8}",
+            "-" * 100,
+        ]
+        counts = (results.get("queries") or {}).get("endpoints", {})
+        for name, row in load["endpoints"].items():
+            api, floor = row["api"], row["floor"]
+            count = max((v["api"] for v in counts.get(name, {}).values()), default="")
+            lines.append(
+                f"{name:<22} {api['rps']:>8} {api['p50_ms']:>8.2f} {api['p95_ms']:>8.2f} {floor['rps']:>10} "
+                f"{floor['p50_ms']:>10.2f} {floor['p95_ms']:>10.2f} {row['p50_ratio_to_floor']:>6} {count:>8}"
+            )
+    return "\n".join(lines)
