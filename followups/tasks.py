@@ -52,14 +52,18 @@ def reminders_sweep():
     return claimed
 
 
-@shared_task(
-    name="reminders.send",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
-    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT * 0.8,
-)
+# A send is acknowledged only once it ran, and requeued if its worker died; its time is bounded
+# (the reminder's lease outlasts it, see settings).
+SENDING = {
+    "ignore_result": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "time_limit": settings.REMINDER_SEND_TIME_LIMIT,
+    "soft_time_limit": settings.REMINDER_SEND_TIME_LIMIT * 0.8,
+}
+
+
+@shared_task(name="reminders.send", **SENDING)
 def reminder_send(reminder_id, claim_id):
     """Send one reminder. Ids only: the row says everything else.
 
@@ -70,14 +74,7 @@ def reminder_send(reminder_id, claim_id):
     return outcome
 
 
-@shared_task(
-    name="reminders.send_batch",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=settings.REMINDER_SEND_TIME_LIMIT,
-    soft_time_limit=settings.REMINDER_SEND_TIME_LIMIT * 0.8,
-)
+@shared_task(name="reminders.send_batch", **SENDING)
 def reminders_send_batch(reminder_ids, claim_id):
     """Send a few claimed reminders over one SMTP connection. Ids only."""
     outcomes = reminders_deliver_batch(reminder_ids=reminder_ids, claim_id=claim_id)
