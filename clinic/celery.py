@@ -8,6 +8,7 @@ import os
 
 from celery import Celery
 from celery.signals import task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
 
@@ -32,6 +33,4 @@ def _drop_stale_database_connections(task=None, **kwargs):
     # the rest on first use. An eager task runs inside its caller's transaction: leave it alone.
     if task is not None and getattr(task.request, "is_eager", False):
         return
-    from django.db import close_old_connections
-
     close_old_connections()

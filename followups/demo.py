@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import random
-from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -151,7 +150,7 @@ def demo_visits_for(batch: SeededBatch, logs: list[Assessment], steps_by_kind: d
                 closed = occurrence.window_end < batch.today
                 if closed != past:
                     continue
-                visit = planning._new_visit(patient, owner, occurrence)
+                visit = planning.new_visit(patient, owner, occurrence)
                 # The step itself, not only its id, so that the COPY writer never fetches it.
                 visit.protocol_step = steps[occurrence.step_id]
                 visit.status = _status(occurrence, rng, today=batch.today)
@@ -172,15 +171,13 @@ def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
     """(owner, past) pairs: the planner's owners of today, whose visits with an open window are
     the upcoming ones, and the owners whose closed-window visits are the history.
 
-    Mirrors ``planning._owners_for`` on rows in memory. Where an owner no longer asks for visits
-    today (a stopped course, a treated diagnosis, an archived patient) its history comes from the
-    owner it was while it applied, up to the day it stopped applying.
+    Today's owners are ``planning.owners_from`` on the rows in memory. Where an owner no longer
+    asks for visits today (a stopped course, a treated diagnosis, an archived patient) its history
+    comes from the owner it was while it applied, up to the day it stopped applying.
     """
     treatments = sorted(treatments, key=lambda t: (t.started_on, t.pk))
-    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
-    starts_by_kind = defaultdict(list)
-    for treatment in live:
-        starts_by_kind[treatment.kind].append(treatment.started_on)
+    owners_now = planning.owners_from(patient, treatments, diagnoses, graded, steps_by_kind, today=today)
+    next_on = planning.next_start_of_same_kind(treatments)
     archived_on = timezone.localdate(patient.archived_at) if patient.archived else None
 
     def pairs(now, then, stopped_on):
@@ -195,42 +192,32 @@ def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
             }
             yield then, True
 
-    for treatment in treatments:
-        starts = starts_by_kind[treatment.kind]
-        later = bisect_right(starts, treatment.started_on)
-        arguments = {
-            "today": today,
-            "next_same_kind_on": starts[later] if later < len(starts) else None,
-            "assessments": graded,
-        }
+    for treatment, now in zip(treatments, owners_now[: len(treatments)], strict=True):
+        arguments = {"today": today, "next_same_kind_on": next_on[treatment.pk], "assessments": graded}
         kind_steps = steps_by_kind.get(treatment.kind, [])
-        now = planning._treatment_owner(treatment, kind_steps, archived=patient.archived, **arguments)
         then, stopped_on = None, archived_on
         if treatment.status == TreatmentStatus.STOPPED:
             # While it ran, a stopped course asked for what a course that ended that day asks for.
             ran = copy.copy(treatment)
             ran.status = TreatmentStatus.COMPLETED
-            then = planning._treatment_owner(ran, kind_steps, archived=False, **arguments)
+            then = planning.treatment_owner(ran, kind_steps, archived=False, **arguments)
             then.treatment = treatment
             ended_after = treatment.ended_on + timedelta(days=1) if treatment.ended_on else None
             stopped_on = min(filter(None, (archived_on, ended_after)), default=None)
         elif patient.archived:
-            then = planning._treatment_owner(treatment, kind_steps, archived=False, **arguments)
+            then = planning.treatment_owner(treatment, kind_steps, archived=False, **arguments)
         yield from pairs(now, then, stopped_on)
 
     first_treated_on = {}
-    for treatment in live:
-        first_treated_on.setdefault(treatment.diagnosis_id, treatment.started_on)
-    for diagnosis in diagnoses:
+    for treatment in treatments:
+        if treatment.status != TreatmentStatus.ENTERED_IN_ERROR:
+            first_treated_on.setdefault(treatment.diagnosis_id, treatment.started_on)
+    for diagnosis, now in zip(diagnoses, owners_now[len(treatments) :], strict=True):
         treated_on = first_treated_on.get(diagnosis.pk)
-        untreated_steps = steps_by_kind.get("", [])
-        now = planning._untreated_owner(
-            diagnosis, untreated_steps, today=today, treated=treated_on is not None, archived=patient.archived
-        )
         then = None
         if treated_on is not None or patient.archived:
-            then = planning._untreated_owner(
-                diagnosis, untreated_steps, today=today, treated=False, archived=False
+            then = planning.untreated_owner(
+                diagnosis, steps_by_kind.get("", []), today=today, treated=False, archived=False
             )
         stopped_on = min(filter(None, (archived_on, treated_on)), default=None)
         yield from pairs(now, then, stopped_on)
@@ -254,7 +241,7 @@ def _add_demo_follow_up(sender, batch: SeededBatch, **kwargs):
     # Visits first, from the logs in memory (a facial palsy series follows their grades), so
     # that the logs, written after them, can name the visit they were taken at.
     logs = demo_logs_for(batch)
-    visits = demo_visits_for(batch, logs, planning._steps_by_kind())
+    visits = demo_visits_for(batch, logs, planning.steps_by_kind())
     batch.write(Visit, visits)
     _link_logs(visits, logs)
     Assessment.objects.bulk_create(logs)

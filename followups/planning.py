@@ -56,7 +56,7 @@ class PlanResult:
         return bool(self.created or self.cancelled)
 
 
-def _steps_by_kind() -> dict[str, list]:
+def steps_by_kind() -> dict[str, list]:
     steps = defaultdict(list)
     for protocol in Protocol.objects.prefetch_related("steps"):
         steps[protocol.treatment_kind] = list(protocol.steps.all())
@@ -91,7 +91,7 @@ def _palsy_anchor(surgery: Treatment, assessments: list[Assessment], next_surger
     return latest.assessed_on if latest.house_brackmann_grade >= 2 else None
 
 
-def _treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, archived) -> Owner:
+def treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, archived) -> Owner:
     owner = Owner(treatment=treatment, diagnosis=treatment.diagnosis)
     if archived:
         owner.cancel_reason, owner.cancel_booked = "The patient was archived.", True
@@ -134,7 +134,7 @@ def _treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments,
     return owner
 
 
-def _untreated_owner(diagnosis, steps, *, today, treated, archived) -> Owner:
+def untreated_owner(diagnosis, steps, *, today, treated, archived) -> Owner:
     owner = Owner(treatment=None, diagnosis=diagnosis)
     if archived:
         owner.cancel_reason, owner.cancel_booked = "The patient was archived.", True
@@ -150,44 +150,60 @@ def _untreated_owner(diagnosis, steps, *, today, treated, archived) -> Owner:
 
 
 def _owners_for(patient: Patient, *, today: date) -> list[Owner]:
-    steps = _steps_by_kind()
     treatments = list(
         patient.treatments.select_related("diagnosis", "medication").order_by("started_on", "pk")
     )
-    diagnoses = list(patient.diagnoses.all())
     assessments = list(
         patient.assessments.filter(status=AssessmentStatus.FINAL, house_brackmann_grade__isnull=False)
     )
-    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
+    return owners_from(
+        patient, treatments, list(patient.diagnoses.all()), assessments, steps_by_kind(), today=today
+    )
 
-    owners = []
-    for treatment in treatments:
-        later = [
-            t.started_on
-            for t in live
-            if t.kind == treatment.kind and t.pk != treatment.pk and t.started_on > treatment.started_on
-        ]
-        owners.append(
-            _treatment_owner(
-                treatment,
-                steps.get(treatment.kind, []),
-                today=today,
-                next_same_kind_on=min(later, default=None),
-                assessments=assessments,
-                archived=patient.archived,
-            )
+
+def next_start_of_same_kind(treatments: list[Treatment]) -> dict[int, date | None]:
+    """For each treatment, when the next live treatment of its kind started (None if none did):
+    a toxin session's cycle, and an MVD's palsy reviews, end there."""
+    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
+    return {
+        treatment.pk: min(
+            (
+                t.started_on
+                for t in live
+                if t.kind == treatment.kind and t.pk != treatment.pk and t.started_on > treatment.started_on
+            ),
+            default=None,
         )
-    treated = {t.diagnosis_id for t in live}
-    for diagnosis in diagnoses:
-        owners.append(
-            _untreated_owner(
-                diagnosis,
-                steps.get("", []),
-                today=today,
-                treated=diagnosis.pk in treated,
-                archived=patient.archived,
-            )
+        for treatment in treatments
+    }
+
+
+def owners_from(patient, treatments, diagnoses, assessments, steps, *, today: date) -> list[Owner]:
+    """What the record asks for, from its rows in memory: one owner per treatment (in the order
+    given, oldest first), then one per diagnosis. ``assessments``: the final House-Brackmann grades."""
+    next_on = next_start_of_same_kind(treatments)
+    owners = [
+        treatment_owner(
+            treatment,
+            steps.get(treatment.kind, []),
+            today=today,
+            next_same_kind_on=next_on[treatment.pk],
+            assessments=assessments,
+            archived=patient.archived,
         )
+        for treatment in treatments
+    ]
+    treated = {t.diagnosis_id for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR}
+    owners += [
+        untreated_owner(
+            diagnosis,
+            steps.get("", []),
+            today=today,
+            treated=diagnosis.pk in treated,
+            archived=patient.archived,
+        )
+        for diagnosis in diagnoses
+    ]
     return owners
 
 
@@ -236,7 +252,7 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
                 continue
             if extend_only and not _extends_series(occurrence, latest.get((key, occurrence.step_id))):
                 continue
-            result.created.append(_new_visit(patient, owner, occurrence))
+            result.created.append(new_visit(patient, owner, occurrence))
 
     if result.cancelled:
         bulk_update_with_history(
@@ -254,7 +270,7 @@ def _extends_series(occurrence: protocols.Occurrence, latest_on: date | None) ->
     return occurrence.open_series and (latest_on is None or occurrence.scheduled_on > latest_on)
 
 
-def _new_visit(patient: Patient, owner: Owner, occurrence: protocols.Occurrence) -> Visit:
+def new_visit(patient: Patient, owner: Owner, occurrence: protocols.Occurrence) -> Visit:
     return Visit(
         patient=patient,
         treatment=owner.treatment,
