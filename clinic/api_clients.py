@@ -10,10 +10,11 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from clinic.models import ApiClient
-from clinic.roles import Role, group_for
+from clinic.roles import Role, group_for, remember_role, role_column
 
 # last_used_at is a hint for staff, not a log: one write a minute per client is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -51,11 +52,13 @@ def api_client_for_key(key: str) -> ApiClient | None:
     prefix, _, _ = key.partition(".")
     client = (
         ApiClient.objects.select_related("user")
+        .annotate(role=role_column(OuterRef("user_id")))
         .filter(key_prefix=prefix, revoked_at__isnull=True, user__is_active=True)
         .first()
     )
     if client is None or not hmac.compare_digest(client.key_hash, _hash(key)):
         return None
+    remember_role(client.user, client.role)
     now = timezone.now()
     if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)

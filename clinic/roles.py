@@ -41,7 +41,9 @@ WRITE = {
 
 
 def role_of(user) -> Role | None:
-    """The role of a staff user or API client's user: its group, or clinician for a superuser."""
+    """The role of a staff user or API client's user: its group, or clinician for a superuser.
+
+    A user in several role groups has the first of ``Role``'s order (``role_column`` agrees)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
@@ -53,6 +55,21 @@ def role_of(user) -> Role | None:
     role = next((role for role in Role if role.value in names), None)
     user._hfs_role = role
     return role
+
+
+def role_column(user_id_ref):
+    """The role of the user ``user_id_ref`` points to, as a subquery column: the query that finds
+    an API client answers its role too (one query per request instead of two)."""
+    from django.contrib.auth.models import Group
+
+    rank = models.Case(*(models.When(name=role.value, then=index) for index, role in enumerate(Role)))
+    first = Group.objects.filter(user=user_id_ref, name__in=Role.values).order_by(rank).values("name")[:1]
+    return models.Subquery(first)
+
+
+def remember_role(user, value: str | None) -> None:
+    """Hand ``role_of`` a role read with the user (``role_column``), so it asks no more."""
+    user._hfs_role = Role(value) if value else None
 
 
 def may(user, kind: Kind, *, write: bool) -> bool:

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
-from clinic.api_clients import api_client_create, api_client_revoke
+from clinic.api_clients import api_client_create, api_client_for_key, api_client_revoke
 from clinic.models import ApiClient, AuditEvent
 from clinic.roles import Role, group_for, role_of
 from tests.api.conftest import API, token_client
@@ -53,6 +53,29 @@ def test_the_key_is_stored_only_as_a_hash(db):
     # A key with the right prefix but another secret is refused: the hash is what is compared.
     forged = key.partition(".")[0] + "." + "x" * len(secret)
     assert token_client(forged).get(API + "patients/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("groups", "role"),
+    [
+        ([Role.FRONT_DESK], Role.FRONT_DESK),
+        ([Role.INTEGRATION_READ, Role.NURSE], Role.NURSE),  # several: the first of Role's order
+        ([], None),
+    ],
+)
+def test_finding_a_client_by_its_key_answers_its_role_in_the_same_query(
+    db, groups, role, django_assert_num_queries
+):
+    client, key = api_client_create(name="lab", role=Role.CLINICIAN)
+    client.user.groups.set([group_for(g) for g in groups])
+    api_client_for_key(key)  # the first use of the minute also writes last_used_at
+
+    with django_assert_num_queries(1):
+        found = api_client_for_key(key)
+        assert role_of(found.user) == role
+    # The same answer as asking the user's groups afresh.
+    client.user.refresh_from_db()
+    assert role_of(client.user) == role
 
 
 @pytest.mark.parametrize(

@@ -675,8 +675,31 @@ def test_a_client_over_its_rate_gets_429_and_another_client_does_not(low_rate, a
     assert other.get(path).status_code == 200
     # The counters live in the shared cache (Redis), so every web process sees them.
     assert isinstance(caches["default"], RedisCache)
-    assert len(cache.get(f"throttle_client_{busy.api_client.user_id}")) == 3
-    assert len(cache.get(f"throttle_client_{other.api_client.user_id}")) == 1
+    # One counter per client for the window (the refused request counted too), expiring with it.
+    assert cache.get(f"throttle_client_{busy.api_client.user_id}") == 4
+    assert cache.get(f"throttle_client_{other.api_client.user_id}") == 1
+    shared = caches["default"]
+    key = shared.make_and_validate_key(f"throttle_client_{busy.api_client.user_id}")
+    window_left = shared._cache.get_client().ttl(key)
+    assert 0 < window_left <= 60
+    assert 0 < int(throttled["Retry-After"]) <= 60
+
+
+def test_the_embedded_file_cache_throttles_too(settings, tmp_path, api_as, patient_record):
+    """``make run`` has no Redis: the counter lives in the file cache, with the same answers."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "2/min"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
+    busy, other = api_as(Role.INTEGRATION_READ), api_as(Role.INTEGRATION_READ)
+    path = detail("patients", patient_record.patient)
+
+    assert [busy.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    assert other.get(path).status_code == 200
+    assert caches["default"].get(f"throttle_client_{busy.api_client.user_id}") == 3
 
 
 # --- a fixed number of queries per list -----------------------------------------------------------
