@@ -33,6 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
+from clinic.api_rows import row_plan
 from clinic.api_schema import ResourceSchema  # (and registers the token scheme)
 from clinic.audit import audit_record
 from clinic.models import IdempotentRequest
@@ -186,8 +187,8 @@ class ResourceViewSet(GenericViewSet):
     """A resource of API.md: reads from a queryset, writes through one service call.
 
     Subclasses set ``kind``, ``resource``, ``serializer_class`` (output), ``input_serializer_class``
-    and implement ``create_object(data)`` / ``update_object(instance, data)`` with a service call,
-    and ``patient_uuid(instance)`` for the audit.
+    and implement ``create_object(data)`` / ``update_object(instance, data)`` with a service call;
+    ``patient_lookup`` names the patient's id from a row, for the audit.
     """
 
     kind: Kind = Kind.CLINICAL
@@ -203,6 +204,7 @@ class ResourceViewSet(GenericViewSet):
     throttle_classes = [ClientRateThrottle]
     schema = ResourceSchema()
     extra_query_params: tuple[str, ...] = ()
+    patient_lookup = "patient__uuid"
 
     def get_kind(self) -> Kind:
         return self.kind
@@ -228,7 +230,9 @@ class ResourceViewSet(GenericViewSet):
 
     # -- audit
     def patient_uuid(self, instance) -> UUID | None:
-        return instance.patient.uuid
+        for name in self.patient_lookup.split("__"):
+            instance = getattr(instance, name)
+        return instance
 
     def _audit(self, instances):
         self._audit_targets = [(getattr(i, "uuid", i.pk), self.patient_uuid(i)) for i in instances]
@@ -247,11 +251,25 @@ class ResourceViewSet(GenericViewSet):
         return response
 
     # -- reads
+    def hidden_fields(self) -> tuple[str, ...]:
+        """Output fields the caller's role may not see (the serializer leaves them out too)."""
+        return ()
+
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        self._audit(page)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        plan = row_plan(self.get_serializer_class())
+        if plan is None or not hasattr(queryset.model, "uuid"):
+            page = self.paginate_queryset(queryset)
+            self._audit(page)
+            return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        # A flat output: the page from .values() rows (clinic.api_rows), the same JSON.
+        plan = plan.without(self.hidden_fields())
+        ordering = self.paginator.ordering
+        positions = [name.lstrip("-") for name in ([ordering] if isinstance(ordering, str) else ordering)]
+        columns = dict.fromkeys([*positions, "uuid", self.patient_lookup, *plan.lookups])
+        rows = self.paginate_queryset(queryset.prefetch_related(None).values(*columns))
+        self._audit_targets = [(row["uuid"], row[self.patient_lookup]) for row in rows]
+        return self.get_paginated_response([plan.represent(row) for row in rows])
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

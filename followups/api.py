@@ -517,9 +517,7 @@ class PatientSnapshotView(ResourceViewSet):
     kind = Kind.CLINICAL
     pagination_class = None
     filter_backends = []
-
-    def patient_uuid(self, patient):
-        return patient.uuid
+    patient_lookup = "uuid"
 
     def rows_of(self, patient):
         raise NotImplementedError
@@ -622,9 +620,7 @@ class ReminderViewSet(ResourceViewSet):
     queryset = Reminder.objects.select_related("visit__patient")
     serializer_class = ReminderOut
     filterset_class = ReminderFilter
-
-    def patient_uuid(self, reminder):
-        return reminder.visit.patient.uuid
+    patient_lookup = "visit__patient__uuid"
 
     def _answer(self, reminder):
         reminder = self.get_queryset().get(pk=reminder.pk)

@@ -72,6 +72,13 @@ def public_id(source: str):
 PATIENT_CLINICAL_FIELDS = ("at_risk_hla_b1502", "hla_b1502_result")
 
 
+def hidden_patient_fields(request) -> tuple[str, ...]:
+    # The front desk sees contact data only: HLA results are clinical.
+    if request is not None and not may(request.user, Kind.CLINICAL, write=False):
+        return PATIENT_CLINICAL_FIELDS
+    return ()
+
+
 class PatientOut(serializers.ModelSerializer):
     id = public_id("uuid")
 
@@ -81,11 +88,8 @@ class PatientOut(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is not None and not may(request.user, Kind.CLINICAL, write=False):
-            # The front desk sees contact data only: HLA results are clinical.
-            for name in PATIENT_CLINICAL_FIELDS:
-                data.pop(name, None)
+        for name in hidden_patient_fields(self.context.get("request")):
+            data.pop(name, None)
         return data
 
 
@@ -128,9 +132,10 @@ class PatientViewSet(ResourceViewSet):
     serializer_class = PatientOut
     input_serializer_class = PatientIn
     filterset_class = PatientFilter
+    patient_lookup = "uuid"
 
-    def patient_uuid(self, instance):
-        return instance.uuid
+    def hidden_fields(self):
+        return hidden_patient_fields(self.request)
 
     def create_object(self, data):
         return services.patient_create(**data)

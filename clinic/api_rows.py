@@ -1,0 +1,117 @@
+"""List pages answered from ``.values()`` rows, in exactly the JSON the output serializer writes.
+
+A page of 50 built as model instances (with their joined relations) and walked field by field by
+DRF cost about four times the query itself (bench: BENCHMARKS.md). Most output serializers are
+flat: every field shows one column, the row's own or one across foreign keys. For those the
+serializer is read once, here, into a plan of (name, lookup, conversion), and a page becomes one
+``.values()`` query and a dict per row. The serializer stays the one description of the output:
+the plan is made from its fields and calls their own ``to_representation`` wherever that does more
+than hand the value through. A serializer with any other kind of field (method fields, nested
+serializers, lists) has no plan and keeps the serializer path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+
+from django.core.exceptions import FieldDoesNotExist
+from rest_framework import serializers
+
+# Fields whose ``to_representation`` hands a database value of their type through unchanged.
+# (A slug field of ``uuid`` answers the UUID object, on both paths; the renderer writes a string.)
+_PASSED_THROUGH = {
+    serializers.CharField,
+    serializers.ChoiceField,
+    serializers.BooleanField,
+    serializers.IntegerField,
+    serializers.EmailField,
+    serializers.SlugRelatedField,
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    lookup: str
+    convert: Callable | None  # None: the value is already what the serializer would answer
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    columns: tuple[Column, ...]
+
+    @property
+    def lookups(self) -> tuple[str, ...]:
+        return tuple(column.lookup for column in self.columns)
+
+    def without(self, hidden: Iterable[str]) -> RowPlan:
+        hidden = set(hidden)
+        return RowPlan(tuple(c for c in self.columns if c.name not in hidden)) if hidden else self
+
+    def represent(self, row: dict) -> dict:
+        # As DRF's Serializer.to_representation: a null is answered as null, unconverted.
+        return {
+            c.name: value if c.convert is None or value is None else c.convert(value)
+            for c in self.columns
+            for value in (row[c.lookup],)
+        }
+
+
+def _column_path(model, lookup: str) -> bool:
+    """Whether ``lookup`` reads one concrete column across relations that are at most one row:
+    foreign keys, and one-to-one links either way (never a reverse foreign key or many-to-many)."""
+    *relations, last = lookup.split("__")
+    try:
+        for name in relations:
+            field = model._meta.get_field(name)
+            if not (field.one_to_one or (field.many_to_one and field.concrete)):
+                return False
+            model = field.related_model
+        field = model._meta.get_field(last)
+    except FieldDoesNotExist:
+        return False
+    return field.concrete and not field.is_relation
+
+
+def _column(model, field) -> Column | None:
+    if type(field) is serializers.SlugRelatedField:
+        lookup = "__".join([*field.source_attrs, field.slug_field])
+    elif isinstance(field, serializers.Field) and not isinstance(
+        field,
+        serializers.BaseSerializer
+        | serializers.RelatedField
+        | serializers.ManyRelatedField
+        | serializers.SerializerMethodField
+        | serializers.ListField
+        | serializers.DictField
+        | serializers.JSONField,
+    ):
+        if field.source == "*":
+            return None
+        lookup = "__".join(field.source_attrs)
+    else:
+        return None
+    if not _column_path(model, lookup):
+        return None
+    convert = None if type(field) in _PASSED_THROUGH else field.to_representation
+    return Column(field.field_name, lookup, convert)
+
+
+@cache
+def row_plan(serializer_class) -> RowPlan | None:
+    """The plan of a flat ``ModelSerializer``, or None if any readable field is not one column."""
+    meta = getattr(serializer_class, "Meta", None)
+    model = getattr(meta, "model", None)
+    if model is None:
+        return None
+    columns = []
+    for field in serializer_class().fields.values():
+        if field.write_only:
+            continue
+        column = _column(model, field)
+        if column is None:
+            return None
+        columns.append(column)
+    return RowPlan(tuple(columns))
