@@ -221,6 +221,14 @@ class ResourceViewSet(GenericViewSet):
         if unknown:
             raise exceptions.ValidationError({name: ["Unknown query parameter."] for name in unknown})
 
+    def filter_queryset(self, queryset):
+        # django-filter builds and validates a form of every filter even when the query names
+        # none of them (bench: 0.3 ms of a list page); none of ours filters unless it is named.
+        names = self.filterset_class.base_filters if self.filterset_class is not None else ()
+        if not any(name in self.request.query_params for name in names):
+            return queryset
+        return super().filter_queryset(queryset)
+
     def get_object(self):
         try:
             UUID(str(self.kwargs[self.lookup_url_kwarg]))

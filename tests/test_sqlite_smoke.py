@@ -70,3 +70,11 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "clinical_words": [],
     }
     assert len(list((var_dir / "mail").iterdir())) == 1
+    assert summary["api_read"] == {
+        "statuses": [200, 200],
+        "patient_shown": True,
+        "clinical_fields_shown": [],
+        "visits_shown": True,
+        "last_used_recorded": True,
+        "revoked_key": 401,
+    }

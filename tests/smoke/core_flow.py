@@ -202,6 +202,32 @@ def reminder_mail_written(flow: dict) -> dict:
     }
 
 
+def api_read(flow: dict) -> dict:
+    """An integration client reads the patient and her visits with its key: the key lookup, the
+    role, the throttle (the file cache) and the list pages are SQL and caches of this engine too."""
+    from django.test import Client
+
+    from clinic.api_clients import api_client_create, api_client_revoke
+    from clinic.models import ApiClient
+
+    client, key = api_client_create(name="smoke-front-desk", role="front_desk")
+    http = Client(HTTP_AUTHORIZATION=f"Token {key}", HTTP_HOST="localhost")
+    patients = http.get("/api/v1/patients/", {"page_size": 1})
+    visits = http.get("/api/v1/visits/", {"patient": str(flow["patient"].uuid)})
+    first_used = ApiClient.objects.get(pk=client.pk).last_used_at
+    api_client_revoke(client=ApiClient.objects.get(pk=client.pk))
+    patient = patients.json()["results"][0]
+    return {
+        "statuses": [patients.status_code, visits.status_code],
+        "patient_shown": patient["id"] == str(flow["patient"].uuid),
+        "clinical_fields_shown": sorted({"hla_b1502_result", "at_risk_hla_b1502"} & set(patient)),
+        "visits_shown": len(visits.json()["results"])
+        == Visit.objects.filter(patient=flow["patient"]).count(),
+        "last_used_recorded": first_used is not None,
+        "revoked_key": http.get("/api/v1/patients/").status_code,
+    }
+
+
 STEPS = [
     database_in_use,
     patient_registered,
@@ -210,6 +236,7 @@ STEPS = [
     visits_planned,
     reminder_delivered,
     reminder_mail_written,
+    api_read,
 ]
 
 
