@@ -277,7 +277,7 @@ class ResourceViewSet(GenericViewSet):
         columns = dict.fromkeys([*positions, "uuid", self.patient_lookup, *plan.lookups])
         rows = self.paginate_queryset(queryset.prefetch_related(None).values(*columns))
         self._audit_targets = [(row["uuid"], row[self.patient_lookup]) for row in rows]
-        return self.get_paginated_response([plan.represent(row) for row in rows])
+        return self.get_paginated_response(plan.represent(rows))
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

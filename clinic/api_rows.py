@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
 from django.core.exceptions import FieldDoesNotExist
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 # Fields whose ``to_representation`` hands a database value of their type through unchanged.
 # (A slug field of ``uuid`` answers the UUID object, on both paths; the renderer writes a string.)
@@ -35,7 +37,35 @@ _PASSED_THROUGH = {
 class Column:
     name: str
     lookup: str
-    convert: Callable | None  # None: the value is already what the serializer would answer
+    field: serializers.Field | None  # None: the value is already what the serializer would answer
+
+    def converter(self) -> Callable | None:
+        """How this page converts the column's values (looked up once a page, not once a value)."""
+        if self.field is None:
+            return None
+        if type(self.field) is serializers.DateTimeField:
+            return _datetime_converter(self.field)
+        return self.field.to_representation
+
+
+def _datetime_converter(field: serializers.DateTimeField) -> Callable:
+    """DRF's ``DateTimeField.to_representation`` with the time zone looked up once per page: it
+    asks for the current zone (a context-local lookup) for every value, most of its cost."""
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+    if zone is None or output_format is None or output_format.lower() != ISO_8601:
+        return field.to_representation
+
+    def convert(value):
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            return field.to_representation(value)
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:  # DRF answers its own error for it
+            return field.to_representation(value)
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return convert
 
 
 @dataclass(frozen=True)
@@ -50,13 +80,17 @@ class RowPlan:
         hidden = set(hidden)
         return RowPlan(tuple(c for c in self.columns if c.name not in hidden)) if hidden else self
 
-    def represent(self, row: dict) -> dict:
+    def represent(self, rows: Iterable[dict]) -> list[dict]:
+        columns = [(c.name, c.lookup, c.converter()) for c in self.columns]
         # As DRF's Serializer.to_representation: a null is answered as null, unconverted.
-        return {
-            c.name: value if c.convert is None or value is None else c.convert(value)
-            for c in self.columns
-            for value in (row[c.lookup],)
-        }
+        return [
+            {
+                name: value if convert is None or value is None else convert(value)
+                for name, lookup, convert in columns
+                for value in (row[lookup],)
+            }
+            for row in rows
+        ]
 
 
 def _column_path(model, lookup: str) -> bool:
@@ -95,8 +129,7 @@ def _column(model, field) -> Column | None:
         return None
     if not _column_path(model, lookup):
         return None
-    convert = None if type(field) in _PASSED_THROUGH else field.to_representation
-    return Column(field.field_name, lookup, convert)
+    return Column(field.field_name, lookup, None if type(field) in _PASSED_THROUGH else field)
 
 
 @cache

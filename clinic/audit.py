@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import cache
 from uuid import UUID
 
 from django.db import connection
@@ -85,16 +86,23 @@ def _insert_unnested(common: dict, targets: list[tuple[str, UUID | None]]) -> No
     """
     if not targets:
         return
-    fields = {f.name: f for f in AuditEvent._meta.concrete_fields}
-    constant = {"at": timezone.now(), **common}
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(fields[name].column) for name in (*constant, "object_id", "patient_id"))
-    values = ", ".join(f"%s::{fields[name].db_type(connection)}" for name in constant)
     object_ids, patient_ids = zip(*targets, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
-            f"SELECT {values}, t.object_id, t.patient_id "
-            "FROM unnest(%s::text[], %s::uuid[]) AS t(object_id, patient_id)",
-            [*constant.values(), list(object_ids), list(patient_ids)],
+            _unnested_sql(tuple(common)),
+            [timezone.now(), *common.values(), list(object_ids), list(patient_ids)],
         )
+
+
+@cache
+def _unnested_sql(common: tuple[str, ...]) -> str:
+    fields = {f.name: f for f in AuditEvent._meta.concrete_fields}
+    constant = ("at", *common)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(fields[name].column) for name in (*constant, "object_id", "patient_id"))
+    values = ", ".join(f"%s::{fields[name].db_type(connection)}" for name in constant)
+    return (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
+        f"SELECT {values}, t.object_id, t.patient_id "
+        "FROM unnest(%s::text[], %s::uuid[]) AS t(object_id, patient_id)"
+    )
