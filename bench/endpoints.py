@@ -1,4 +1,4 @@
-"""The endpoints the benchmark measures, each beside its floor view (bench/floor.py)."""
+"""The endpoints the benchmark measures, each beside its two floor views (bench/floor.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class Endpoint:
     name: str
     api: str  # a path, with {patient} and {page_size} to fill in
     floor: str
+    duty_floor: str
     is_list: bool
 
     def paths(self, template: str, patients: list[str], page_size: int = 50) -> list[str]:
@@ -25,7 +26,7 @@ class Endpoint:
 
 
 def _beside_floor(name: str, path: str, *, is_list: bool) -> Endpoint:
-    return Endpoint(name, f"/api/v1/{path}", f"/bench/floor/{path}", is_list)
+    return Endpoint(name, f"/api/v1/{path}", f"/bench/floor/{path}", f"/bench/duty-floor/{path}", is_list)
 
 
 ENDPOINTS = [

@@ -60,19 +60,22 @@ def main() -> None:
     auth = {"HTTP_AUTHORIZATION": f"Token {key}"}
     variants = [(), ("audit",), ("throttle",), ("history_middleware",), ("audit", "throttle")]
     print(f"median ms per request, in process, {REQUESTS} requests each")
-    header = f"{'endpoint':<22} {'floor':>7} {'api':>7} " + " ".join(
+    header = f"{'endpoint':<22} {'floor':>7} {'duty':>7} {'api':>7} " + " ".join(
         f"{'-' + '-'.join(v):>18}" for v in variants[1:]
     )
     print(header)
     for endpoint in ENDPOINTS:
         api_paths = endpoint.paths(endpoint.api, patients)
         floor = _median_ms(client, endpoint.paths(endpoint.floor, patients), {})
+        duty = _median_ms(client, endpoint.paths(endpoint.duty_floor, patients), auth)
         row = []
         for names in variants:
             with _switched_off(*names):
                 _median_ms(client, api_paths, auth)  # warm
                 row.append(_median_ms(client, api_paths, auth))
-        print(f"{endpoint.name:<22} {floor:>7} {row[0]:>7} " + " ".join(f"{v:>18}" for v in row[1:]))
+        print(
+            f"{endpoint.name:<22} {floor:>7} {duty:>7} {row[0]:>7} " + " ".join(f"{v:>18}" for v in row[1:])
+        )
     if "--profile" in sys.argv:
         endpoint = ENDPOINTS[0]
         paths = endpoint.paths(endpoint.api, patients)
