@@ -227,9 +227,11 @@ def reminders_claim_due(
         for reminder_id in Reminder.objects.filter(pk__in=lapsed, send_started_at__isnull=False).values_list(
             "pk", flat=True
         ):
+            # A send task took it (alone or in its batch) and stopped before marking it: if this
+            # was the reminder it was sending, the mail server may have accepted it already.
             logger.warning(
-                "reminder %s: lease lapsed during a send; if the mail server had accepted it, "
-                "the patient may receive it twice",
+                "reminder %s: lease lapsed after a send task took it; if it was being sent when "
+                "the task stopped, the patient may receive it twice",
                 reminder_id,
             )
         ids = due + lapsed

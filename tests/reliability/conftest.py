@@ -243,4 +243,4 @@ def _default_protocols(seeded_defaults):
 
 def duplicate_warnings(text: str) -> set[int]:
     """Reminder ids whose lease lapsed mid-send, as the sweeper logged them."""
-    return {int(m) for m in re.findall(r"reminder (\d+): lease lapsed during a send", text)}
+    return {int(m) for m in re.findall(r"reminder (\d+): lease lapsed after a send task took it", text)}
