@@ -33,7 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
-from clinic.api_rows import row_plan
+from clinic.api_rows import RowPlan, row_plan
 from clinic.api_schema import ResourceSchema  # (and registers the token scheme)
 from clinic.audit import audit_record
 from clinic.models import IdempotentRequest
@@ -266,14 +266,17 @@ class ResourceViewSet(GenericViewSet):
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         plan = row_plan(self.get_serializer_class())
-        if plan is None or not hasattr(queryset.model, "uuid"):
-            page = self.paginate_queryset(queryset)
-            self._audit(page)
-            return self.get_paginated_response(self.get_serializer(page, many=True).data)
-        # A flat output: the page from .values() rows (clinic.api_rows), the same JSON.
-        plan = plan.without(self.hidden_fields())
+        if plan is not None and hasattr(queryset.model, "uuid"):
+            return self._list_rows(queryset, plan.without(self.hidden_fields()))
+        page = self.paginate_queryset(queryset)
+        self._audit(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def _list_rows(self, queryset, plan: RowPlan):
+        """A flat output's page from ``.values()`` rows (clinic.api_rows): the same JSON and audit."""
         ordering = self.paginator.ordering
         positions = [name.lstrip("-") for name in ([ordering] if isinstance(ordering, str) else ordering)]
+        # The cursor's position columns, the audit's ids, then what the answer shows.
         columns = dict.fromkeys([*positions, "uuid", self.patient_lookup, *plan.lookups])
         rows = self.paginate_queryset(queryset.prefetch_related(None).values(*columns))
         self._audit_targets = [(row["uuid"], row[self.patient_lookup]) for row in rows]

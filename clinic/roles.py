@@ -43,7 +43,7 @@ WRITE = {
 def role_of(user) -> Role | None:
     """The role of a staff user or API client's user: its group, or clinician for a superuser.
 
-    A user in several role groups has the first of ``Role``'s order (``role_column`` agrees)."""
+    A user in several role groups has the first of ``Role``'s order (``role_sql`` agrees)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
