@@ -14,7 +14,12 @@ there would be no history):
 - past visits (window closed) are the ones the protocols asked for while they applied: a
   stopped course up to its last day, an untreated diagnosis until its first treatment, an
   archived patient until archived; completed or missed, and a completed visit takes the symptom
-  log of its day.
+  log of its day;
+- missed visits were rebooked by the front desk, as ``visit_rebook`` books them (a manual visit
+  on one day, linked to the missed one) a few days after the missed window closed: all those
+  missed long ago (and attended in the end), half of the recent ones (booked if that day is
+  still ahead, attended or missed again if it has passed). Without them every missed visit of
+  years of history would still count as overdue (DOMAIN.md), and so would most demo patients.
 Written with the batch's writer (COPY on PostgreSQL) and no history rows, like the rest of the
 seed. Reminders, outcomes and flags are not written here: ``follow_up_refresh --only-unplanned``
 derives them through the services (``make run`` calls it after seeding).
@@ -25,7 +30,7 @@ from __future__ import annotations
 import copy
 import random
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -33,7 +38,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from followups import planning
-from followups.codes import VisitStatus
+from followups.codes import VisitSource, VisitStatus
 from followups.models import Assessment, Visit
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.demo import SeededBatch, demo_batch_seeded
@@ -113,6 +118,13 @@ COMPLETED_SHARE = 0.85
 # An upcoming visit this close is often booked already; later ones are only planned.
 BOOKING_AHEAD_DAYS = 42
 BOOKED_SHARE = 0.6
+
+
+# The front desk rebooks a missed visit this many days after its window closed. Those missed long
+# ago were all rebooked and, in the end, attended; of the recent ones, some still wait for a call.
+REBOOKED_AFTER_DAYS = (3, 14)
+RECENT_MISS_DAYS = 60
+RECENT_REBOOKED_SHARE = 0.5
 
 
 class _GradedLog(NamedTuple):
@@ -223,6 +235,45 @@ def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
         yield from pairs(now, then, stopped_on)
 
 
+def demo_rebookings_for(batch: SeededBatch, visits: list[Visit]) -> list[Visit]:
+    """The visits booked for missed ones among ``visits`` (saved already: they are linked to)."""
+    rebooked, rngs = [], {}
+    for missed in visits:
+        patient = missed.patient
+        if missed.status != VisitStatus.MISSED or patient.archived:
+            continue
+        recent = (batch.today - missed.window_end).days <= RECENT_MISS_DAYS
+        stopped = missed.treatment is not None and missed.treatment.status == TreatmentStatus.STOPPED
+        if recent and stopped:  # nobody books a review of a course just stopped
+            continue
+        rng = rngs.setdefault(patient.pk, batch.random_for(patient, "rebookings"))
+        if recent and rng.random() >= RECENT_REBOOKED_SHARE:
+            continue
+        on = missed.window_end + timedelta(days=rng.randint(*REBOOKED_AFTER_DAYS))
+        if on >= batch.today:
+            status = VisitStatus.BOOKED
+        elif recent and rng.random() >= COMPLETED_SHARE:
+            status = VisitStatus.MISSED
+        else:
+            status = VisitStatus.COMPLETED
+        at = timezone.localtime(missed.scheduled_for).time()
+        rebooked.append(
+            Visit(
+                patient=patient,
+                treatment=missed.treatment,
+                diagnosis=missed.diagnosis,
+                purpose=missed.purpose,
+                scheduled_for=timezone.make_aware(datetime.combine(on, at)),
+                window_start=on,
+                window_end=on,
+                status=status,
+                source=VisitSource.MANUAL,
+                rebooked_from=missed,
+            )
+        )
+    return rebooked
+
+
 def _link_logs(visits: list[Visit], logs: list[Assessment]) -> None:
     """A completed visit takes the patient's symptom log of its day, when there is one."""
     unlinked = {}
@@ -243,6 +294,8 @@ def _add_demo_follow_up(sender, batch: SeededBatch, **kwargs):
     logs = demo_logs_for(batch)
     visits = demo_visits_for(batch, logs, planning.steps_by_kind())
     batch.write(Visit, visits)
+    rebooked = demo_rebookings_for(batch, visits)
+    batch.write(Visit, rebooked)
     _link_logs(visits, logs)
     Assessment.objects.bulk_create(logs)
-    return {"visits": len(visits), "assessments": len(logs)}
+    return {"visits": len(visits) + len(rebooked), "assessments": len(logs)}

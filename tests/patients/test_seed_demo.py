@@ -424,9 +424,10 @@ def test_demo_mrns_continue_after_the_highest_demo_mrn_and_leave_others_alone(db
 def test_the_seed_writes_in_batches_not_row_by_row(db, django_assert_max_num_queries, use_copy):
     # One look-up of the last demo MRN; then per batch a savepoint, its release, per table one
     # INSERT or, with COPY, one id reservation (Django does not see the COPY itself), and what
-    # follow-up adds to the batch (followups/demo.py): the protocols and their steps, the visits
-    # (one INSERT or id reservation) and the one INSERT of the symptom logs.
-    batches, per_batch = 2, 2 + len(demo.ROW_LABELS) + 2 + 1 + 1
+    # follow-up adds to the batch (followups/demo.py): the protocols and their steps, the visits,
+    # then the visits booked for missed ones (one INSERT or id reservation each) and the one INSERT
+    # of the symptom logs.
+    batches, per_batch = 2, 2 + len(demo.ROW_LABELS) + 2 + 2 + 1
     with django_assert_max_num_queries(1 + batches * per_batch):
         summary = demo.seed_demo(
             patients=PATIENTS, seed=SEED, batch_size=PATIENTS // batches, use_copy=use_copy
