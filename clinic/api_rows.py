@@ -6,14 +6,16 @@ flat: every field shows one column, the row's own or one across foreign keys. Fo
 serializer is read once, here, into a plan of (name, lookup, conversion), and a page becomes one
 ``.values()`` query and a dict per row. The serializer stays the one description of the output:
 the plan is made from its fields and calls their own ``to_representation`` wherever that does more
-than hand the value through. A serializer with any other kind of field (method fields, nested
-serializers, lists) has no plan and keeps the serializer path.
+than hand the value through. A nested serializer of a row across such a link is flat too (an
+assessment's id and date in an outcome): its columns are read under the link's name, and it is
+null where the link is. A serializer with any other kind of field (method fields, lists of rows)
+has no plan and keeps the serializer path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 
@@ -38,6 +40,17 @@ class Column:
     name: str
     lookup: str
     field: serializers.Field | None  # None: the value is already what the serializer would answer
+    # A nested serializer's columns (their lookups under this one's); ``lookup`` is then the link.
+    nested: tuple[Column, ...] = ()
+
+    @property
+    def lookups(self) -> tuple[str, ...]:
+        return (self.lookup, *(lookup for column in self.nested for lookup in column.lookups))
+
+    def under(self, link: str) -> Column:
+        return replace(
+            self, lookup=f"{link}__{self.lookup}", nested=tuple(c.under(link) for c in self.nested)
+        )
 
     def converter(self) -> Callable | None:
         """How this page converts the column's values (looked up once a page, not once a value)."""
@@ -74,35 +87,58 @@ class RowPlan:
 
     @property
     def lookups(self) -> tuple[str, ...]:
-        return tuple(column.lookup for column in self.columns)
+        return tuple(dict.fromkeys(lookup for column in self.columns for lookup in column.lookups))
 
     def without(self, hidden: Iterable[str]) -> RowPlan:
         hidden = set(hidden)
         return RowPlan(tuple(c for c in self.columns if c.name not in hidden)) if hidden else self
 
     def represent(self, rows: Iterable[dict]) -> list[dict]:
-        columns = [(c.name, c.lookup, c.converter()) for c in self.columns]
+        read = _reader(self.columns)
+        return [read(row) for row in rows]
+
+
+def _reader(columns: tuple[Column, ...]) -> Callable[[dict], dict]:
+    cells = [(c.name, c.lookup, c.converter(), _reader(c.nested) if c.nested else None) for c in columns]
+
+    def read(row: dict) -> dict:
         # As DRF's Serializer.to_representation: a null is answered as null, unconverted.
-        return [
-            {
-                name: value if convert is None or value is None else convert(value)
-                for name, lookup, convert in columns
-                for value in (row[lookup],)
-            }
-            for row in rows
-        ]
+        answer = {}
+        for name, lookup, convert, nested in cells:
+            value = row[lookup]
+            if value is None:
+                answer[name] = None
+            elif nested is not None:
+                answer[name] = nested(row)
+            else:
+                answer[name] = value if convert is None else convert(value)
+        return answer
+
+    return read
+
+
+def _single_row_link(model, path: str):
+    """The model at the end of ``path`` if it crosses only links of at most one row (foreign keys,
+    one-to-one links either way), else None."""
+    for name in path.split("__"):
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if not (field.one_to_one or (field.many_to_one and field.concrete)):
+            return None
+        model = field.related_model
+    return model
 
 
 def _column_path(model, lookup: str) -> bool:
-    """Whether ``lookup`` reads one concrete column across relations that are at most one row:
-    foreign keys, and one-to-one links either way (never a reverse foreign key or many-to-many)."""
-    *relations, last = lookup.split("__")
+    """Whether ``lookup`` reads one concrete column across links of at most one row."""
+    *links, last = lookup.split("__")
+    if links:
+        model = _single_row_link(model, "__".join(links))
+    if model is None:
+        return False
     try:
-        for name in relations:
-            field = model._meta.get_field(name)
-            if not (field.one_to_one or (field.many_to_one and field.concrete)):
-                return False
-            model = field.related_model
         field = model._meta.get_field(last)
     except FieldDoesNotExist:
         return False
@@ -110,6 +146,12 @@ def _column_path(model, lookup: str) -> bool:
 
 
 def _column(model, field) -> Column | None:
+    if isinstance(field, serializers.ModelSerializer) and field.source != "*":
+        link = "__".join(field.source_attrs)
+        inner = row_plan(type(field))
+        if inner is None or _single_row_link(model, link) is not field.Meta.model:
+            return None
+        return Column(field.field_name, link, None, tuple(c.under(link) for c in inner.columns))
     if type(field) is serializers.SlugRelatedField:
         lookup = "__".join([*field.source_attrs, field.slug_field])
     elif isinstance(field, serializers.Field) and not isinstance(

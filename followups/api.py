@@ -19,7 +19,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import exceptions, serializers
@@ -28,6 +27,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from clinic.api import CursorPage, OffsetDateTimeFilter, ResourceFilter, ResourceViewSet
+from clinic.api_rows import row_plan
 from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
 from clinic.roles import Kind
 from followups import codes, reminders, selectors, services
@@ -447,6 +447,13 @@ class AssessmentBrief(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class BlankAsNullChoice(serializers.ChoiceField):
+    """A code stored blank where its scale does not apply, answered as null."""
+
+    def to_representation(self, value):
+        return super().to_representation(value) or None
+
+
 class OutcomeOut(serializers.ModelSerializer):
     treatment = public_id("treatment.uuid")
     treatment_kind = serializers.ChoiceField(
@@ -454,7 +461,8 @@ class OutcomeOut(serializers.ModelSerializer):
     )
     baseline = AssessmentBrief(read_only=True, allow_null=True)
     current = AssessmentBrief(read_only=True, allow_null=True)
-    soriano_baron = serializers.SerializerMethodField()
+    # Stored blank for a treatment that is not an MVD: the scale does not apply, so null.
+    soriano_baron = BlankAsNullChoice(choices=codes.SorianoBaron.choices, read_only=True, allow_null=True)
     spasms_per_day_change_pct = serializers.DecimalField(
         max_digits=12,
         decimal_places=1,
@@ -495,11 +503,6 @@ class OutcomeOut(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ChoiceField(choices=codes.SorianoBaron.choices, allow_null=True))
-    def get_soriano_baron(self, outcome):
-        # Stored blank for a treatment that is not an MVD: the scale does not apply, so null.
-        return outcome.soriano_baron or None
-
 
 class FlagOut(serializers.ModelSerializer):
     class Meta:
@@ -525,7 +528,11 @@ class PatientSnapshotView(ResourceViewSet):
     def retrieve(self, request, *args, **kwargs):
         patient = get_object_or_404(Patient, uuid=kwargs["id"])
         self._audit([patient])
-        return Response(self.get_serializer(self.rows_of(patient), many=True).data)
+        rows = self.rows_of(patient)
+        plan = row_plan(self.get_serializer_class())
+        if plan is not None:  # a flat output: from .values() rows (clinic.api_rows), the same JSON
+            return Response(plan.represent(rows.values(*plan.lookups)))
+        return Response(self.get_serializer(rows, many=True).data)
 
 
 @extend_schema_view(

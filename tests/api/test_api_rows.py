@@ -9,10 +9,12 @@ date-times across a DST change, text with quotes and non-ASCII).
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -20,10 +22,11 @@ from clinic import api as clinic_api
 from clinic.api_rows import row_plan
 from clinic.models import AuditEvent
 from clinic.roles import Role
+from followups import api as followups_api
 from followups import services as followups
 from followups.codes import ReminderStatus
-from followups.models import Reminder, Visit
-from patients import codes
+from followups.models import PatientFlag, Reminder, TreatmentOutcome, Visit
+from patients import codes, demo
 from patients import services as patients
 from patients.api import PatientOut
 from tests.api.conftest import API
@@ -109,6 +112,30 @@ def test_a_flat_list_answers_the_bytes_and_audit_of_its_serializer(
         assert fast_audit == slow_audit and fast_audit, role
 
 
+def test_a_patients_outcomes_and_flags_answer_the_bytes_of_their_serializers(db, api_as, monkeypatch):
+    demo.seed_demo(patients=40, seed=3)
+    call_command("follow_up_refresh", stdout=StringIO())
+    outcomes = TreatmentOutcome.objects.all()
+    # Nested briefs present and absent, a scale that applies (MVD) and one stored blank (the rest).
+    assert outcomes.filter(baseline__isnull=False).exists() and outcomes.filter(current__isnull=True).exists()
+    assert outcomes.exclude(soriano_baron="").exists() and outcomes.filter(soriano_baron="").exists()
+    assert PatientFlag.objects.exists()
+    client = api_as(Role.CLINICIAN)
+    paths = [
+        f"{API}patients/{uuid}/{part}/"
+        for uuid in outcomes.values_list("treatment__patient__uuid", flat=True).distinct()
+        for part in ("outcomes", "flags")
+    ]
+
+    fast = [client.get(path).content for path in paths]
+    with monkeypatch.context() as switched:
+        switched.setattr(followups_api, "row_plan", lambda serializer_class: None)
+        slow = [client.get(path).content for path in paths]
+
+    assert fast == slow
+    assert b'"soriano_baron":null' in b"".join(fast) and b'"baseline":{"id":' in b"".join(fast)
+
+
 def test_the_front_desk_gets_no_clinical_field_on_the_row_path(varied_rows, api_as):
     rows = api_as(Role.FRONT_DESK).get(f"{API}patients/").json()["results"]
 
@@ -140,3 +167,9 @@ def test_only_flat_serializers_get_a_row_plan():
     assert row_plan(WithMethod) is None
     assert row_plan(AcrossManyRows) is None  # a reverse foreign key: one row would become many
     assert row_plan(Plain) is None  # no model to read rows of
+    # A nested brief across a foreign key is flat too: its columns under the link's name.
+    assert row_plan(followups_api.OutcomeOut).lookups[3:6] == (
+        "baseline",
+        "baseline__uuid",
+        "baseline__assessed_on",
+    )
