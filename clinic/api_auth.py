@@ -1,5 +1,7 @@
 """Who is calling and what their role lets them do; imported by DRF's settings, so no views here."""
 
+import math
+
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import exceptions
@@ -54,7 +56,9 @@ class ClientRateThrottle(SimpleRateThrottle):
     """
 
     scope = "client"
-    cache_format = "throttle_%(scope)s_%(ident)s"
+    # Not DRF's own key name: a list DRF's throttle left there (a deploy over the old code) must
+    # not meet INCR, nor an old worker read a counter as its list.
+    cache_format = "throttle_%(scope)s_window_%(ident)s"
 
     def get_rate(self):
         # DRF reads the rates once, when its throttling module is imported; reading them here
@@ -70,26 +74,35 @@ class ClientRateThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.key = self.get_cache_key(request, view)
-        count, self.seconds_left = self._count(self.key)
+        cache = caches["default"]  # the backend itself, not Django's proxy to it
+        counted = self._count_in_redis if isinstance(cache, RedisCache) else self._count_in_cache
+        count, self.seconds_left = counted(cache, self.key)
         return count <= self.num_requests
 
-    def _count(self, key: str) -> tuple[int, int]:
-        """This request counted: the window's count so far and the seconds it has left."""
-        cache = caches["default"]  # the backend itself, not Django's proxy to it
-        if isinstance(cache, RedisCache):
-            # Create the window if there is none, count, read its time left: one round trip.
-            # (Django's cache API would take three: add, then incr's EXISTS and INCR.)
-            full_key = cache.make_and_validate_key(key)
-            pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=False)
-            pipe.set(full_key, 0, ex=self.duration, nx=True).incr(full_key).ttl(full_key)
-            _, count, ttl = pipe.execute()
-            return count, max(int(ttl), 1)
-        cache.add(key, 0, self.duration)  # the embedded file cache of ``make run``
-        try:
-            return cache.incr(key), self.duration
-        except ValueError:  # the window ended between the two calls
-            cache.add(key, 1, self.duration)
-            return 1, self.duration
+    def _count_in_redis(self, cache, key: str) -> tuple[int, int]:
+        """This request counted: the window's count so far and the seconds it has left.
+
+        Create the window if there is none, count, read its time left: one round trip (Django's
+        cache API would take three), in MULTI so that the window cannot expire between its
+        creation and the count (an INCR of nothing would start a counter that never expires).
+        """
+        full_key = cache.make_and_validate_key(key)
+        pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=True)
+        pipe.set(full_key, 0, ex=self.duration, nx=True).incr(full_key).ttl(full_key)
+        _, count, ttl = pipe.execute()
+        return count, max(int(ttl), 1)
+
+    def _count_in_cache(self, cache, key: str) -> tuple[int, int]:
+        """The same in another cache (the embedded file cache of ``make run``): the window's start
+        and count under the key, kept until the window ends. Not atomic across processes, which
+        costs at most a few uncounted requests on a development machine."""
+        now = self.timer()
+        started, count = cache.get(key) or (now, 0)
+        if now >= started + self.duration:
+            started, count = now, 0
+        left = started + self.duration - now
+        cache.set(key, (started, count + 1), left)
+        return count + 1, max(math.ceil(left), 1)
 
     def wait(self):
         return self.seconds_left

@@ -118,8 +118,9 @@ def _reader(columns: tuple[Column, ...]) -> Callable[[dict], dict]:
 
 
 def _single_row_link(model, path: str):
-    """The model at the end of ``path`` if it crosses only links of at most one row (foreign keys,
-    one-to-one links either way), else None."""
+    """The model at the end of ``path`` and whether a row on the way may be missing (a nullable
+    foreign key, a reverse one-to-one link); None if ``path`` crosses a link of more than one row."""
+    missing = False
     for name in path.split("__"):
         try:
             field = model._meta.get_field(name)
@@ -127,29 +128,35 @@ def _single_row_link(model, path: str):
             return None
         if not (field.one_to_one or (field.many_to_one and field.concrete)):
             return None
+        missing = missing or not field.concrete or field.null
         model = field.related_model
-    return model
+    return model, missing
 
 
-def _column_path(model, lookup: str) -> bool:
-    """Whether ``lookup`` reads one concrete column across links of at most one row."""
+def _column_path(model, lookup: str) -> tuple[bool, bool] | None:
+    """Whether a row on the way of ``lookup`` may be missing, if it reads one concrete column
+    across links of at most one row; else None."""
     *links, last = lookup.split("__")
+    missing = False
     if links:
-        model = _single_row_link(model, "__".join(links))
-    if model is None:
-        return False
+        found = _single_row_link(model, "__".join(links))
+        if found is None:
+            return None
+        model, missing = found
     try:
         field = model._meta.get_field(last)
     except FieldDoesNotExist:
-        return False
-    return field.concrete and not field.is_relation
+        return None
+    return missing if field.concrete and not field.is_relation else None
 
 
 def _column(model, field) -> Column | None:
     if isinstance(field, serializers.ModelSerializer) and field.source != "*":
         link = "__".join(field.source_attrs)
-        inner = row_plan(type(field))
-        if inner is None or _single_row_link(model, link) is not field.Meta.model:
+        inner, found = row_plan(type(field)), _single_row_link(model, link)
+        if inner is None or found is None or found[0] is not field.Meta.model:
+            return None
+        if found[1] and not field.allow_null:  # DRF would leave the field out, not answer null
             return None
         return Column(field.field_name, link, None, tuple(c.under(link) for c in inner.columns))
     if type(field) is serializers.SlugRelatedField:
@@ -160,6 +167,7 @@ def _column(model, field) -> Column | None:
         | serializers.RelatedField
         | serializers.ManyRelatedField
         | serializers.SerializerMethodField
+        | serializers.ModelField
         | serializers.ListField
         | serializers.DictField
         | serializers.JSONField,
@@ -169,7 +177,10 @@ def _column(model, field) -> Column | None:
         lookup = "__".join(field.source_attrs)
     else:
         return None
-    if not _column_path(model, lookup):
+    missing = _column_path(model, lookup)
+    # A row missing on the way: DRF answers null only for a field that allows it (it leaves any
+    # other out of the answer), so only such a field reads the same from a column.
+    if missing is None or (missing and not field.allow_null):
         return None
     return Column(field.field_name, lookup, None if type(field) in _PASSED_THROUGH else field)
 
@@ -180,6 +191,11 @@ def row_plan(serializer_class) -> RowPlan | None:
     meta = getattr(serializer_class, "Meta", None)
     model = getattr(meta, "model", None)
     if model is None:
+        return None
+    # Its own to_representation could answer anything: not a plan's to read, unless it declares
+    # it only leaves out the fields the view's ``hidden_fields()`` names (the row path drops them).
+    custom = serializer_class.to_representation is not serializers.ModelSerializer.to_representation
+    if custom and not getattr(serializer_class, "representation_only_hides_fields", False):
         return None
     columns = []
     for field in serializer_class().fields.values():

@@ -81,6 +81,8 @@ def hidden_patient_fields(request) -> tuple[str, ...]:
 
 class PatientOut(serializers.ModelSerializer):
     id = public_id("uuid")
+    # For clinic.api_rows: to_representation below drops what PatientViewSet.hidden_fields() names.
+    representation_only_hides_fields = True
 
     class Meta:
         model = Patient

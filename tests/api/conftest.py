@@ -48,7 +48,7 @@ def api_as(db):
     def make(role: Role | str, name: str | None = None) -> APIClient:
         role = Role(role)
         api_client, key = api_client_create(name=name or f"{role.value}-{next(_names)}", role=role.value)
-        cache.delete(f"throttle_client_{api_client.user_id}")
+        cache.delete(f"throttle_client_window_{api_client.user_id}")
         client = token_client(key)
         client.api_client = api_client
         client.key = key

@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clinic.api import nest_field_errors
+from clinic.api_auth import ClientRateThrottle
 from clinic.roles import Role
 from patients import codes
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
@@ -662,6 +663,10 @@ def low_rate(settings):
     settings.CACHES = {**settings.CACHES, "default": default}
 
 
+def window_key(client) -> str:
+    return f"throttle_client_window_{client.api_client.user_id}"
+
+
 def test_a_client_over_its_rate_gets_429_and_another_client_does_not(low_rate, api_as, patient_record):
     busy, other = api_as(Role.INTEGRATION_READ), api_as(Role.INTEGRATION_READ)
     path = detail("patients", patient_record.patient)
@@ -671,22 +676,29 @@ def test_a_client_over_its_rate_gets_429_and_another_client_does_not(low_rate, a
 
     assert statuses == [200, 200, 200]
     assert throttled.status_code == 429
-    assert int(throttled["Retry-After"]) > 0
     assert other.get(path).status_code == 200
-    # The counters live in the shared cache (Redis), so every web process sees them.
-    assert isinstance(caches["default"], RedisCache)
-    # One counter per client for the window (the refused request counted too), expiring with it.
-    assert cache.get(f"throttle_client_{busy.api_client.user_id}") == 4
-    assert cache.get(f"throttle_client_{other.api_client.user_id}") == 1
+    # The counters live in the shared cache (Redis), so every web process sees them: one per
+    # client for the window (the refused request counted too), expiring with it.
     shared = caches["default"]
-    key = shared.make_and_validate_key(f"throttle_client_{busy.api_client.user_id}")
-    window_left = shared._cache.get_client().ttl(key)
+    assert isinstance(shared, RedisCache)
+    assert (cache.get(window_key(busy)), cache.get(window_key(other))) == (4, 1)
+    window_left = shared._cache.get_client().ttl(shared.make_and_validate_key(window_key(busy)))
     assert 0 < window_left <= 60
-    assert 0 < int(throttled["Retry-After"]) <= 60
+    assert 0 < int(throttled["Retry-After"]) <= window_left + 1
 
 
-def test_the_embedded_file_cache_throttles_too(settings, tmp_path, api_as, patient_record):
-    """``make run`` has no Redis: the counter lives in the file cache, with the same answers."""
+def test_a_list_left_by_drfs_own_throttle_is_no_counter(low_rate, api_as, patient_record):
+    """Deployed over the old code, a client's key from DRF's sliding log holds a list of times."""
+    client = api_as(Role.INTEGRATION_READ)
+    cache.set(f"throttle_client_{client.api_client.user_id}", [1.0, 2.0], 60)
+
+    assert client.get(detail("patients", patient_record.patient)).status_code == 200
+    assert cache.get(f"throttle_client_{client.api_client.user_id}") == [1.0, 2.0]
+
+
+@pytest.fixture
+def file_cache(settings, tmp_path):
+    """``make run`` has no Redis: the counters live in the file cache."""
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "2/min"}}
     settings.CACHES = {
         "default": {
@@ -694,12 +706,40 @@ def test_the_embedded_file_cache_throttles_too(settings, tmp_path, api_as, patie
             "LOCATION": str(tmp_path),
         }
     }
+
+
+def test_the_embedded_file_cache_throttles_too(file_cache, api_as, patient_record):
     busy, other = api_as(Role.INTEGRATION_READ), api_as(Role.INTEGRATION_READ)
     path = detail("patients", patient_record.patient)
 
-    assert [busy.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    answers = [busy.get(path) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert 0 < int(answers[-1]["Retry-After"]) <= 60
     assert other.get(path).status_code == 200
-    assert caches["default"].get(f"throttle_client_{busy.api_client.user_id}") == 3
+    assert caches["default"].get(window_key(busy))[1] == 3
+
+
+def test_in_the_file_cache_a_window_ends_on_time_whatever_was_refused(
+    file_cache, api_as, patient_record, monkeypatch
+):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ClientRateThrottle, "timer", lambda self: clock[0])
+    client = api_as(Role.INTEGRATION_READ)
+    path = detail("patients", patient_record.patient)
+
+    first = [client.get(path).status_code for _ in range(2)]
+    clock[0] += 45
+    refused = client.get(path)
+    clock[0] += 14  # one second of the window left
+    still = client.get(path)
+    clock[0] += 1
+    again = [client.get(path).status_code for _ in range(3)]
+
+    assert first == [200, 200]
+    assert (refused.status_code, int(refused["Retry-After"])) == (429, 15)
+    assert (still.status_code, int(still["Retry-After"])) == (429, 1)
+    assert again == [200, 200, 429]
 
 
 # --- a fixed number of queries per list -----------------------------------------------------------

@@ -161,12 +161,34 @@ def test_only_flat_serializers_get_a_row_plan():
     class Plain(serializers.Serializer):
         purpose = serializers.CharField()
 
+    def across_treatment(**kwargs):
+        # A visit's treatment may be missing: DRF answers null only if the field allows it.
+        class AcrossNullable(serializers.ModelSerializer):
+            treatment_id = serializers.UUIDField(source="treatment.uuid", read_only=True, **kwargs)
+
+            class Meta:
+                model = Visit
+                fields = ("treatment_id",)
+
+        return AcrossNullable
+
+    class Customised(serializers.ModelSerializer):
+        class Meta:
+            model = Visit
+            fields = ("purpose",)
+
+        def to_representation(self, instance):
+            return {"purpose": instance.purpose.upper()}
+
     plan = row_plan(PatientOut)
     assert plan is not None
     assert plan.lookups[:2] == ("uuid", "mrn")
     assert row_plan(WithMethod) is None
     assert row_plan(AcrossManyRows) is None  # a reverse foreign key: one row would become many
     assert row_plan(Plain) is None  # no model to read rows of
+    assert row_plan(across_treatment()) is None  # DRF leaves the field out where no treatment is
+    assert row_plan(across_treatment(allow_null=True)).lookups == ("treatment__uuid",)
+    assert row_plan(Customised) is None
     # A nested brief across a foreign key is flat too: its columns under the link's name.
     assert row_plan(followups_api.OutcomeOut).lookups[3:6] == (
         "baseline",
