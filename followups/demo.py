@@ -37,8 +37,8 @@ from typing import NamedTuple
 from django.dispatch import receiver
 from django.utils import timezone
 
-from followups import planning
-from followups.codes import VisitSource, VisitStatus
+from followups import planning, services
+from followups.codes import VisitStatus
 from followups.models import Assessment, Visit
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.demo import SeededBatch, demo_batch_seeded
@@ -256,21 +256,8 @@ def demo_rebookings_for(batch: SeededBatch, visits: list[Visit]) -> list[Visit]:
             status = VisitStatus.MISSED
         else:
             status = VisitStatus.COMPLETED
-        at = timezone.localtime(missed.scheduled_for).time()
-        rebooked.append(
-            Visit(
-                patient=patient,
-                treatment=missed.treatment,
-                diagnosis=missed.diagnosis,
-                purpose=missed.purpose,
-                scheduled_for=timezone.make_aware(datetime.combine(on, at)),
-                window_start=on,
-                window_end=on,
-                status=status,
-                source=VisitSource.MANUAL,
-                rebooked_from=missed,
-            )
-        )
+        at = timezone.make_aware(datetime.combine(on, timezone.localtime(missed.scheduled_for).time()))
+        rebooked.append(services.rebooking_of(missed, scheduled_for=at, status=status))
     return rebooked
 
 

@@ -276,8 +276,17 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         errors.add("patient", "This patient is archived.", "archived")
     _check_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
+    rebooked = rebooking_of(missed, scheduled_for=scheduled_for)
+    rebooked.save(force_insert=True)
+    _after_visit_change(missed.patient)
+    return rebooked
+
+
+def rebooking_of(missed: Visit, *, scheduled_for: datetime, status=codes.VisitStatus.BOOKED) -> Visit:
+    """The visit booked for a missed one, unsaved: manual, on one day, linked to the missed one.
+    (The demo seed builds its history's rebookings with it too.)"""
     on = timezone.localdate(scheduled_for)
-    rebooked = Visit.objects.create(
+    return Visit(
         patient=missed.patient,
         treatment=missed.treatment,
         diagnosis=missed.diagnosis,
@@ -285,12 +294,10 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         scheduled_for=scheduled_for,
         window_start=on,
         window_end=on,
-        status=codes.VisitStatus.BOOKED,
+        status=status,
         source=codes.VisitSource.MANUAL,
         rebooked_from=missed,
     )
-    _after_visit_change(missed.patient)
-    return rebooked
 
 
 def visits_mark_missed_due(*, today: date | None = None) -> int:
