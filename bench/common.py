@@ -1,10 +1,12 @@
-"""What the benchmark's parts share: the bench database guard, timing, waiting, ports."""
+"""What the benchmark's parts share: the bench database guard, timing, waiting, ports, processes."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -68,3 +70,47 @@ def median_ms(samples: list[float]) -> float:
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class BackgroundProcess:
+    """A server the benchmark runs (gunicorn, a Celery worker): a session of its own, so that it
+    stops with its children; its output in a log; started once ``ready()`` says so."""
+
+    what = "process"
+    start_timeout = 30.0
+    stop_timeout = 20.0
+
+    def __init__(self, args: list[str], *, env: dict, log_path: Path, log_mode: str = "ab"):
+        self.args, self.env, self.log_path, self.log_mode = args, env, log_path, log_mode
+        self.process = None
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self):
+        self._out = self.log_path.open(self.log_mode)
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._started, timeout=self.start_timeout, interval=0.2, what=self.what)
+        return self
+
+    def _started(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.what} exited; see {self.log_path}")
+        return self.ready()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._out.close()

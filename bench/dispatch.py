@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import smtplib
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +25,7 @@ import time
 from aiosmtpd.controller import Controller
 from django.db import connection
 
-from bench.common import ROOT, VAR, bench_environment, free_port, log, redis_url, wait_until
+from bench.common import VAR, BackgroundProcess, bench_environment, free_port, log, redis_url, wait_until
 
 # The product's concurrency (Procfile, docker-compose.yml). BENCH_WORKER_PROCESSES and
 # BENCH_WORKER_PGOPTIONS (e.g. "-c synchronous_commit=off") exist for experiments that explain a
@@ -84,53 +82,32 @@ def _not_sent_summary() -> dict:
         return {f"{status} {reason}".strip(): n for status, reason, n in cursor.fetchall()}
 
 
-class Worker:
+class Worker(BackgroundProcess):
+    what = "the Celery worker"
+    start_timeout = 60.0
+    stop_timeout = 30.0
+
     def __init__(self, env: dict, log_path):
-        self.env, self.log_path = env, log_path
-        self.process = None
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "clinic",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(WORKER_PROCESSES),
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        super().__init__(args, env=env, log_path=log_path, log_mode="wb")
 
-    def start(self):
-        self._out = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "clinic",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(WORKER_PROCESSES),
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(self._ready, timeout=60, interval=0.2, what="the Celery worker")
-        return self
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited; see {self.log_path}")
+    def ready(self) -> bool:
         return b" ready." in self.log_path.read_bytes()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._out.close()
 
 
 def _through_the_worker(n: int, timeout: float) -> tuple[int, float]:

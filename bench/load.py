@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-from bench.common import ROOT, VAR, bench_environment, free_port, log, wait_until
+from bench.common import VAR, BackgroundProcess, bench_environment, free_port, log
 from bench.endpoints import ENDPOINTS
 
 WORKERS = 2
@@ -45,59 +44,37 @@ end
 """
 
 
-class Gunicorn:
+class Gunicorn(BackgroundProcess):
+    what = "gunicorn"
+
     def __init__(self, port: int, log_path: Path):
-        self.port, self.log_path = port, log_path
-        self.process = None
+        self.port = port
+        args = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "clinic.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WORKERS),
+            "--worker-class",
+            "sync",
+            "--worker-tmp-dir",
+            "/dev/shm",
+            "--backlog",
+            "64",
+            "--log-level",
+            "warning",
+        ]
+        super().__init__(args, env={**os.environ, **bench_environment()}, log_path=log_path)
 
-    def start(self):
-        self._out = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "clinic.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(WORKERS),
-                "--worker-class",
-                "sync",
-                "--worker-tmp-dir",
-                "/dev/shm",
-                "--backlog",
-                "64",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **bench_environment()},
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(self._answers, timeout=30, interval=0.2, what="gunicorn")
-        return self
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited; see {self.log_path}")
+    def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._out.close()
 
 
 def wrk(port: int, paths: list[str], *, seconds: float, key: str | None, script: Path) -> dict:

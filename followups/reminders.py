@@ -41,9 +41,10 @@ logger = logging.getLogger(__name__)
 
 DAYS_BEFORE = {ReminderKind.VISIT_7D: 7, ReminderKind.VISIT_1D: 1}
 OPEN = (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
-_LATE = "Its time had passed when it was planned."
-_ARCHIVED = "The patient is archived."
-_NO_CONSENT = "No consent to e-mail reminders."
+# Why a reminder row was skipped; reminders_bulk writes the same words from SQL.
+LATE_REASON = "Its time had passed when it was planned."
+ARCHIVED_REASON = "The patient is archived."
+NO_CONSENT_REASON = "No consent to e-mail reminders."
 _VISIT_CHANGED = "The visit changed (rescheduled, cancelled, completed or rebooked)."
 
 
@@ -88,11 +89,11 @@ def asking_for_reminders(recent: datetime) -> Q:
     )
 
 
-def _ineligible_reason(patient: Patient) -> str | None:
+def ineligible_reason(patient: Patient) -> str | None:
     if patient.archived:
-        return _ARCHIVED
+        return ARCHIVED_REASON
     if not patient.email_reminders or not patient.email:
-        return _NO_CONSENT
+        return NO_CONSENT_REASON
     return None
 
 
@@ -120,17 +121,17 @@ def reminders_plan_for(*, patient: Patient, now: datetime | None = None) -> None
         for r in Reminder.objects.filter(visit__patient=patient, visit__in=[w.visit for w in wanted.values()])
         | Reminder.objects.filter(visit__patient=patient, status__in=OPEN, due_at__gte=recent)
     }
-    ineligible = _ineligible_reason(patient)
+    ineligible = ineligible_reason(patient)
     to_create, to_update = [], []
     for key, want in wanted.items():
         row = rows.pop(key, None)
         if row is None:
             row = Reminder(visit=want.visit, kind=want.kind, visit_time=want.visit_time)
-            _set_open_state(row, want.due_at, ineligible, now)
+            set_open_state(row, want.due_at, ineligible, now)
             to_create.append(row)
         elif row.status in OPEN or _cancelled_by_planning(row):
             before = _open_state(row)
-            _set_open_state(row, want.due_at, ineligible, now)
+            set_open_state(row, want.due_at, ineligible, now)
             # Rows that stay as they were are not written: planning twice changes nothing.
             if _open_state(row) != before:
                 to_update.append(row)
@@ -176,10 +177,10 @@ def _open_state(row: Reminder) -> tuple:
     return (row.status, row.status_reason, row.due_at, row.next_attempt_at)
 
 
-def _set_open_state(row: Reminder, due_at: datetime, ineligible: str | None, now: datetime) -> None:
+def set_open_state(row: Reminder, due_at: datetime, ineligible: str | None, now: datetime) -> None:
     moved = row.due_at != due_at
     row.due_at = due_at
-    if row.pk and row.status == ReminderStatus.SKIPPED and row.status_reason == _LATE:
+    if row.pk and row.status == ReminderStatus.SKIPPED and row.status_reason == LATE_REASON:
         return
     if ineligible:
         row.status, row.status_reason, row.next_attempt_at = ReminderStatus.SKIPPED, ineligible, None
@@ -189,7 +190,7 @@ def _set_open_state(row: Reminder, due_at: datetime, ineligible: str | None, now
         # re-plans them all) must neither skip it as late nor undo its backoff.
         return
     elif due_at <= now:
-        row.status, row.status_reason, row.next_attempt_at = ReminderStatus.SKIPPED, _LATE, None
+        row.status, row.status_reason, row.next_attempt_at = ReminderStatus.SKIPPED, LATE_REASON, None
     else:
         row.status, row.status_reason, row.next_attempt_at = ReminderStatus.PENDING, "", due_at
 
@@ -317,7 +318,7 @@ def _take(reminder_ids: list[int], claim_id: uuid.UUID) -> tuple[uuid.UUID, list
 
 def _why_not_send(reminder: Reminder) -> str | None:
     visit = reminder.visit
-    reason = _ineligible_reason(visit.patient)
+    reason = ineligible_reason(visit.patient)
     if reason:
         return reason
     if visit.scheduled_for != reminder.visit_time:

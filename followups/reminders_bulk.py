@@ -18,14 +18,14 @@ from django.utils import timezone
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
 from followups.reminders import (
-    _ARCHIVED,
-    _LATE,
-    _NO_CONSENT,
+    ARCHIVED_REASON,
     DAYS_BEFORE,
-    _ineligible_reason,
-    _set_open_state,
+    LATE_REASON,
+    NO_CONSENT_REASON,
     asking_for_reminders,
+    ineligible_reason,
     patient_zone,
+    set_open_state,
     wanted_for,
 )
 
@@ -138,9 +138,9 @@ def reminders_plan_bulk_sql(*, now: datetime, chunk: int = SQL_CHUNK) -> int:
         "missed": VisitStatus.MISSED.value,
         "pending": ReminderStatus.PENDING.value,
         "skipped": ReminderStatus.SKIPPED.value,
-        "late": _LATE,
-        "archived": _ARCHIVED,
-        "no_consent": _NO_CONSENT,
+        "late": LATE_REASON,
+        "archived": ARCHIVED_REASON,
+        "no_consent": NO_CONSENT_REASON,
         "kind_status": [status.value for status, _, _ in _KINDS],
         "kind": [kind.value for _, kind, _ in _KINDS],
         "kind_shift": [shift for _, _, shift in _KINDS],
@@ -181,11 +181,11 @@ def _insert_missing(visits: list[Visit], now: datetime) -> int:
     existing = set(in_range.values_list("visit_id", "kind", "visit_time"))
     rows = []
     for visit in visits:
-        ineligible = _ineligible_reason(visit.patient)
+        ineligible = ineligible_reason(visit.patient)
         for want in wanted_for(visit, patient_zone(visit.patient)):
             if want.key not in existing:
                 row = Reminder(visit=visit, kind=want.kind, visit_time=want.visit_time)
-                _set_open_state(row, want.due_at, ineligible, now)
+                set_open_state(row, want.due_at, ineligible, now)
                 rows.append(row)
     if not rows:
         return 0
