@@ -61,7 +61,7 @@ def sample_patients(count: int = 100) -> list[str]:
     from django.db import transaction
 
     from followups.models import TreatmentOutcome
-    from followups.services import outcomes_recompute
+    from followups.outcomes_store import outcomes_recompute
     from patients.models import Patient
 
     with_treatments = Patient.objects.filter(archived=False, treatments__isnull=False).distinct()

@@ -74,6 +74,14 @@ class AssessmentStatus(models.TextChoices):
     ENTERED_IN_ERROR = "entered_in_error", _("Entered in error")
 
 
+class AssessmentSource(models.TextChoices):
+    """Who recorded an assessment (DOMAIN.md section 3)."""
+
+    CLINICIAN = "clinician", _("Clinician")
+    NURSE = "nurse", _("Nurse")
+    PATIENT = "patient", _("Patient")
+
+
 class LabTest(models.TextChoices):
     BLOOD_COUNT = "blood_count", _("Complete blood count")
     SODIUM = "sodium", _("Serum sodium")

@@ -7,6 +7,7 @@ their inputs; nothing else writes them.
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -208,6 +209,11 @@ class Assessment(ClinicalRecord):
         db_persist=True,
     )
     notes = models.TextField(blank=True)
+    # Who recorded it (DOMAIN.md section 3): set by the service from the recorder's role, never
+    # entered; a patient's own diary report says ``patient``.
+    source = models.CharField(
+        max_length=12, choices=codes.AssessmentSource.choices, default=codes.AssessmentSource.CLINICIAN
+    )
 
     history = HistoricalRecords(excluded_fields=["jankovic_total", "hfs7_total"])
 
@@ -218,6 +224,7 @@ class Assessment(ClinicalRecord):
         indexes = [models.Index(fields=["patient", "assessed_on"])]
         constraints = [
             one_of("status", codes.AssessmentStatus),
+            one_of("source", codes.AssessmentSource),
             one_of("contraction_pattern", codes.ContractionPattern, blank=True),
             one_of("jankovic_anchors", codes.JankovicAnchors, blank=True),
             models.CheckConstraint(
@@ -324,8 +331,13 @@ class TreatmentOutcome(models.Model):
     soriano_baron = models.CharField(max_length=12, choices=codes.SorianoBaron.choices, blank=True)
     days_to_spasm_free = models.PositiveIntegerField(null=True, blank=True)
     qol_meaningful_improvement = models.BooleanField(null=True, blank=True)
+    # A toxin session's benefit: the days from the injection until its effect wore off.
+    benefit_days = models.PositiveIntegerField(null=True, blank=True)
     rule_version = models.PositiveSmallIntegerField()
     computed_at = models.DateTimeField(auto_now=True)
+
+    # A change of rules (rule_version) or of the logs shows here as what the outcome was before.
+    history = HistoricalRecords(excluded_fields=["computed_at"])
 
     class Meta:
         constraints = [
@@ -340,15 +352,23 @@ class TreatmentOutcome(models.Model):
 class PatientFlag(models.Model):
     """A flag a clinician should see (DOMAIN.md sections 4 and 8), derived and kept current.
 
-    ``since`` is when the flag was first raised; it survives recomputation while the flag holds.
+    ``since`` is the date of the fact that raised it (the session, the window's end, the log...).
+    A clinician's acknowledgement holds while the fact does: a new ``since`` clears it (a new
+    subject is a new flag).
     """
 
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="flags")
     code = models.CharField(max_length=32, choices=codes.FlagCode.choices)
     # What raised it, so one patient can carry a flag for two treatments at once.
     subject = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=300)
-    since = models.DateTimeField()
+    since = models.DateField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["patient", "code"]
@@ -356,6 +376,10 @@ class PatientFlag(models.Model):
         constraints = [
             one_of("code", codes.FlagCode),
             models.UniqueConstraint(fields=["patient", "code", "subject"], name="followups_flag_once"),
+            models.CheckConstraint(
+                condition=Q(acknowledged_at__isnull=True) | Q(acknowledged_by__isnull=False),
+                name="followups_flag_acknowledged_by_someone",
+            ),
         ]
 
     def __str__(self):
