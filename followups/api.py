@@ -483,6 +483,12 @@ class OutcomeOut(serializers.ModelSerializer):
         allow_null=True,
         help_text="Baseline minus current Cohen-Albert grade: positive is better.",
     )
+    benefit_days = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="A toxin session's benefit: days from the injection until its effect wore off "
+        "(null until `wore_off_on` is known; null for other kinds).",
+    )
 
     class Meta:
         model = TreatmentOutcome
@@ -498,6 +504,7 @@ class OutcomeOut(serializers.ModelSerializer):
             "soriano_baron",
             "days_to_spasm_free",
             "qol_meaningful_improvement",
+            "benefit_days",
             "rule_version",
             "computed_at",
         )
