@@ -22,6 +22,11 @@ class FieldErrors:
             name = field if field == NON_FIELD_ERRORS and not prefix else f"{prefix}{field}"
             self._errors.setdefault(name, []).extend(messages)
 
+    def under(self, field: str) -> ValidationError:
+        """All of these errors as errors of one field of a larger form (a visit's refused move,
+        reported on the assessment's ``visit``)."""
+        return ValidationError({field: [error for errors in self._errors.values() for error in errors]})
+
     def __bool__(self) -> bool:
         return bool(self._errors)
 

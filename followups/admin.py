@@ -42,6 +42,7 @@ from followups.models import (
     Visit,
 )
 from followups.patient_page import patient_page, visit_actions
+from followups.selectors import flags_to_review
 from patients import services as record
 from patients.admin import PatientAdmin, sees_clinical
 from patients.models import Patient
@@ -450,7 +451,7 @@ class PatientFlagFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value():
             return queryset.filter(
-                Exists(PatientFlag.objects.filter(patient=OuterRef("pk"), code=self.value()))
+                Exists(flags_to_review().filter(patient=OuterRef("pk"), code=self.value()))
             )
         return queryset
 

@@ -12,6 +12,23 @@ class VisitStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class VisitMoveError(models.TextChoices):
+    """Why a visit move was refused (DOMAIN.md section 2): the codes beside an API 400's messages."""
+
+    INVALID_TRANSITION = "invalid_transition", _("No such move from the visit's state")
+    INVALID_TIME = "invalid_time", _("No date and time with its UTC offset")
+    TOO_FAR_AHEAD = "too_far_ahead", _("More than ten years ahead")
+    OUTSIDE_WINDOW = "outside_window", _("Outside the visit's window, not confirmed")
+    BEFORE_TREATMENT = "before_treatment", _("Before the treatment the visit follows")
+    STILL_AHEAD = "still_ahead", _("The visit is still ahead")
+    NOT_YET_PASSED = "not_yet_passed", _("The visit has not passed yet")
+    REASON_REQUIRED = "reason_required", _("A reason is needed")
+    REASON_TOO_LONG = "reason_too_long", _("The reason is too long")
+    CORRECTION_NOT_ALLOWED = "correction_not_allowed", _("Only a clinician or nurse corrects a visit")
+    ALREADY_REBOOKED = "already_rebooked", _("The missed visit was rebooked already")
+    MEASURED_AT_VISIT = "measured_at_visit", _("Measurements were recorded at the visit")
+
+
 class VisitSource(models.TextChoices):
     PROTOCOL = "protocol", _("Planned by protocol")
     MANUAL = "manual", _("Created by staff")

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from clinic.roles import Kind, may
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
-from followups.flags import overdue_visits_filter
-from followups.models import PatientFlag, Reminder, Visit
+from followups.models import Reminder, Visit
+from followups.predicates import overdue_visits_filter
+from followups.selectors import flags_to_review
 
 # The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
 WORKLISTS = {
@@ -92,7 +93,7 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
         ]
     if may(user, Kind.CLINICAL, write=False):
         flagged = dict(
-            PatientFlag.objects.filter(patient__archived=False)
+            flags_to_review()
             .values_list("code")
             .annotate(patients=Count("patient", distinct=True))
             .order_by()

@@ -1,19 +1,20 @@
-"""The flags a clinician should see (DOMAIN.md sections 4 and 8), computed for one patient.
+"""The flags a clinician should see (DOMAIN.md sections 4 and 8, rule version 2): pure rules.
 
-``flags_compute`` reads the patient's record in a fixed number of queries and answers the flags
-that hold today; ``followups.services.patient_follow_up_refresh`` stores them, keeping the
-``since`` of a flag that still holds.
+``flags_for`` answers the flags that hold on a day from a patient's ``FlagInputs``, which
+``followups.selectors.flag_inputs_for`` reads in a fixed number of queries; ``followups.flags_store``
+stores them. Nothing here reads the database, so every rule is tested on plain values.
+
+Each flag carries ``since``: the date of the fact that raised it (the session, the window's end,
+the current log, the day a course reached 90 days, the diagnosis), not the day it was computed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Q
-
-from followups.codes import AssessmentStatus, FlagCode, LabTest, OutcomeCategory, VisitStatus
-from followups.models import Assessment, LabResult, TreatmentOutcome, Visit
+from followups.codes import FlagCode, LabTest, OutcomeCategory
+from followups.predicates import latest_palsy_after_surgery
 from patients.codes import (
     HIGH_RESOLUTION_SEQUENCES,
     DiagnosisStatus,
@@ -21,17 +22,17 @@ from patients.codes import (
     HfsKind,
     HlaB1502Result,
     ImagingModality,
-    ImagingStatus,
     SecondaryCause,
     TreatmentKind,
     TreatmentStatus,
 )
-from patients.models import Patient
 
 TOXIN_MIN_INTERVAL_DAYS = 84
 LAB_MONITORING_DAYS = 90
 CONSIDER_MVD_AFTER_DAYS = 90
 LAB_FOR_DRUG = {Drug.CARBAMAZEPINE: LabTest.BLOOD_COUNT, Drug.OXCARBAZEPINE: LabTest.SODIUM}
+# An MVD in these states means the surgical evaluation has happened (a stopped one was not done).
+MVD_EVALUATED = (TreatmentStatus.PLANNED, TreatmentStatus.ACTIVE, TreatmentStatus.COMPLETED)
 
 
 def codes_label(choices, value) -> str:
@@ -43,209 +44,270 @@ class Flag:
     code: str
     subject: str
     detail: str
+    since: date
 
 
-def _toxin_interval_flags(toxin_sessions) -> list[Flag]:
+@dataclass(frozen=True)
+class TreatmentFacts:
+    """A live treatment (never a retracted one) with what the flags read of it."""
+
+    id: int
+    uuid: str
+    kind: str
+    status: str
+    started_on: date
+    diagnosis_kind: str
+    label: str
+    drug: str = ""
+    outcome: str | None = None
+    outcome_current_on: date | None = None
+
+
+@dataclass(frozen=True)
+class DiagnosisFacts:
+    """A diagnosis neither refuted nor retracted."""
+
+    uuid: str
+    kind: str
+    status: str
+    secondary_cause: str
+    diagnosed_on: date
+
+
+@dataclass(frozen=True)
+class StudyFacts:
+    modality: str
+    sequences: frozenset[str]
+
+
+@dataclass(frozen=True)
+class LabFacts:
+    test: str
+    taken_on: date
+
+
+@dataclass(frozen=True)
+class GradeFacts:
+    pk: int
+    assessed_on: date
+    house_brackmann_grade: int
+
+
+@dataclass(frozen=True)
+class OverdueVisitFacts:
+    """A visit that makes the patient overdue (``followups.predicates.overdue_visits_filter``)."""
+
+    uuid: str
+    purpose: str
+    status_label: str
+    window_end: date
+
+
+@dataclass(frozen=True)
+class FlagInputs:
+    archived: bool = False
+    at_risk_hla_b1502: bool = False
+    hla_b1502_result: str = HlaB1502Result.NOT_TESTED
+    treatments: tuple[TreatmentFacts, ...] = ()  # oldest first
+    diagnoses: tuple[DiagnosisFacts, ...] = ()
+    studies: tuple[StudyFacts, ...] = ()  # available studies only
+    labs: tuple[LabFacts, ...] = ()  # final results only
+    graded: tuple[GradeFacts, ...] = ()  # final House-Brackmann grades
+    overdue: tuple[OverdueVisitFacts, ...] = field(default_factory=tuple)
+
+
+def _of_kind(inputs: FlagInputs, kind: str) -> list[TreatmentFacts]:
+    return [t for t in inputs.treatments if t.kind == kind]
+
+
+def toxin_interval_flags(inputs: FlagInputs) -> list[Flag]:
+    """v2: the latest session and the one before it only; older pairs are history."""
+    sessions = _of_kind(inputs, TreatmentKind.BOTULINUM_TOXIN)
+    if len(sessions) < 2:
+        return []
+    previous, latest = sessions[-2], sessions[-1]
+    gap = (latest.started_on - previous.started_on).days
+    if gap >= TOXIN_MIN_INTERVAL_DAYS:
+        return []
+    return [
+        Flag(
+            FlagCode.BOTOX_INTERVAL_SHORT,
+            latest.uuid,
+            f"Toxin session of {latest.started_on} came {gap} days after the previous one "
+            f"(at least {TOXIN_MIN_INTERVAL_DAYS} expected).",
+            latest.started_on,
+        )
+    ]
+
+
+def _lab_due_since(course: TreatmentFacts, labs: list[LabFacts], today: date) -> date | None:
+    """The day monitoring fell due (none in the last 90 days), or None while a result is recent."""
+    taken = [lab.taken_on for lab in labs if lab.taken_on <= today]
+    last = max(taken, default=None)
+    if last is not None and last >= today - timedelta(days=LAB_MONITORING_DAYS):
+        return None
+    if last is None:
+        return course.started_on
+    return max(course.started_on, last + timedelta(days=LAB_MONITORING_DAYS + 1))
+
+
+def medication_flags(inputs: FlagInputs, today: date) -> list[Flag]:
     flags = []
-    for previous, session in zip(toxin_sessions, toxin_sessions[1:], strict=False):
-        gap = (session.started_on - previous.started_on).days
-        if gap < TOXIN_MIN_INTERVAL_DAYS:
-            flags.append(
-                Flag(
-                    FlagCode.BOTOX_INTERVAL_SHORT,
-                    str(session.uuid),
-                    f"Toxin session of {session.started_on} came {gap} days after the previous one "
-                    f"(at least {TOXIN_MIN_INTERVAL_DAYS} expected).",
-                )
-            )
-    return flags
-
-
-def _medication_flags(patient, courses, labs, today) -> list[Flag]:
-    flags = []
+    courses = [
+        t
+        for t in _of_kind(inputs, TreatmentKind.MEDICATION)
+        if t.status in (TreatmentStatus.PLANNED, TreatmentStatus.ACTIVE)
+    ]
     for course in courses:
-        drug = course.medication.drug
         if (
-            drug == Drug.CARBAMAZEPINE
-            and patient.at_risk_hla_b1502
-            and patient.hla_b1502_result == HlaB1502Result.NOT_TESTED
+            course.drug == Drug.CARBAMAZEPINE
+            and inputs.at_risk_hla_b1502
+            and inputs.hla_b1502_result == HlaB1502Result.NOT_TESTED
         ):
             flags.append(
                 Flag(
                     FlagCode.HLA_B1502_MISSING,
-                    str(course.uuid),
+                    course.uuid,
                     f"Carbamazepine from {course.started_on} without an HLA-B*1502 result "
                     "for a patient of at-risk ancestry.",
+                    course.started_on,
                 )
             )
-        test = LAB_FOR_DRUG.get(drug)
-        if test and course.status == TreatmentStatus.ACTIVE and course.started_on <= today:
-            recent = [
-                lab
-                for lab in labs
-                if lab.test == test and lab.taken_on >= today - timedelta(days=LAB_MONITORING_DAYS)
-            ]
-            if not recent:
-                flags.append(
-                    Flag(
-                        FlagCode.LAB_MONITORING_DUE,
-                        str(course.uuid),
-                        f"{codes_label(LabTest, test)} due: none in the last {LAB_MONITORING_DAYS} days "
-                        f"of the {codes_label(Drug, drug).lower()} course.",
-                    )
+        test = LAB_FOR_DRUG.get(course.drug)
+        if not test or course.status != TreatmentStatus.ACTIVE or course.started_on > today:
+            continue
+        since = _lab_due_since(course, [lab for lab in inputs.labs if lab.test == test], today)
+        if since is not None:
+            flags.append(
+                Flag(
+                    FlagCode.LAB_MONITORING_DUE,
+                    course.uuid,
+                    f"{codes_label(LabTest, test)} due: none in the last {LAB_MONITORING_DAYS} days "
+                    f"of the {codes_label(Drug, course.drug).lower()} course.",
+                    since,
                 )
+            )
     return flags
 
 
-def _consider_mvd_flags(treatments, outcomes, today) -> list[Flag]:
-    """Primary HFS, drugs or toxin for 90 days or more, and the outcome unchanged or worse.
+def consider_mvd_flags(inputs: FlagInputs, today: date) -> list[Flag]:
+    """Primary HFS, drugs or toxin for 90 days or more, the outcome unchanged or worse, and (v2) no
+    MVD recorded: once one is planned, done or under way, the evaluation has happened.
 
-    A toxin "treatment" is a series of sessions: it counts as active from its first session
-    while its latest session is not stopped, and is judged by the latest session's outcome.
+    A toxin "treatment" is a series of sessions: it counts from its first session while its latest
+    session is not stopped, and is judged by the latest session's outcome (read at its peak).
     """
-    flags = []
-    courses = [
-        t for t in treatments if t.kind == TreatmentKind.MEDICATION and t.status == TreatmentStatus.ACTIVE
+    if any(t.kind == TreatmentKind.MVD and t.status in MVD_EVALUATED for t in inputs.treatments):
+        return []
+    candidates = [
+        (course, course.started_on)
+        for course in _of_kind(inputs, TreatmentKind.MEDICATION)
+        if course.status == TreatmentStatus.ACTIVE
     ]
-    sessions = [t for t in treatments if t.kind == TreatmentKind.BOTULINUM_TOXIN]
-    candidates = [(course, course.started_on) for course in courses]
+    sessions = _of_kind(inputs, TreatmentKind.BOTULINUM_TOXIN)
     if sessions and sessions[-1].status != TreatmentStatus.STOPPED:
         candidates.append((sessions[-1], sessions[0].started_on))
+    flags = []
     for treatment, since in candidates:
-        outcome = outcomes.get(treatment.pk)
+        reached = since + timedelta(days=CONSIDER_MVD_AFTER_DAYS)
         if (
-            treatment.diagnosis.kind == HfsKind.PRIMARY
-            and (today - since).days >= CONSIDER_MVD_AFTER_DAYS
-            and outcome in (OutcomeCategory.UNCHANGED, OutcomeCategory.WORSE)
+            treatment.diagnosis_kind == HfsKind.PRIMARY
+            and reached <= today
+            and treatment.outcome in (OutcomeCategory.UNCHANGED, OutcomeCategory.WORSE)
         ):
             flags.append(
                 Flag(
                     FlagCode.CONSIDER_MVD_EVALUATION,
-                    str(treatment.uuid),
-                    f"{treatment.get_kind_display()} since {since}, outcome {outcome}: "
+                    treatment.uuid,
+                    f"{treatment.label} since {since}, outcome {treatment.outcome}: "
                     "consider evaluation for microvascular decompression.",
+                    reached,
                 )
             )
     return flags
 
 
-def _diagnosis_flags(diagnoses, studies) -> list[Flag]:
+def diagnosis_flags(inputs: FlagInputs) -> list[Flag]:
     flags = []
     has_hr_mri = any(
-        study.modality == ImagingModality.MRI
-        and HIGH_RESOLUTION_SEQUENCES & {row.sequence for row in study.sequence_rows.all()}
-        for study in studies
+        study.modality == ImagingModality.MRI and HIGH_RESOLUTION_SEQUENCES & study.sequences
+        for study in inputs.studies
     )
-    for diagnosis in diagnoses:
+    for diagnosis in inputs.diagnoses:
         if diagnosis.status == DiagnosisStatus.CONFIRMED and not has_hr_mri:
             flags.append(
                 Flag(
                     FlagCode.IMAGING_MISSING,
-                    str(diagnosis.uuid),
+                    diagnosis.uuid,
                     "Confirmed diagnosis without an MRI that includes a CISS or FIESTA sequence.",
+                    diagnosis.diagnosed_on,
                 )
             )
         if diagnosis.kind == HfsKind.SECONDARY and (
-            not studies or diagnosis.secondary_cause == SecondaryCause.OTHER
+            not inputs.studies or diagnosis.secondary_cause == SecondaryCause.OTHER
         ):
-            reason = "no imaging" if not studies else "cause recorded as 'other'"
+            reason = "no imaging" if not inputs.studies else "cause recorded as 'other'"
             flags.append(
                 Flag(
                     FlagCode.SECONDARY_CAUSE_UNCONFIRMED,
-                    str(diagnosis.uuid),
+                    diagnosis.uuid,
                     f"Secondary diagnosis with {reason}.",
+                    diagnosis.diagnosed_on,
                 )
             )
     return flags
 
 
-def _mvd_flags(surgeries, outcomes, graded) -> list[Flag]:
+def mvd_flags(inputs: FlagInputs) -> list[Flag]:
+    surgeries = [t for t in _of_kind(inputs, TreatmentKind.MVD) if t.status != TreatmentStatus.STOPPED]
     flags = []
     for surgery, redo in zip(surgeries, [*surgeries[1:], None], strict=False):
-        if outcomes.get(surgery.pk) == OutcomeCategory.RECURRENCE:
+        if surgery.outcome == OutcomeCategory.RECURRENCE:
             flags.append(
                 Flag(
                     FlagCode.RECURRENCE_AFTER_MVD,
-                    str(surgery.uuid),
+                    surgery.uuid,
                     f"Recurrence after the MVD of {surgery.started_on}.",
+                    surgery.outcome_current_on or surgery.started_on,
                 )
             )
-        # A grade after a redo belongs to the redo (as the palsy reviews of planning do).
-        after = [
-            a
-            for a in graded
-            if a.assessed_on > surgery.started_on and (redo is None or a.assessed_on < redo.started_on)
-        ]
-        if after and after[-1].house_brackmann_grade >= 2:
+        palsy = latest_palsy_after_surgery(
+            inputs.graded, surgery_on=surgery.started_on, next_surgery_on=redo.started_on if redo else None
+        )
+        if palsy is not None:
+            graded_on, grade = palsy
             flags.append(
                 Flag(
                     FlagCode.FACIAL_PALSY_AFTER_MVD,
-                    str(surgery.uuid),
-                    f"House-Brackmann grade {after[-1].house_brackmann_grade} on {after[-1].assessed_on} "
-                    f"after the MVD of {surgery.started_on}.",
+                    surgery.uuid,
+                    f"House-Brackmann grade {grade} on {graded_on} after the MVD of {surgery.started_on}.",
+                    graded_on,
                 )
             )
     return flags
 
 
-def _overdue_flags(overdue_visits) -> list[Flag]:
+def overdue_flags(inputs: FlagInputs) -> list[Flag]:
     return [
         Flag(
             FlagCode.OVERDUE_FOLLOW_UP,
-            str(visit.uuid),
-            f"{visit.purpose}: {visit.get_status_display().lower()}, window closed on {visit.window_end}.",
+            visit.uuid,
+            f"{visit.purpose}: {visit.status_label.lower()}, window closed on {visit.window_end}.",
+            visit.window_end,
         )
-        for visit in overdue_visits
+        for visit in inputs.overdue
     ]
 
 
-def overdue_visits_filter(today: date):
-    """The visits that make a patient overdue: missed and not rebooked, or planned past the window."""
-    return Q(status=VisitStatus.MISSED, rebooked_as__isnull=True) | Q(
-        status=VisitStatus.PLANNED, window_end__lt=today
-    )
-
-
-def flags_compute(*, patient: Patient, today: date) -> list[Flag]:
-    if patient.archived:
+def flags_for(inputs: FlagInputs, *, today: date) -> list[Flag]:
+    """Every flag that holds on ``today``; an archived patient has none."""
+    if inputs.archived:
         return []
-    treatments = [
-        t
-        for t in patient.treatments.select_related("diagnosis", "medication").order_by("started_on", "pk")
-        if t.status != TreatmentStatus.ENTERED_IN_ERROR
-    ]
-    diagnoses = [
-        d
-        for d in patient.diagnoses.all()
-        if d.status not in (DiagnosisStatus.ENTERED_IN_ERROR, DiagnosisStatus.REFUTED)
-    ]
-    studies = list(
-        patient.imaging_studies.filter(status=ImagingStatus.AVAILABLE).prefetch_related("sequence_rows")
-    )
-    labs = list(LabResult.objects.filter(patient=patient, status=AssessmentStatus.FINAL))
-    graded = list(
-        Assessment.objects.filter(
-            patient=patient, status=AssessmentStatus.FINAL, house_brackmann_grade__isnull=False
-        ).order_by("assessed_on", "pk")
-    )
-    outcomes = dict(
-        TreatmentOutcome.objects.filter(treatment__patient=patient).values_list("treatment_id", "category")
-    )
-    overdue = Visit.objects.filter(overdue_visits_filter(today), patient=patient)
-
-    toxin = [t for t in treatments if t.kind == TreatmentKind.BOTULINUM_TOXIN]
-    courses = [
-        t
-        for t in treatments
-        if t.kind == TreatmentKind.MEDICATION
-        and t.status in (TreatmentStatus.PLANNED, TreatmentStatus.ACTIVE)
-    ]
-    surgeries = [t for t in treatments if t.kind == TreatmentKind.MVD and t.status != TreatmentStatus.STOPPED]
     return [
-        *_toxin_interval_flags(toxin),
-        *_medication_flags(patient, courses, labs, today),
-        *_consider_mvd_flags(treatments, outcomes, today),
-        *_diagnosis_flags(diagnoses, studies),
-        *_mvd_flags(surgeries, outcomes, graded),
-        *_overdue_flags(overdue),
+        *toxin_interval_flags(inputs),
+        *medication_flags(inputs, today),
+        *consider_mvd_flags(inputs, today),
+        *diagnosis_flags(inputs),
+        *mvd_flags(inputs),
+        *overdue_flags(inputs),
     ]

@@ -10,7 +10,10 @@ from patients.models import Patient
 
 
 def outcomes_recompute(*, patient: Patient) -> list[TreatmentOutcome]:
-    """Store the outcome of each of the patient's treatments under the current rule version."""
+    """Store the outcome of each of the patient's treatments under the current rule version.
+
+    Three reads whatever the number of treatments; a write only for an outcome that changed.
+    """
     logs = [
         outcomes.SymptomLog(
             id=a.pk,
@@ -22,31 +25,56 @@ def outcomes_recompute(*, patient: Patient) -> list[TreatmentOutcome]:
         )
         for a in patient.assessments.filter(status=codes.AssessmentStatus.FINAL)
     ]
-    treatments = list(patient.treatments.all())
+    treatments = list(patient.treatments.select_related("botulinum_toxin"))
+    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
     stored = {o.treatment_id: o for o in TreatmentOutcome.objects.filter(treatment__in=treatments)}
     kept = []
-    for treatment in treatments:
-        if treatment.status == TreatmentStatus.ENTERED_IN_ERROR:
-            continue
+    for treatment in live:
         result = outcomes.outcome_for_treatment(
-            is_mvd=treatment.kind == TreatmentKind.MVD, started_on=treatment.started_on, logs=logs
+            kind=treatment.kind,
+            started_on=treatment.started_on,
+            logs=logs,
+            # The treatment's own start is among them: a start on its own t0 ends no episode.
+            other_starts=[t.started_on for t in live],
+            ended_on=treatment.ended_on,
+            wore_off_on=(
+                treatment.botulinum_toxin.wore_off_on
+                if treatment.kind == TreatmentKind.BOTULINUM_TOXIN
+                else None
+            ),
         )
-        row = stored.pop(treatment.pk, None) or TreatmentOutcome(treatment=treatment)
-        row.category = result.category
-        row.baseline_id = result.baseline.id if result.baseline else None
-        row.current_id = result.current.id if result.current else None
-        row.spasms_per_day_change_pct = _rounded(result.spasms_per_day_change_pct)
-        row.duration_change_pct = _rounded(result.duration_change_pct)
-        row.grade_change = result.grade_change
-        row.soriano_baron = result.soriano_baron
-        row.days_to_spasm_free = result.days_to_spasm_free
-        row.qol_meaningful_improvement = result.qol_meaningful_improvement
-        row.rule_version = result.rule_version
-        row.save()
+        values = stored_values(result)
+        row = stored.pop(treatment.pk, None)
+        # An unchanged outcome is not written: its history would gain a row on every refresh.
+        if row is None:
+            row = TreatmentOutcome(treatment=treatment, **values)
+            row.save()
+        elif any(getattr(row, field) != value for field, value in values.items()):
+            for field, value in values.items():
+                setattr(row, field, value)
+            row.save()
         kept.append(row)
     # Outcomes are derived: a retracted treatment simply has none any more.
     TreatmentOutcome.objects.filter(pk__in=[o.pk for o in stored.values()]).delete()
     return kept
+
+
+def stored_values(result: outcomes.Outcome) -> dict:
+    """The columns of ``TreatmentOutcome`` for one result but ``computed_at``, percentages rounded to
+    the column's one decimal so that comparing with a stored row compares like with like."""
+    return {
+        "category": result.category,
+        "baseline_id": result.baseline.id if result.baseline else None,
+        "current_id": result.current.id if result.current else None,
+        "spasms_per_day_change_pct": _rounded(result.spasms_per_day_change_pct),
+        "duration_change_pct": _rounded(result.duration_change_pct),
+        "grade_change": result.grade_change,
+        "soriano_baron": result.soriano_baron,
+        "days_to_spasm_free": result.days_to_spasm_free,
+        "qol_meaningful_improvement": result.qol_meaningful_improvement,
+        "benefit_days": result.benefit_days,
+        "rule_version": result.rule_version,
+    }
 
 
 def _rounded(value):

@@ -27,6 +27,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from followups import protocols
 from followups.codes import AssessmentStatus, StepAnchor, VisitSource, VisitStatus
 from followups.models import Assessment, Protocol, Visit
+from followups.predicates import latest_palsy_after_surgery
 from patients.codes import DiagnosisStatus, TreatmentKind, TreatmentStatus
 from patients.models import Diagnosis, Patient, Treatment
 
@@ -78,17 +79,10 @@ def _as_step(step) -> protocols.Step:
 
 def _palsy_anchor(surgery: Treatment, assessments: list[Assessment], next_surgery_on: date | None):
     """The date of the latest House-Brackmann grade after surgery, if it is II or worse."""
-    graded = [
-        a
-        for a in assessments
-        if a.house_brackmann_grade is not None
-        and a.assessed_on > surgery.started_on
-        and (next_surgery_on is None or a.assessed_on < next_surgery_on)
-    ]
-    if not graded:
-        return None
-    latest = max(graded, key=lambda a: (a.assessed_on, a.pk))
-    return latest.assessed_on if latest.house_brackmann_grade >= 2 else None
+    palsy = latest_palsy_after_surgery(
+        assessments, surgery_on=surgery.started_on, next_surgery_on=next_surgery_on
+    )
+    return palsy[0] if palsy else None
 
 
 def treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, archived) -> Owner:

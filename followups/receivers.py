@@ -7,7 +7,8 @@ visits, its outcomes and its flags are committed together or not at all.
 from django.dispatch import receiver
 
 from followups import demo  # noqa: F401  (answers patients.demo.demo_batch_seeded)
-from followups.services import flags_sync, patient_follow_up_refresh
+from followups.flags_store import flags_sync
+from followups.services import patient_follow_up_refresh
 from patients.signals import diagnosis_changed, imaging_study_changed, patient_changed, treatment_changed
 
 

@@ -11,9 +11,19 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from followups.codes import VisitStatus
-from followups.flags import overdue_visits_filter
-from followups.models import PatientFlag, TreatmentOutcome, Visit
+from followups.codes import AssessmentStatus, VisitStatus
+from followups.flags import (
+    DiagnosisFacts,
+    FlagInputs,
+    GradeFacts,
+    LabFacts,
+    OverdueVisitFacts,
+    StudyFacts,
+    TreatmentFacts,
+)
+from followups.models import Assessment, LabResult, PatientFlag, TreatmentOutcome, Visit
+from followups.predicates import overdue_visits_filter
+from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentKind, TreatmentStatus
 from patients.models import Patient
 
 
@@ -46,9 +56,15 @@ def worklist_overdue(*, today: date | None = None) -> QuerySet[Visit]:
     )
 
 
+def flags_to_review() -> QuerySet[PatientFlag]:
+    """The flags that ask for a clinician: of live patients, not acknowledged (DOMAIN.md 8 v2).
+    The flagged worklist, the dashboard's counts and the patient list's flag filter agree on it."""
+    return PatientFlag.objects.filter(patient__archived=False, acknowledged_at__isnull=True)
+
+
 def worklist_flagged(*, code: str | None = None) -> QuerySet[PatientFlag]:
-    """Flags a clinician should see, longest-standing first."""
-    flags = PatientFlag.objects.filter(patient__archived=False).select_related("patient")
+    """Flags a clinician should see and has not acknowledged, longest-standing first."""
+    flags = flags_to_review().select_related("patient")
     if code:
         flags = flags.filter(code=code)
     return flags.order_by("since", "id")
@@ -59,4 +75,77 @@ def outcomes_for_patient(*, patient: Patient) -> QuerySet[TreatmentOutcome]:
         TreatmentOutcome.objects.filter(treatment__patient=patient)
         .select_related("treatment", "baseline", "current")
         .order_by("treatment__started_on", "treatment_id")
+    )
+
+
+def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
+    """What the flag rules read of one patient, in seven queries whatever the record's size."""
+    if patient.archived:
+        return FlagInputs(archived=True)
+    outcomes = {
+        o.treatment_id: o
+        for o in TreatmentOutcome.objects.filter(treatment__patient=patient).select_related("current")
+    }
+    treatments = []
+    for t in (
+        patient.treatments.exclude(status=TreatmentStatus.ENTERED_IN_ERROR)
+        .select_related("diagnosis", "medication")
+        .order_by("started_on", "pk")
+    ):
+        outcome = outcomes.get(t.pk)
+        medication = getattr(t, "medication", None) if t.kind == TreatmentKind.MEDICATION else None
+        treatments.append(
+            TreatmentFacts(
+                id=t.pk,
+                uuid=str(t.uuid),
+                kind=t.kind,
+                status=t.status,
+                started_on=t.started_on,
+                diagnosis_kind=t.diagnosis.kind,
+                label=str(t.get_kind_display()),
+                drug=medication.drug if medication else "",
+                outcome=outcome.category if outcome else None,
+                outcome_current_on=outcome.current.assessed_on if outcome and outcome.current else None,
+            )
+        )
+    diagnoses = [
+        DiagnosisFacts(str(d.uuid), d.kind, d.status, d.secondary_cause, d.diagnosed_on)
+        for d in patient.diagnoses.exclude(
+            status__in=(DiagnosisStatus.ENTERED_IN_ERROR, DiagnosisStatus.REFUTED)
+        )
+    ]
+    studies = [
+        StudyFacts(study.modality, frozenset(row.sequence for row in study.sequence_rows.all()))
+        for study in patient.imaging_studies.filter(status=ImagingStatus.AVAILABLE).prefetch_related(
+            "sequence_rows"
+        )
+    ]
+    labs = [
+        LabFacts(test, taken_on)
+        for test, taken_on in LabResult.objects.filter(
+            patient=patient, status=AssessmentStatus.FINAL
+        ).values_list("test", "taken_on")
+    ]
+    graded = [
+        GradeFacts(pk, on, grade)
+        for pk, on, grade in Assessment.objects.filter(
+            patient=patient, status=AssessmentStatus.FINAL, house_brackmann_grade__isnull=False
+        ).values_list("pk", "assessed_on", "house_brackmann_grade")
+    ]
+    overdue = [
+        OverdueVisitFacts(str(v.uuid), v.purpose, str(v.get_status_display()), v.window_end)
+        for v in Visit.objects.filter(overdue_visits_filter(today), patient=patient).order_by(
+            "window_end", "pk"
+        )
+    ]
+    return FlagInputs(
+        archived=False,
+        at_risk_hla_b1502=patient.at_risk_hla_b1502,
+        hla_b1502_result=patient.hla_b1502_result,
+        treatments=tuple(treatments),
+        diagnoses=tuple(diagnoses),
+        studies=tuple(studies),
+        labs=tuple(labs),
+        graded=tuple(graded),
+        overdue=tuple(overdue),
     )

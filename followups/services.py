@@ -8,7 +8,7 @@ rows up to date: planned visits, stored outcomes and flags.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,6 +16,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
 from clinic.errors import FieldErrors
+from clinic.roles import Role, role_of
 from clinic.validation import (
     apply_changes,
     check_clinical_date,
@@ -26,49 +27,28 @@ from clinic.validation import (
     is_finite_number,
     replace_code_rows,
 )
-from followups import codes, flags, visit_states
+from followups import codes
+from followups.flags_store import flags_sync
 from followups.models import (
     Assessment,
     LabResult,
-    PatientFlag,
     Visit,
 )
 from followups.outcomes_store import outcomes_recompute
 from followups.planning import PlanResult, visits_plan_for
 from followups.reminders import reminders_plan_for
+from followups.visit_moves import (
+    LATEST_VISIT_AHEAD,
+    TOO_FAR_AHEAD,
+    after_visit_change,
+    check_visit_time,
+    visit_move,
+    visit_move_errors,
+)
 from patients.models import Patient
 from patients.services import patient_lock
 
 # --- what a change derives --------------------------------------------------------------------
-
-
-def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFlag]:
-    """Store the flags that hold today; a flag that still holds keeps its ``since``."""
-    today = today or timezone.localdate()
-    wanted = {(f.code, f.subject): f for f in flags.flags_compute(patient=patient, today=today)}
-    current = {(f.code, f.subject): f for f in patient.flags.all()}
-    stale = [flag.pk for key, flag in current.items() if key not in wanted]
-    if stale:
-        PatientFlag.objects.filter(pk__in=stale).delete()
-    now = timezone.now()
-    changed = []
-    for key, computed in wanted.items():
-        flag = current.get(key)
-        if flag is None:
-            changed.append(
-                PatientFlag(
-                    patient=patient,
-                    code=computed.code,
-                    subject=computed.subject,
-                    detail=computed.detail,
-                    since=now,
-                )
-            )
-        elif flag.detail != computed.detail:
-            flag.detail = computed.detail
-            flag.save(update_fields=["detail"])
-    PatientFlag.objects.bulk_create(changed)
-    return list(patient.flags.all())
 
 
 def patient_follow_up_refresh(
@@ -85,96 +65,7 @@ def patient_follow_up_refresh(
     return plan
 
 
-def _after_visit_change(patient: Patient, today: date | None = None) -> None:
-    """A visit moved: the overdue flag and the reminders follow it in the same transaction."""
-    flags_sync(patient=patient, today=today)
-    reminders_plan_for(patient=patient)
-
-
 # --- visits -----------------------------------------------------------------------------------
-
-
-def _move(visit: Visit, new_status: str, errors: FieldErrors | None = None) -> Visit:
-    errors = errors or FieldErrors()
-    errors.add("status", visit_states.transition_error(visit.status, new_status), "invalid_transition")
-    errors.raise_if_any()
-    visit.status = new_status
-    return visit
-
-
-def _locked_visit(visit: Visit) -> Visit:
-    patient_lock(visit.patient)
-    return Visit.objects.select_related("patient").get(pk=visit.pk)
-
-
-# Further ahead than this, a visit's date is a typo, not an appointment (and near the year 9999 its
-# reminders could not even be placed in the patient's time zone).
-LATEST_VISIT_AHEAD = timedelta(days=3653)
-TOO_FAR_AHEAD = "This is more than ten years ahead."
-
-
-def _check_time(field: str, when, errors: FieldErrors, patient: Patient | None = None) -> None:
-    if not isinstance(when, datetime) or timezone.is_naive(when):
-        errors.add(field, "Give a date and time with its UTC offset.", "invalid")
-    elif when > timezone.now() + LATEST_VISIT_AHEAD:
-        errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
-    elif patient is not None:  # a visit before the patient's birth is an error (DOMAIN.md 4)
-        check_clinical_date(field, timezone.localdate(when), patient.date_of_birth, errors, future_ok=True)
-
-
-def _save_visit(visit: Visit, fields: Iterable[str]) -> Visit:
-    visit.save(update_fields=[*fields, "updated_at"])
-    _after_visit_change(visit.patient)
-    return visit
-
-
-@transaction.atomic
-def visit_book(*, visit: Visit, scheduled_for: datetime) -> Visit:
-    """Book a planned visit at an agreed time (or move a booked one: a reschedule)."""
-    visit = _locked_visit(visit)
-    errors = FieldErrors()
-    _check_time("scheduled_for", scheduled_for, errors, visit.patient)
-    _move(visit, codes.VisitStatus.BOOKED, errors)
-    if visit.scheduled_for != scheduled_for:
-        visit.sequence += 1
-    visit.scheduled_for = scheduled_for
-    return _save_visit(visit, ["status", "scheduled_for", "sequence"])
-
-
-visit_reschedule = visit_book
-
-
-@transaction.atomic
-def visit_unbook(*, visit: Visit) -> Visit:
-    """Give up a booking: the visit is planned again, still due within its window."""
-    visit = _locked_visit(visit)
-    _move(visit, codes.VisitStatus.PLANNED)
-    return _save_visit(visit, ["status"])
-
-
-@transaction.atomic
-def visit_complete(*, visit: Visit) -> Visit:
-    visit = _locked_visit(visit)
-    _move(visit, codes.VisitStatus.COMPLETED)
-    return _save_visit(visit, ["status"])
-
-
-@transaction.atomic
-def visit_mark_missed(*, visit: Visit) -> Visit:
-    visit = _locked_visit(visit)
-    _move(visit, codes.VisitStatus.MISSED)
-    return _save_visit(visit, ["status"])
-
-
-@transaction.atomic
-def visit_cancel(*, visit: Visit, reason: str) -> Visit:
-    visit = _locked_visit(visit)
-    errors = FieldErrors()
-    if not (reason or "").strip():
-        errors.add("cancel_reason", "Say why the visit is cancelled.", "required")
-    _move(visit, codes.VisitStatus.CANCELLED, errors)
-    visit.cancel_reason = reason.strip()[:200]
-    return _save_visit(visit, ["status", "cancel_reason"])
 
 
 VISIT_FIELDS = ("treatment", "purpose", "scheduled_for", "window_start", "window_end", "status")
@@ -189,7 +80,7 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     errors = FieldErrors()
     if patient.archived:
         errors.add("patient", "This patient is archived.", "archived")
-    _check_time("scheduled_for", visit.scheduled_for, errors)
+    check_visit_time("scheduled_for", visit.scheduled_for, errors)
     if visit.status not in (codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED):
         errors.add("status", "A new visit is planned or booked.", "invalid_choice")
     if visit.treatment_id is not None and visit.treatment.patient_id != patient.pk:
@@ -212,14 +103,15 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
             errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
     errors.raise_if_any()
     visit.save()
-    _after_visit_change(patient)
+    after_visit_change(patient)
     return visit
 
 
 @transaction.atomic
 def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
     """Book a new visit for one the patient missed; the missed one stays on the record."""
-    missed = _locked_visit(visit)
+    patient_lock(visit.patient)
+    missed = Visit.objects.select_related("patient").get(pk=visit.pk)
     errors = FieldErrors()
     if missed.status != codes.VisitStatus.MISSED:
         errors.add(
@@ -229,11 +121,11 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
         errors.add("status", "This missed visit was rebooked already.", "already_rebooked")
     if missed.patient.archived:
         errors.add("patient", "This patient is archived.", "archived")
-    _check_time("scheduled_for", scheduled_for, errors, missed.patient)
+    check_visit_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
     rebooked = rebooking_of(missed, scheduled_for=scheduled_for)
     rebooked.save(force_insert=True)
-    _after_visit_change(missed.patient)
+    after_visit_change(missed.patient)
     return rebooked
 
 
@@ -259,7 +151,9 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
     """The nightly close of windows: a visit whose window has closed unattended is missed.
 
     A booked visit counts from its appointment when that lies after its window. Each patient is
-    handled in its own transaction, so one failure does not hold up the rest.
+    handled in its own transaction, so one failure does not hold up the rest. This is the system's
+    bulk form of ``visit_move(to=missed)``: its filter is that move's guard (the window closed, the
+    appointment passed), and it writes the history row by row as the move does.
     """
     today = today or timezone.localdate()
     start_of_today = timezone.make_aware(datetime.combine(today, datetime.min.time()))
@@ -282,7 +176,7 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
             bulk_update_with_history(
                 missed, Visit, ["status", "updated_at"], default_change_reason="window closed"
             )
-            _after_visit_change(patient, today)
+            after_visit_change(patient, today)
             marked += len(missed)
     return marked
 
@@ -337,24 +231,39 @@ def _validate_assessment(assessment: Assessment, triggers, adverse_effects, erro
             errors.add("visit", "This visit was cancelled.", "visit_cancelled")
         else:
             assessment.visit = visit
+            refused = visit_move_errors(visit, **_completing_move(visit, assessment.source))
+            if refused:
+                errors.merge(refused.under("visit"))
     triggers = check_code_list(triggers, codes.Trigger, "triggers", errors)
     adverse_effects = check_code_list(adverse_effects, codes.AdverseEffect, "adverse_effects", errors)
     return triggers, adverse_effects
 
 
+def _completing_move(visit: Visit, source: str) -> dict:
+    """The first move that completes a visit measurements were recorded at: the completion itself,
+    or for a visit marked missed by mistake its correction (the history keeps both moves)."""
+    role = Role.NURSE if source == codes.AssessmentSource.NURSE else Role.CLINICIAN
+    if visit.status == codes.VisitStatus.MISSED:
+        return {"to": codes.VisitStatus.BOOKED, "role": role, "reason": "Measurements recorded at the visit."}
+    return {"to": codes.VisitStatus.COMPLETED, "role": role}
+
+
+def _complete_visit_of(assessment: Assessment) -> None:
+    visit = assessment.visit
+    if visit is None or visit.status == codes.VisitStatus.COMPLETED:
+        return
+    move = _completing_move(visit, assessment.source)
+    visit = visit_move(visit=visit, **move)
+    if move["to"] != codes.VisitStatus.COMPLETED:
+        visit = visit_move(visit=visit, to=codes.VisitStatus.COMPLETED, role=move["role"])
+    assessment.visit = visit
+
+
 def _save_assessment(assessment: Assessment, triggers, adverse_effects) -> Assessment:
+    _complete_visit_of(assessment)
     assessment.save()
     replace_code_rows(assessment, "trigger_rows", "trigger", triggers)
     replace_code_rows(assessment, "adverse_effect_rows", "adverse_effect", adverse_effects)
-    visit = assessment.visit
-    if visit is not None and visit.status in (
-        codes.VisitStatus.PLANNED,
-        codes.VisitStatus.BOOKED,
-        codes.VisitStatus.MISSED,
-    ):
-        # Measurements recorded at a visit mean the visit took place.
-        visit.status = codes.VisitStatus.COMPLETED
-        visit.save(update_fields=["status", "updated_at"])
     assessment.refresh_from_db(fields=["jankovic_total", "hfs7_total"])
     patient_follow_up_refresh(patient=assessment.patient)
     return assessment
@@ -362,10 +271,16 @@ def _save_assessment(assessment: Assessment, triggers, adverse_effects) -> Asses
 
 @transaction.atomic
 def assessment_record(
-    *, patient: Patient, triggers: Iterable[str] = (), adverse_effects: Iterable[str] = (), **fields
+    *,
+    patient: Patient,
+    source: str = codes.AssessmentSource.CLINICIAN,
+    triggers: Iterable[str] = (),
+    adverse_effects: Iterable[str] = (),
+    **fields,
 ) -> Assessment:
+    """Record what was measured; ``source`` says who recorded it (``source_of(user)`` for staff)."""
     patient = patient_lock(patient)
-    assessment = Assessment(patient=patient)
+    assessment = Assessment(patient=patient, source=source)
     apply_changes(assessment, fields, ASSESSMENT_FIELDS)
     errors = FieldErrors()
     if patient.archived:
@@ -407,6 +322,11 @@ def assessment_retract(*, assessment: Assessment) -> Assessment:
         assessment.save(update_fields=["status", "updated_at"])
         patient_follow_up_refresh(patient=assessment.patient)
     return assessment
+
+
+def source_of(user) -> str:
+    """The source an assessment records for the staff user (or API client) who enters it."""
+    return codes.AssessmentSource.NURSE if role_of(user) == Role.NURSE else codes.AssessmentSource.CLINICIAN
 
 
 # --- laboratory results -----------------------------------------------------------------------

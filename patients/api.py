@@ -206,7 +206,11 @@ def _reject_patient_change(instance, data):
 
 
 class DiagnosisViewSet(ResourceViewSet):
-    """Diagnoses: retracted with PATCH ``{"status": "entered_in_error"}``, never deleted."""
+    """Diagnoses: retracted with PATCH ``{"status": "entered_in_error"}``, never deleted.
+
+    A retracted diagnosis is not changed again (a 400 on ``status``); the moves between statuses are
+    those of ``patients.record_states``, checked by the services.
+    """
 
     resource = "diagnosis"
     queryset = Diagnosis.objects.select_related("patient").prefetch_related("muscle_rows")
@@ -283,6 +287,8 @@ class ImagingStudyFilter(PatientRecordFilter):
 
 
 class ImagingStudyViewSet(ResourceViewSet):
+    """Imaging studies: retracted with PATCH ``{"status": "entered_in_error"}`` and then not changed."""
+
     resource = "imaging_study"
     queryset = ImagingStudy.objects.select_related("patient", "diagnosis").prefetch_related(
         "sequence_rows", "vessel_rows"
@@ -418,7 +424,11 @@ class TreatmentFilter(PatientRecordFilter):
 
 
 class TreatmentViewSet(ResourceViewSet):
-    """Treatments with the one detail object that matches their kind."""
+    """Treatments with the one detail object that matches their kind.
+
+    Retracted with PATCH ``{"status": "entered_in_error"}`` and then not changed; the other moves
+    are those of ``patients.record_states``, checked by the services.
+    """
 
     resource = "treatment"
     queryset = Treatment.objects.select_related(

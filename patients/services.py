@@ -30,7 +30,7 @@ from clinic.validation import (
     check_not_before,
     replace_code_rows,
 )
-from patients import codes, rules
+from patients import codes, record_states, rules
 from patients.models import (
     BotulinumToxinDetail,
     Diagnosis,
@@ -67,6 +67,37 @@ def patient_lock(patient: Patient) -> Patient:
 def _refuse_archived(patient: Patient, errors: FieldErrors):
     if patient.archived:
         errors.add("patient", "This patient is archived; restore them before adding records.", "archived")
+
+
+# A record entered in error is retracted by its retract service and then never changes again, so
+# what a clinician read and acted on stays as it was; each update and record service asks its
+# record's state machine (record_states) before anything else is checked or written.
+
+
+def _refuse_retracted(states: record_states.RecordStates, record) -> None:
+    errors = FieldErrors()
+    errors.add("status", record_states.retracted_error(states, record.status), "retracted")
+    errors.raise_if_any()
+
+
+def _check_initial_status(states: record_states.RecordStates, record, errors: FieldErrors) -> None:
+    # An unknown code is named by the field check; only a real status is judged here.
+    if record.status in states.statuses.values:
+        errors.add("status", record_states.initial_error(states, record.status), "invalid_transition")
+
+
+def _check_status_move(
+    states: record_states.RecordStates, previous: str, record, errors: FieldErrors
+) -> None:
+    if record.status in states.statuses.values:
+        errors.add(
+            "status", record_states.transition_error(states, previous, record.status), "invalid_transition"
+        )
+
+
+def _change_of_update(states: record_states.RecordStates, record) -> str:
+    # An update that moves a live record to entered in error retracts it (an admin form or a PUT does).
+    return "retracted" if record.status == states.retracted else "updated"
 
 
 # --- patients -----------------------------------------------------------------------------------
@@ -238,6 +269,7 @@ def diagnosis_record(*, patient: Patient, muscles: Iterable[str] = (), **fields)
     apply_changes(diagnosis, fields, DIAGNOSIS_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
+    _check_initial_status(record_states.DIAGNOSIS, diagnosis, errors)
     muscles = _validate_diagnosis(diagnosis, muscles, errors)
     errors.raise_if_any()
     diagnosis.save()
@@ -250,15 +282,19 @@ def diagnosis_record(*, patient: Patient, muscles: Iterable[str] = (), **fields)
 def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = None, **changes) -> Diagnosis:
     patient_lock(diagnosis.patient)
     diagnosis = Diagnosis.objects.select_related("patient").get(pk=diagnosis.pk)
+    _refuse_retracted(record_states.DIAGNOSIS, diagnosis)
+    previous = diagnosis.status
     apply_changes(diagnosis, changes, DIAGNOSIS_FIELDS)
     errors = FieldErrors()
+    _check_status_move(record_states.DIAGNOSIS, previous, diagnosis, errors)
     if muscles is None:
         muscles = diagnosis.muscle_rows.values_list("muscle", flat=True)
     muscles = _validate_diagnosis(diagnosis, muscles, errors)
     errors.raise_if_any()
     diagnosis.save()
     replace_code_rows(diagnosis, "muscle_rows", "muscle", muscles)
-    diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change="updated")
+    change = _change_of_update(record_states.DIAGNOSIS, diagnosis)
+    diagnosis_changed.send(sender=Diagnosis, diagnosis=diagnosis, change=change)
     return diagnosis
 
 
@@ -324,6 +360,7 @@ def imaging_study_record(
     apply_changes(study, fields, IMAGING_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
+    _check_initial_status(record_states.IMAGING_STUDY, study, errors)
     sequences, vessels = _validate_imaging(study, sequences, offending_vessels, errors)
     errors.raise_if_any()
     return _save_imaging(study, sequences, vessels, "recorded")
@@ -339,15 +376,18 @@ def imaging_study_update(
 ) -> ImagingStudy:
     patient_lock(study.patient)
     study = ImagingStudy.objects.select_related("patient").get(pk=study.pk)
+    _refuse_retracted(record_states.IMAGING_STUDY, study)
+    previous = study.status
     apply_changes(study, changes, IMAGING_FIELDS)
     if sequences is None:
         sequences = study.sequence_rows.values_list("sequence", flat=True)
     if offending_vessels is None:
         offending_vessels = study.vessel_rows.values_list("vessel", flat=True)
     errors = FieldErrors()
+    _check_status_move(record_states.IMAGING_STUDY, previous, study, errors)
     sequences, vessels = _validate_imaging(study, sequences, offending_vessels, errors)
     errors.raise_if_any()
-    return _save_imaging(study, sequences, vessels, "updated")
+    return _save_imaging(study, sequences, vessels, _change_of_update(record_states.IMAGING_STUDY, study))
 
 
 @transaction.atomic
@@ -453,7 +493,7 @@ def _check_toxin_window(treatment: Treatment, detail, injections, errors: FieldE
     """DOMAIN.md section 4: at most 200 units of one product in any 30 days for a patient.
 
     A session entered in error does not count for the others, so it is not held to the limit
-    either: correcting its notes must not be refused because of the session that replaced it.
+    either: retracting a session with an update must not be refused because of its neighbours.
     """
     if treatment.status == codes.TreatmentStatus.ENTERED_IN_ERROR:
         return
@@ -630,6 +670,7 @@ def treatment_record(
     apply_changes(treatment, fields, TREATMENT_FIELDS)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
+    _check_initial_status(record_states.TREATMENT, treatment, errors)
     checked = _validate_treatment(
         treatment, {"medication": medication, "botulinum_toxin": botulinum_toxin, "mvd": mvd}, errors
     )
@@ -656,17 +697,21 @@ def treatment_update(
     """
     patient_lock(treatment.patient)
     treatment = Treatment.objects.select_related("patient", "diagnosis").get(pk=treatment.pk)
+    _refuse_retracted(record_states.TREATMENT, treatment)
     if changes.pop("kind", treatment.kind) != treatment.kind:
         raise ValidationError({"kind": ["A treatment's kind cannot change; record a new treatment."]})
+    previous = treatment.status
     apply_changes(treatment, changes, TREATMENT_FIELDS)
     errors = FieldErrors()
+    _check_status_move(record_states.TREATMENT, previous, treatment, errors)
     checked = _validate_treatment(
         treatment, {"medication": medication, "botulinum_toxin": botulinum_toxin, "mvd": mvd}, errors
     )
     errors.raise_if_any()
     treatment.save()
     _save_details(treatment, checked)
-    treatment_changed.send(sender=Treatment, treatment=treatment, change="updated")
+    change = _change_of_update(record_states.TREATMENT, treatment)
+    treatment_changed.send(sender=Treatment, treatment=treatment, change=change)
     return treatment
 
 

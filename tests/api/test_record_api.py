@@ -835,3 +835,112 @@ def test_updated_since_returns_what_changed_after_a_moment(clinician, patient_re
     since = {"updated_since": (moment - timedelta(microseconds=1)).isoformat()}
     assert ids(clinician.get(url("treatments"), since)) == uuids(patient_record.mvd)
     assert ids(clinician.get(url("diagnoses"), since)) == []
+
+
+# --- entered in error is final --------------------------------------------------------------------
+
+RETRACTED = "This {} was entered in error and is no longer changed; record a new {} instead."
+CREATED_RETRACTED = (
+    "A new {} cannot be entered in error; record it with its real status, "
+    "and retract it afterwards if it was a mistake."
+)
+
+
+def retracted_record(patient_record, resource):
+    if resource == "diagnoses":
+        return patient_record.diagnosis, "diagnosis"
+    if resource == "imaging-studies":
+        return patient_record.imaging_study, "imaging study"
+    return patient_record.medication, "treatment"
+
+
+@pytest.mark.parametrize(
+    ("resource", "change"),
+    [
+        ("diagnoses", {"status": "confirmed"}),
+        ("diagnoses", {"status": "provisional", "notes": "Revived."}),
+        ("diagnoses", {"notes": "Edited after retraction."}),
+        ("imaging-studies", {"status": "available"}),
+        ("imaging-studies", {"report": "Edited after retraction."}),
+        ("treatments", {"status": "active"}),
+        ("treatments", {"status": "completed", "ended_on": "2024-06-01"}),
+        ("treatments", {"medication": {"drug": "clonazepam", "daily_dose_mg": "2"}}),
+    ],
+)
+def test_a_retracted_record_patched_back_or_edited_is_a_400_on_status(
+    clinician, patient_record, resource, change
+):
+    record, noun = retracted_record(patient_record, resource)
+    assert (
+        clinician.patch(url(resource, record), {"status": "entered_in_error"}, format="json").status_code
+        == 200
+    )
+    before = clinician.get(url(resource, record)).json()
+
+    response = clinician.patch(url(resource, record), change, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"status": [RETRACTED.format(noun, noun)]}
+    assert clinician.get(url(resource, record)).json() == before
+
+
+@pytest.mark.parametrize("resource", ["diagnoses", "imaging-studies", "treatments"])
+def test_a_retracted_record_put_back_is_a_400_on_status(clinician, patient_record, resource):
+    record, noun = retracted_record(patient_record, resource)
+    body = {
+        "diagnoses": lambda: diagnosis_body(patient_record.patient, status="confirmed"),
+        "imaging-studies": lambda: imaging_body(patient_record.patient, status="available"),
+        "treatments": lambda: medication_body(patient_record.diagnosis, status="active"),
+    }[resource]()
+    clinician.patch(url(resource, record), {"status": "entered_in_error"}, format="json")
+
+    response = clinician.put(url(resource, record), body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"status": [RETRACTED.format(noun, noun)]}
+    assert type(record).objects.get(pk=record.pk).status == "entered_in_error"
+
+
+@pytest.mark.parametrize("resource", ["diagnoses", "imaging-studies", "treatments"])
+def test_retracting_a_retracted_record_again_is_still_a_200(clinician, patient_record, resource):
+    record, _ = retracted_record(patient_record, resource)
+
+    for _ in range(2):
+        response = clinician.patch(url(resource, record), {"status": "entered_in_error"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["status"] == "entered_in_error"
+
+
+@pytest.mark.parametrize(
+    ("resource", "noun", "model"),
+    [
+        ("diagnoses", "diagnosis", Diagnosis),
+        ("imaging-studies", "imaging study", ImagingStudy),
+        ("treatments", "treatment", Treatment),
+    ],
+)
+def test_a_record_posted_entered_in_error_is_a_400_on_status(
+    clinician, patient_record, resource, noun, model
+):
+    body = {
+        "diagnoses": lambda: diagnosis_body(patient_record.patient, status="entered_in_error"),
+        "imaging-studies": lambda: imaging_body(patient_record.patient, status="entered_in_error"),
+        "treatments": lambda: medication_body(patient_record.diagnosis, status="entered_in_error"),
+    }[resource]()
+    count = model.objects.count()
+
+    response = clinician.post(url(resource), body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"status": [CREATED_RETRACTED.format(noun)]}
+    assert model.objects.count() == count
+
+
+def test_a_treatment_that_has_begun_patched_back_to_planned_is_a_400(clinician, patient_record):
+    response = clinician.patch(url("treatments", patient_record.mvd), {"status": "planned"}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "status": ["A completed treatment can become: active, entered in error, stopped; not planned."]
+    }
+    assert Treatment.objects.get(pk=patient_record.mvd.pk).status == codes.TreatmentStatus.COMPLETED

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from followups import demo as followups_demo
 from followups.codes import ReminderKind, ReminderStatus, VisitSource, VisitStatus
-from followups.flags import overdue_visits_filter
+from followups.predicates import overdue_visits_filter
 from followups.models import Assessment, ProtocolStep, Reminder, TreatmentOutcome, Visit
 from followups.planning import visits_plan_for
 from patients import demo

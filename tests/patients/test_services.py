@@ -926,14 +926,17 @@ def test_a_session_entered_in_error_does_not_count(diagnosis):
     assert session(diagnosis, JAN_15, "150").pk
 
 
-def test_editing_a_session_entered_in_error_is_not_held_to_the_limit(diagnosis):
-    mistaken = session(diagnosis, JAN_15, "150")
-    services.treatment_retract(treatment=mistaken)
+def test_retracting_a_session_with_an_update_is_not_held_to_the_limit(diagnosis):
     session(diagnosis, JAN_15, "150")
+    mistaken = session(diagnosis, JAN_15 + timedelta(days=1), "50")
+    # Units raised outside the services, as rows imported before the limit was checked would be.
+    ToxinInjection.objects.filter(session__treatment=mistaken).update(units=Decimal("150"))
 
-    services.treatment_update(treatment=mistaken, notes="Duplicate entry of the session above.")
+    services.treatment_update(
+        treatment=mistaken, status=codes.TreatmentStatus.ENTERED_IN_ERROR, notes="Duplicate import."
+    )
 
-    assert Treatment.objects.get(pk=mistaken.pk).notes == "Duplicate entry of the session above."
+    assert Treatment.objects.get(pk=mistaken.pk).status == codes.TreatmentStatus.ENTERED_IN_ERROR
 
 
 def test_raising_the_units_of_an_existing_session_is_checked_against_its_neighbours(diagnosis):
@@ -1108,6 +1111,227 @@ def test_a_redo_link_to_something_other_than_an_earlier_mvd_of_the_patient_is_re
         lambda: services.treatment_update(treatment=first, mvd={"redo_of": first}),
         {"mvd.redo_of": "A redo links to an earlier MVD."},
     )
+
+
+# --- statuses: entered in error is final ---------------------------------------------------------
+
+EIE = "entered_in_error"
+
+
+def retracted_message(noun):
+    return f"This {noun} was entered in error and is no longer changed; record a new {noun} instead."
+
+
+def created_retracted_message(noun):
+    return (
+        f"A new {noun} cannot be entered in error; record it with its real status, "
+        "and retract it afterwards if it was a mistake."
+    )
+
+
+def stored_fields(record):
+    """The row as stored, with its code lists, to show that a refused write left it as it was."""
+    record = type(record).objects.get(pk=record.pk)
+    fields = {f.attname: getattr(record, f.attname) for f in record._meta.concrete_fields}
+    for related, code in (
+        ("muscle_rows", "muscle"),
+        ("sequence_rows", "sequence"),
+        ("vessel_rows", "vessel"),
+    ):
+        if hasattr(record, related):
+            fields[related] = sorted(getattr(record, related).values_list("pk", code))
+    if isinstance(record, Treatment) and hasattr(record, "medication"):
+        fields["medication"] = (record.medication.drug, record.medication.daily_dose_mg)
+    return fields
+
+
+def refused_as_retracted(call, record, noun, sent):
+    before = stored_fields(record)
+    sent.clear()
+
+    error = refused(call, {"status": retracted_message(noun)})
+
+    assert stored_fields(record) == before
+    assert sent == []
+    return error
+
+
+def status_codes(call):
+    with pytest.raises(ValidationError) as error:
+        call()
+    return [e.code for e in error.value.error_dict["status"]]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"status": codes.DiagnosisStatus.CONFIRMED},
+        {"status": codes.DiagnosisStatus.PROVISIONAL},
+        {"status": codes.DiagnosisStatus.REFUTED},
+        {"status": EIE, "notes": "Retracted twice."},
+        {"notes": "Edited after retraction."},
+        {"side": codes.Side.RIGHT},
+        {"muscles": ["frontalis"]},
+        {},
+    ],
+    ids=str,
+)
+def test_a_retracted_diagnosis_is_neither_revived_nor_edited(diagnosis, sent, changes):
+    services.diagnosis_retract(diagnosis=diagnosis)
+
+    refused_as_retracted(
+        lambda: services.diagnosis_update(diagnosis=diagnosis, **changes), diagnosis, "diagnosis", sent
+    )
+    assert status_codes(lambda: services.diagnosis_update(diagnosis=diagnosis, **changes)) == ["retracted"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"status": codes.ImagingStatus.AVAILABLE},
+        {"report": "Edited after retraction."},
+        {"offending_vessels": ["pica"]},
+        {"sequences": ["fiesta"]},
+    ],
+    ids=str,
+)
+def test_a_retracted_imaging_study_is_neither_revived_nor_edited(patient, sent, changes):
+    study = imaging_for(patient)
+    services.imaging_study_retract(study=study)
+
+    refused_as_retracted(
+        lambda: services.imaging_study_update(study=study, **changes), study, "imaging study", sent
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"status": codes.TreatmentStatus.ACTIVE},
+        {"status": codes.TreatmentStatus.COMPLETED},
+        {"status": codes.TreatmentStatus.PLANNED},
+        {"status": codes.TreatmentStatus.ACTIVE, "ended_on": None, "notes": "Back on it."},
+        {"notes": "Edited after retraction."},
+        {"ended_on": date(2024, 6, 1)},
+        {"medication": {"daily_dose_mg": "600"}},
+        {"kind": TOXIN},
+    ],
+    ids=str,
+)
+def test_a_retracted_treatment_is_neither_revived_nor_edited(diagnosis, sent, changes):
+    treatment = treatment_for(diagnosis, MED)
+    services.treatment_retract(treatment=treatment)
+
+    refused_as_retracted(
+        lambda: services.treatment_update(treatment=treatment, **changes), treatment, "treatment", sent
+    )
+    assert status_codes(lambda: services.treatment_update(treatment=treatment, **changes)) == ["retracted"]
+
+
+def test_retracting_stays_idempotent_after_an_edit_was_refused(diagnosis, sent):
+    treatment = treatment_for(diagnosis, MED)
+    services.treatment_retract(treatment=treatment)
+    with pytest.raises(ValidationError):
+        services.treatment_update(treatment=treatment, status=codes.TreatmentStatus.ACTIVE)
+    sent.clear()
+
+    services.treatment_retract(treatment=treatment)
+    services.diagnosis_retract(diagnosis=diagnosis)
+    services.diagnosis_retract(diagnosis=diagnosis)
+
+    assert Treatment.objects.get(pk=treatment.pk).status == EIE
+    assert sent == [("diagnosis", "retracted", diagnosis.pk)]
+
+
+@pytest.mark.parametrize(
+    ("make", "noun"),
+    [
+        (lambda d: diagnosis_for(d.patient, status=EIE), "diagnosis"),
+        (lambda d: imaging_for(d.patient, status=EIE), "imaging study"),
+        (lambda d: treatment_for(d, MED, status=EIE), "treatment"),
+        (lambda d: session(d, JAN_15, "10", status=EIE), "treatment"),
+    ],
+    ids=["diagnosis", "imaging", "medication", "toxin"],
+)
+def test_a_record_cannot_be_created_entered_in_error(diagnosis, sent, make, noun):
+    sent.clear()
+
+    refused(lambda: make(diagnosis), {"status": created_retracted_message(noun)})
+
+    assert status_codes(lambda: make(diagnosis)) == ["invalid_transition"]
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "new", "message"),
+    [
+        (
+            MED,
+            codes.TreatmentStatus.ACTIVE,
+            codes.TreatmentStatus.PLANNED,
+            "An active treatment can become: completed, entered in error, stopped; not planned.",
+        ),
+        (
+            MVD,
+            codes.TreatmentStatus.COMPLETED,
+            codes.TreatmentStatus.PLANNED,
+            "A completed treatment can become: active, entered in error, stopped; not planned.",
+        ),
+    ],
+)
+def test_a_treatment_that_has_begun_is_not_planned_again(diagnosis, sent, kind, status, new, message):
+    treatment = treatment_for(diagnosis, kind, status=status)
+    before = stored_fields(treatment)
+    sent.clear()
+
+    refused(
+        lambda: services.treatment_update(treatment=treatment, status=new, notes="x"), {"status": message}
+    )
+
+    assert status_codes(lambda: services.treatment_update(treatment=treatment, status=new)) == [
+        "invalid_transition"
+    ]
+    assert stored_fields(treatment) == before
+    assert sent == []
+
+
+def test_a_course_stopped_by_mistake_is_put_back_to_active(diagnosis):
+    treatment = treatment_for(diagnosis, MED)
+    services.treatment_update(
+        treatment=treatment, status=codes.TreatmentStatus.STOPPED, ended_on=date(2024, 6, 1)
+    )
+
+    services.treatment_update(treatment=treatment, status=codes.TreatmentStatus.ACTIVE, ended_on=None)
+
+    stored = Treatment.objects.get(pk=treatment.pk)
+    assert (stored.status, stored.ended_on) == (codes.TreatmentStatus.ACTIVE, None)
+
+
+def test_an_update_may_retract_a_live_record_and_follow_up_hears_a_retraction(diagnosis, sent):
+    treatment = treatment_for(diagnosis, MED)
+    study = imaging_for(diagnosis.patient)
+    sent.clear()
+
+    services.treatment_update(treatment=treatment, status=EIE, notes="Wrong patient.")
+    services.imaging_study_update(study=study, status=EIE)
+    services.diagnosis_update(diagnosis=diagnosis, status=EIE, notes="Duplicate.")
+
+    assert Treatment.objects.get(pk=treatment.pk).notes == "Wrong patient."
+    assert Diagnosis.objects.get(pk=diagnosis.pk).status == EIE
+    assert sent == [
+        ("treatment", "retracted", treatment.pk),
+        ("study", "retracted", study.pk),
+        ("diagnosis", "retracted", diagnosis.pk),
+    ]
+
+
+def test_a_status_that_is_not_a_code_is_named_once_by_the_field_check(diagnosis):
+    messages = refused(
+        lambda: services.diagnosis_update(diagnosis=diagnosis, status="cured"),
+        {"status": "Value 'cured' is not a valid choice."},
+    )
+
+    assert len(messages["status"]) == 1
 
 
 # --- no hard delete -----------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""Predicates the clinic names, each written once and used wherever it is asked.
+
+- "missed and not rebooked" and "overdue" (DOMAIN.md section 8): query conditions on visits,
+  shared by the flag, the worklists and the dashboard so that a count and its list never disagree;
+- "a facial palsy after surgery": the latest House-Brackmann grade after an MVD (and before a redo),
+  shared by the palsy reviews of planning and the flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from followups.codes import VisitStatus
+from followups.models import Visit
+
+FACIAL_PALSY_FROM_GRADE = 2  # House-Brackmann II or worse
+
+
+def missed_not_rebooked() -> Q:
+    return Q(status=VisitStatus.MISSED, rebooked_as__isnull=True)
+
+
+def overdue_visits_filter(today: date) -> Q:
+    """Visits that make their patient overdue: missed and not rebooked, or planned past the window,
+    unless (v2) the patient has since attended a later visit or holds a booked visit ahead."""
+    start_of_today = timezone.make_aware(datetime.combine(today, time.min))
+    seen_later = Visit.objects.filter(
+        patient=OuterRef("patient"),
+        status=VisitStatus.COMPLETED,
+        scheduled_for__gt=OuterRef("scheduled_for"),
+    )
+    booked_ahead = Visit.objects.filter(
+        patient=OuterRef("patient"), status=VisitStatus.BOOKED, scheduled_for__gte=start_of_today
+    )
+    fallen_out = missed_not_rebooked() | Q(status=VisitStatus.PLANNED, window_end__lt=today)
+    return fallen_out & ~Exists(seen_later) & ~Exists(booked_ahead)
+
+
+def latest_palsy_after_surgery(
+    graded: Iterable, *, surgery_on: date, next_surgery_on: date | None
+) -> tuple[date, int] | None:
+    """The date and grade of the latest House-Brackmann grade after the surgery (a grade after a
+    redo belongs to the redo) when it shows a palsy (II or worse); None otherwise.
+
+    ``graded``: objects with ``assessed_on``, ``house_brackmann_grade`` and ``pk``."""
+    after = [
+        a
+        for a in graded
+        if a.house_brackmann_grade is not None
+        and a.assessed_on > surgery_on
+        and (next_surgery_on is None or a.assessed_on < next_surgery_on)
+    ]
+    if not after:
+        return None
+    latest = max(after, key=lambda a: (a.assessed_on, a.pk))
+    if latest.house_brackmann_grade < FACIAL_PALSY_FROM_GRADE:
+        return None
+    return latest.assessed_on, latest.house_brackmann_grade

@@ -1,0 +1,233 @@
+"""Every change of a visit's state (DOMAIN.md section 2): ``visit_move`` and its guards.
+
+The API's move endpoints and PATCH, the admin's visit actions, the patient page, assessments and
+the nightly close of windows all move a visit through here; nothing else writes ``Visit.status``
+of an existing visit. A refusal is one ``ValidationError`` whose messages a receptionist can act on,
+each with a code of ``VisitMoveError``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.utils import formats, timezone
+
+from clinic.errors import FieldErrors
+from clinic.roles import Role, role_of
+from clinic.validation import check_clinical_date
+from followups import visit_states
+from followups.codes import AssessmentStatus, VisitMoveError, VisitStatus
+from followups.flags_store import flags_sync
+from followups.models import Visit
+from followups.reminders import reminders_plan_for
+from patients.models import Patient
+from patients.services import patient_lock
+
+E = VisitMoveError
+
+# Further ahead than this, a visit's date is a typo, not an appointment (and near the year 9999 its
+# reminders could not even be placed in the patient's time zone).
+LATEST_VISIT_AHEAD = timedelta(days=3653)
+TOO_FAR_AHEAD = "This is more than ten years ahead."
+# simple-history keeps a change's reason in 100 characters; a correction's reason lives there.
+REASON_MAX_LENGTH = 100
+MAY_CORRECT = (Role.CLINICIAN, Role.NURSE)
+
+
+def _day(on: date) -> str:
+    return formats.date_format(on, "j F Y")
+
+
+def _moment(when: datetime) -> str:
+    return formats.date_format(timezone.localtime(when), "H:i \\o\\n j F Y")
+
+
+def check_visit_time(field: str, when, errors: FieldErrors, patient: Patient | None = None) -> None:
+    if not isinstance(when, datetime) or timezone.is_naive(when):
+        errors.add(field, "Give a date and time with its UTC offset.", E.INVALID_TIME)
+    elif when > timezone.now() + LATEST_VISIT_AHEAD:
+        errors.add(field, TOO_FAR_AHEAD, E.TOO_FAR_AHEAD)
+    elif patient is not None:  # a visit before the patient's birth is an error (DOMAIN.md 4)
+        check_clinical_date(field, timezone.localdate(when), patient.date_of_birth, errors, future_ok=True)
+
+
+def visit_day(visit: Visit) -> date:
+    """The first day a visit can take place: a booking's day, or a planned visit's window start
+    (the patient may come on any day of the window without a booking)."""
+    if visit.status == VisitStatus.BOOKED:
+        return timezone.localdate(visit.scheduled_for)
+    return visit.window_start
+
+
+def _check_booking(visit: Visit, when, confirm_outside_window: bool, errors: FieldErrors) -> None:
+    check_visit_time("scheduled_for", when, errors, visit.patient)
+    if errors:
+        return
+    on = timezone.localdate(when)
+    if visit.source == "protocol" and visit.anchor_on and on < visit.anchor_on:
+        errors.add(
+            "scheduled_for",
+            f"This visit follows the treatment of {_day(visit.anchor_on)}: "
+            "it cannot be booked before that day.",
+            E.BEFORE_TREATMENT,
+        )
+    elif not (visit.window_start <= on <= visit.window_end) and not confirm_outside_window:
+        errors.add(
+            "scheduled_for",
+            f"{_day(on)} is outside the visit's window ({_day(visit.window_start)} to "
+            f"{_day(visit.window_end)}). Confirm to book it outside the window anyway.",
+            E.OUTSIDE_WINDOW,
+        )
+
+
+def _check_completion(visit: Visit, today: date, errors: FieldErrors) -> None:
+    if today < visit_day(visit):
+        errors.add(
+            "status",
+            f"This visit is still ahead: it can be completed from {_day(visit_day(visit))} on.",
+            E.STILL_AHEAD,
+        )
+
+
+def _check_missed(visit: Visit, now: datetime, today: date, errors: FieldErrors) -> None:
+    if visit.status == VisitStatus.BOOKED and visit.scheduled_for > now:
+        errors.add(
+            "status",
+            f"The appointment at {_moment(visit.scheduled_for)} has not passed yet.",
+            E.NOT_YET_PASSED,
+        )
+    elif visit.status == VisitStatus.PLANNED and visit.window_end >= today:
+        errors.add(
+            "status",
+            f"The visit can still take place until {_day(visit.window_end)}: "
+            "it is missed only once its window has closed.",
+            E.NOT_YET_PASSED,
+        )
+
+
+def _check_correction(visit: Visit, role: Role | None, errors: FieldErrors) -> None:
+    if role not in MAY_CORRECT:
+        errors.add(
+            "status", "Only a clinician or a nurse corrects a visit's state.", E.CORRECTION_NOT_ALLOWED
+        )
+    if (
+        visit.status == VisitStatus.COMPLETED
+        and visit.assessments.filter(status=AssessmentStatus.FINAL).exists()
+    ):
+        errors.add(
+            "status",
+            "Measurements were recorded at this visit: retract them (or record them without the visit) "
+            "before correcting it.",
+            E.MEASURED_AT_VISIT,
+        )
+    if visit.status == VisitStatus.MISSED and hasattr(visit, "rebooked_as"):
+        rebooked_on = timezone.localdate(visit.rebooked_as.scheduled_for)
+        errors.add(
+            "status",
+            f"This missed visit was rebooked for {_day(rebooked_on)}: change that visit instead.",
+            E.ALREADY_REBOOKED,
+        )
+
+
+def _check_reason(reason: str, field: str, errors: FieldErrors, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        errors.add(field, f"Say why the visit is {what}.", E.REASON_REQUIRED)
+    elif len(reason) > REASON_MAX_LENGTH:
+        errors.add(field, f"Keep the reason to {REASON_MAX_LENGTH} characters.", E.REASON_TOO_LONG)
+    return reason
+
+
+def _locked_visit(visit: Visit) -> Visit:
+    patient_lock(visit.patient)
+    return Visit.objects.select_related("patient", "rebooked_as").get(pk=visit.pk)
+
+
+def after_visit_change(patient: Patient, today: date | None = None) -> None:
+    """A visit moved: the overdue flag and the reminders follow it in the same transaction."""
+    flags_sync(patient=patient, today=today)
+    reminders_plan_for(patient=patient)
+
+
+def visit_move_errors(
+    visit: Visit,
+    *,
+    to: str,
+    role: Role | None = None,
+    scheduled_for: datetime | None = None,
+    confirm_outside_window: bool = False,
+    reason: str = "",
+    now: datetime | None = None,
+) -> FieldErrors:
+    """Everything wrong with moving ``visit`` (as it stands) to ``to``; empty when the move may go."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    errors = FieldErrors()
+    transition = visit_states.transition_error(visit.status, to)
+    if transition:
+        errors.add("status", transition, E.INVALID_TRANSITION)
+        return errors
+    if visit_states.is_correction(visit.status, to):
+        _check_correction(visit, role, errors)
+        _check_reason(reason, "reason", errors, "corrected")
+    elif to == VisitStatus.BOOKED:
+        _check_booking(visit, scheduled_for, confirm_outside_window, errors)
+    elif to == VisitStatus.COMPLETED:
+        _check_completion(visit, today, errors)
+    elif to == VisitStatus.MISSED:
+        _check_missed(visit, now, today, errors)
+    elif to == VisitStatus.CANCELLED:
+        _check_reason(reason, "cancel_reason", errors, "cancelled")
+    return errors
+
+
+@transaction.atomic
+def visit_move(
+    *,
+    visit: Visit,
+    to: str,
+    by=None,
+    role: Role | None = None,
+    scheduled_for: datetime | None = None,
+    confirm_outside_window: bool = False,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Visit:
+    """Move a visit to the state ``to`` (DOMAIN.md section 2), with the patient's row locked.
+
+    - ``booked``: book a planned visit at ``scheduled_for`` (inside its window unless
+      ``confirm_outside_window``), reschedule a booked one, or correct a completed or missed one
+      (with ``reason``, by a clinician or nurse ``by``), keeping its time;
+    - ``planned``: give up a booking; ``completed``, ``missed``; ``cancelled`` with ``reason``.
+    ``by`` is the staff user (or API client's user) who asks, None for the system's own moves;
+    ``role`` stands for ``by``'s role where a service acts for a recorder it knows by role only.
+    """
+    visit = _locked_visit(visit)
+    correcting = visit_states.is_correction(visit.status, to)
+    if to == VisitStatus.BOOKED and not correcting and scheduled_for is None:
+        scheduled_for = visit.scheduled_for
+    errors = visit_move_errors(
+        visit,
+        to=to,
+        role=role or role_of(by),
+        scheduled_for=scheduled_for,
+        confirm_outside_window=confirm_outside_window,
+        reason=reason,
+        now=now,
+    )
+    errors.raise_if_any()
+    reason = (reason or "").strip()
+    fields = ["status"]
+    if to == VisitStatus.BOOKED and not correcting and scheduled_for != visit.scheduled_for:
+        visit.scheduled_for, visit.sequence = scheduled_for, visit.sequence + 1
+        fields += ["scheduled_for", "sequence"]
+    if to == VisitStatus.CANCELLED:
+        visit.cancel_reason = reason
+        fields.append("cancel_reason")
+    if correcting:
+        visit._change_reason = f"corrected from {visit.status}: {reason}"
+    visit.status = to
+    visit.save(update_fields=[*fields, "updated_at"])
+    after_visit_change(visit.patient)
+    return visit
