@@ -67,14 +67,26 @@ def nest_field_errors(errors: dict[str, list[str]]) -> dict:
 
 
 def api_exception_handler(exc, context):
+    """A service's refusal is a 400 with its messages by field, and (beside them, under
+    ``error_codes``, nested the same way) the machine-readable code of each message."""
+    codes = None
     if isinstance(exc, DjangoValidationError):
-        detail = (
-            nest_field_errors(exc.message_dict)
-            if hasattr(exc, "error_dict")
-            else {"non_field_errors": exc.messages}
-        )
+        if hasattr(exc, "error_dict"):
+            detail = nest_field_errors(exc.message_dict)
+            codes = nest_field_errors(
+                {
+                    field: [error.code or "invalid" for error in errors]
+                    for field, errors in exc.error_dict.items()
+                }
+            )
+        else:
+            detail = {"non_field_errors": exc.messages}
+            codes = {"non_field_errors": [error.code or "invalid" for error in exc.error_list]}
         exc = exceptions.ValidationError(detail)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if codes is not None and response is not None:
+        response.data["error_codes"] = codes
+    return response
 
 
 class PreconditionFailed(exceptions.APIException):

@@ -35,6 +35,7 @@ router.register("treatments", record_api.TreatmentViewSet, basename="treatment")
 
 router.register("visits", followup_api.VisitViewSet, basename="visit")
 router.register("assessments", followup_api.AssessmentViewSet, basename="assessment")
+router.register("flags", followup_api.FlagViewSet, basename="flag")
 router.register("reminders", followup_api.ReminderViewSet, basename="reminder")
 router.register("worklists/overdue", followup_api.OverdueWorklistViewSet, basename="worklist-overdue")
 router.register("worklists/due", followup_api.DueWorklistViewSet, basename="worklist-due")

@@ -32,7 +32,9 @@ from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
 from clinic.roles import Kind
 from followups import codes, reminders, selectors, services
 from followups.fhir import clinic_time
+from followups.flags_store import flag_acknowledge
 from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, TreatmentOutcome, Visit
+from followups.visit_moves import visit_move
 from patients.api import CodeList, RecordRef, StrictInput, public_id
 from patients.codes import TreatmentKind
 from patients.models import Patient, Treatment
@@ -137,15 +139,22 @@ class VisitIn(StrictInput):
 
 
 class VisitChangeIn(StrictInput):
-    """A change of state: each combination is one visit service (see the PATCH operation)."""
+    """A change of state through ``visit_move`` (see the PATCH operation)."""
 
     status = serializers.ChoiceField(choices=codes.VisitStatus.choices, required=False)
     scheduled_for = OffsetDateTime(required=False)
+    confirm_outside_window = serializers.BooleanField(required=False, default=False)
     cancel_reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    reason = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Why a completed or missed visit is corrected.",
+    )
 
     def validate(self, attrs):
         new_status = attrs.get("status")
-        if not attrs:
+        if not set(attrs) - {"confirm_outside_window"}:
             raise serializers.ValidationError(
                 "Give the new status, or a new scheduled_for to book or reschedule the visit."
             )
@@ -158,6 +167,31 @@ class VisitChangeIn(StrictInput):
                 {"scheduled_for": ["A new time books the visit: give it alone or with status booked."]}
             )
         return attrs
+
+
+class VisitBookIn(StrictInput):
+    scheduled_for = OffsetDateTime(help_text="The appointment's date and time.")
+    confirm_outside_window = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Book a time outside the visit's window (refused without it, with code outside_window).",
+    )
+
+
+class VisitCancelIn(StrictInput):
+    reason = serializers.CharField(max_length=200, help_text="Why the visit is cancelled.")
+
+
+class VisitCorrectIn(StrictInput):
+    status = serializers.ChoiceField(
+        choices=[codes.VisitStatus.BOOKED],
+        help_text="The state the visit is corrected to: a completed or missed visit back to booked.",
+    )
+    reason = serializers.CharField(max_length=100, help_text="Why: kept in the visit's history.")
+
+
+class NoInput(StrictInput):
+    """A move that asks nothing more."""
 
 
 class VisitRebookIn(StrictInput):
@@ -178,16 +212,46 @@ class VisitFilter(ResourceFilter):
         fields = ["patient", "status"]
 
 
-VISIT_PATCH = """Change the visit's state through its service, one per request:
+VISIT_PATCH = """Change the visit's state through `visit_move`, as the move endpoints do:
 
 - `{"status": "booked", "scheduled_for": T}` or `{"scheduled_for": T}`: book a planned visit at T, or
-  reschedule a booked one (`status: booked` alone books it at its planned time);
+  reschedule a booked one (`status: booked` alone books it at its planned time); a time outside the
+  window needs `"confirm_outside_window": true`;
+- `{"status": "booked", "reason": "..."}` on a completed or missed visit: a correction (clinician or
+  nurse);
 - `{"status": "planned"}`: give up the booking;
-- `{"status": "completed"}`, `{"status": "missed"}`;
+- `{"status": "completed"}` (from the visit's day on), `{"status": "missed"}` (once it has passed);
 - `{"status": "cancelled", "cancel_reason": "..."}` (the reason is required).
 
-A move the visit's state machine forbids is a 400 on `status` saying which moves it allows.
-A missed visit is rebooked with `POST visits/{id}/rebook/`."""
+A refused move is a 400 with the reason on `status` (or on the field at fault) and its code under
+`error_codes`. A missed visit is rebooked with `POST visits/{id}/rebook/`."""
+
+# The move endpoints: each one state of DOMAIN.md section 2, with what it asks for.
+VISIT_MOVES = {
+    "book": (codes.VisitStatus.BOOKED, VisitBookIn),
+    "unbook": (codes.VisitStatus.PLANNED, NoInput),
+    "complete": (codes.VisitStatus.COMPLETED, NoInput),
+    "missed": (codes.VisitStatus.MISSED, NoInput),
+    "cancel": (codes.VisitStatus.CANCELLED, VisitCancelIn),
+    "correct": (codes.VisitStatus.BOOKED, VisitCorrectIn),
+}
+
+
+def _visit_move_view(name: str, description: str):
+    to, input_class = VISIT_MOVES[name]
+
+    def move(self, request, *args, **kwargs):
+        return self._update(request, partial=True)
+
+    # DRF names an extra action after its function, so the function carries the move's name.
+    move.__name__ = move.__qualname__ = name
+    schema = extend_schema(
+        description=description,
+        request=None if input_class is NoInput else input_class,
+        parameters=[IF_MATCH],
+        responses=answers({200: VisitOut}, 400, 404, 412),
+    )
+    return schema(action(detail=True, methods=["post"])(move))
 
 
 @extend_schema_view(
@@ -218,6 +282,8 @@ class VisitViewSet(ResourceViewSet):
 
     @property
     def input_serializer_class(self):
+        if self.action in VISIT_MOVES:
+            return VISIT_MOVES[self.action][1]
         return {"partial_update": VisitChangeIn, "rebook": VisitRebookIn}.get(self.action, VisitIn)
 
     def create_object(self, data):
@@ -226,18 +292,39 @@ class VisitViewSet(ResourceViewSet):
         return services.visit_create(**data)
 
     def update_object(self, visit, data):
-        new_status = data.get("status", codes.VisitStatus.BOOKED)
-        if new_status == codes.VisitStatus.BOOKED:
-            book = services.visit_reschedule if visit.status == new_status else services.visit_book
-            return book(visit=visit, scheduled_for=data.get("scheduled_for", visit.scheduled_for))
-        if new_status == codes.VisitStatus.CANCELLED:
-            return services.visit_cancel(visit=visit, reason=data.get("cancel_reason", ""))
-        move = {
-            codes.VisitStatus.PLANNED: services.visit_unbook,
-            codes.VisitStatus.COMPLETED: services.visit_complete,
-            codes.VisitStatus.MISSED: services.visit_mark_missed,
-        }[new_status]
-        return move(visit=visit)
+        if self.action == "partial_update":
+            move = {**data}
+            to = move.pop("status", codes.VisitStatus.BOOKED)
+            cancel_reason = move.pop("cancel_reason", None)
+            if to == codes.VisitStatus.CANCELLED:
+                move["reason"] = cancel_reason or ""
+        else:
+            to, move = VISIT_MOVES[self.action][0], {**data}
+            move.pop("status", None)
+        return visit_move(visit=visit, to=to, by=self.request.user, **move)
+
+    book = _visit_move_view(
+        "book",
+        "Book a planned visit at `scheduled_for`, or reschedule a booked one. Inside the visit's window, "
+        "or outside it with `confirm_outside_window`; a protocol visit never before its treatment.",
+    )
+    unbook = _visit_move_view(
+        "unbook", "Give up the booking: the visit is planned again, due within its window."
+    )
+    complete = _visit_move_view(
+        "complete", "The visit took place: from its day on (a booking's day, a planned visit's window start)."
+    )
+    missed = _visit_move_view(
+        "missed", "The patient did not come: a booked visit after its time, a planned one after its window."
+    )
+    cancel = _visit_move_view(
+        "cancel", "Cancel a planned or booked visit, with a reason. It stays cancelled."
+    )
+    correct = _visit_move_view(
+        "correct",
+        "Undo a wrong completed or missed: back to booked at its time, with a reason kept in the history. "
+        "Clinicians and nurses only; not a visit with measurements recorded at it, nor a rebooked one.",
+    )
 
     @extend_schema(
         description="Book a new visit for a missed one; the missed visit stays on the record and "
@@ -332,6 +419,7 @@ class AssessmentOut(serializers.ModelSerializer):
             "triggers",
             "adverse_effects",
             "notes",
+            "source",
             "created_at",
             "updated_at",
         )
@@ -420,7 +508,9 @@ class AssessmentViewSet(ResourceViewSet):
             raise serializers.ValidationError(
                 {"status": ["A new assessment is final; retract it afterwards if it was entered in error."]}
             )
-        return services.assessment_record(**_hfs7_items_unpacked(data))
+        return services.assessment_record(
+            source=services.source_of(self.request.user), **_hfs7_items_unpacked(data)
+        )
 
     def update_object(self, assessment, data):
         _same_patient(assessment, data)
@@ -512,10 +602,51 @@ class OutcomeOut(serializers.ModelSerializer):
 
 
 class FlagOut(serializers.ModelSerializer):
+    id = public_id("uuid")
+    since = serializers.DateField(read_only=True, help_text="The date of the fact that raised the flag.")
+    acknowledged_by = serializers.CharField(
+        source="acknowledged_by.get_username",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The clinician who acknowledged it (user name); null while unacknowledged.",
+    )
+
     class Meta:
         model = PatientFlag
-        fields = ("code", "detail", "since")
+        fields = ("id", "code", "detail", "since", "acknowledged_by", "acknowledged_at", "note")
         read_only_fields = fields
+
+
+class FlagAcknowledgeIn(StrictInput):
+    note = serializers.CharField(max_length=500, help_text="What was decided about the flag.")
+
+
+class FlagViewSet(ResourceViewSet):
+    """A flag of one patient, acknowledged by a clinician (DOMAIN.md 8 v2). Flags are derived: they
+    are read through ``patients/{id}/flags/`` and the flagged worklist, never written otherwise."""
+
+    kind = Kind.CLINICAL
+    resource = "flag"
+    routed_actions = ()
+    queryset = PatientFlag.objects.select_related("patient", "acknowledged_by")
+    serializer_class = FlagOut
+
+    @extend_schema(
+        description="Acknowledge the flag with a note: it stays on the patient's flags, marked by whom "
+        "and when, and leaves the flagged worklist until the fact behind it changes (a new `since`). "
+        "Clinicians only; acknowledging again replaces the note.",
+        request=FlagAcknowledgeIn,
+        responses=answers({200: FlagOut}, 400, 404),
+    )
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, *args, **kwargs):
+        flag = self.get_object()
+        data = FlagAcknowledgeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        flag = flag_acknowledge(flag=flag, by=request.user, note=data.validated_data["note"])
+        self._audit([flag])
+        return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
 
 
 class PatientSnapshotView(ResourceViewSet):
@@ -562,7 +693,7 @@ class PatientOutcomesView(PatientSnapshotView):
     retrieve=extend_schema(
         summary="The flags the patient carries",
         description="The safety warnings and clinical-attention flags that hold today (DOMAIN.md sections "
-        "4 and 8); `since` is when each was first raised. The whole list, not paginated.",
+        "4 and 8); `since` is the date of the fact that raised each, and an acknowledged flag says by whom and when. The whole list, not paginated.",
         responses=answers({200: FlagOut(many=True)}, 400, 404),
     )
 )
@@ -571,7 +702,7 @@ class PatientFlagsView(PatientSnapshotView):
     serializer_class = FlagOut
 
     def rows_of(self, patient):
-        return patient.flags.order_by("code", "since", "id")
+        return patient.flags.select_related("acknowledged_by").order_by("code", "since", "id")
 
 
 # --- reminders ----------------------------------------------------------------------------------

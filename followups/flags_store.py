@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import transaction
 from django.utils import timezone
 
+from clinic.errors import FieldErrors
+from clinic.roles import Role, role_of
 from followups import flags
 from followups.models import PatientFlag
 from followups.selectors import flag_inputs_for
 from patients.models import Patient
+from patients.services import patient_lock
 
 
 def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFlag]:
@@ -51,3 +56,26 @@ def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFl
             flag.save(update_fields=list(changed))
     PatientFlag.objects.bulk_create(new)
     return list(patient.flags.all())
+
+
+ACKNOWLEDGE_NOTE_MAX = 500
+
+
+@transaction.atomic
+def flag_acknowledge(*, flag: PatientFlag, by, note: str) -> PatientFlag:
+    """A clinician has seen the flag (DOMAIN.md 8 v2): it stays on the patient's page, marked by
+    whom and when with the note, and leaves the flagged worklist until its fact changes."""
+    patient_lock(flag.patient)
+    flag = PatientFlag.objects.select_related("patient").get(pk=flag.pk)
+    errors = FieldErrors()
+    if role_of(by) != Role.CLINICIAN:
+        errors.add(NON_FIELD_ERRORS, "Only a clinician acknowledges a flag.", "not_a_clinician")
+    note = (note or "").strip()
+    if not note:
+        errors.add("note", "Say what was decided (for example: the patient declines surgery).", "required")
+    elif len(note) > ACKNOWLEDGE_NOTE_MAX:
+        errors.add("note", f"Keep the note to {ACKNOWLEDGE_NOTE_MAX} characters.", "max_length")
+    errors.raise_if_any()
+    flag.acknowledged_by, flag.acknowledged_at, flag.note = by, timezone.now(), note
+    flag.save(update_fields=["acknowledged_by", "acknowledged_at", "note"])
+    return flag
