@@ -693,7 +693,8 @@ class PatientOutcomesView(PatientSnapshotView):
     retrieve=extend_schema(
         summary="The flags the patient carries",
         description="The safety warnings and clinical-attention flags that hold today (DOMAIN.md sections "
-        "4 and 8); `since` is the date of the fact that raised each, and an acknowledged flag says by whom and when. The whole list, not paginated.",
+        "4 and 8); `since` is the date of the fact that raised each, and an acknowledged flag says by "
+        "whom and when. The whole list, not paginated.",
         responses=answers({200: FlagOut(many=True)}, 400, 404),
     )
 )

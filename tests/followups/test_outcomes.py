@@ -1,9 +1,10 @@
-"""The outcome of a treatment episode (DOMAIN.md section 7, rule version 1), rule by rule and boundary
+"""The outcome of a treatment episode (DOMAIN.md section 7, rule version 2), rule by rule and boundary
 by boundary, through the pure function alone: no database.
 
 Every log is written as ``log(day, ...)`` where ``day`` counts from the treatment's start (or surgery)
 date T0, so each boundary of the text reads off the test: day 0 is T0, day -180 the edge of the baseline
-lookback, day 7 / 8 the delayed-cure edge after MVD, day 364 / 365 the MVD failure edge.
+lookback, day 7 / 8 the delayed-cure edge after MVD, day 364 / 365 the MVD failure edge, days 6 / 7 and
+42 / 43 the edges of a toxin session's peak. Other treatments' starts and end dates are ``day(n)``.
 """
 
 import itertools
@@ -15,10 +16,21 @@ import pytest
 from followups import outcomes
 from followups.codes import OutcomeCategory as C
 from followups.codes import SorianoBaron as SB
-from followups.outcomes import SymptomLog, outcome_for_treatment, pct_improvement
+from followups.outcomes import SymptomLog, episode_last_day, outcome_for_treatment, pct_improvement
+from patients.codes import TreatmentKind
 
 T0 = date(2024, 1, 15)
+MVD = TreatmentKind.MVD
+MEDICATION = TreatmentKind.MEDICATION
+TOXIN = TreatmentKind.BOTULINUM_TOXIN
+OTHER = TreatmentKind.OTHER
+NOT_MVD = [MEDICATION, TOXIN, OTHER]
 _ids = itertools.count(1)
+
+
+def day(n):
+    """The date ``n`` days after T0."""
+    return T0 + timedelta(days=n)
 
 
 def log(day, spasms=None, grade=None, duration=None, hfs7=None):
@@ -33,12 +45,21 @@ def log(day, spasms=None, grade=None, duration=None, hfs7=None):
     )
 
 
-def outcome(*logs, mvd=False):
-    return outcome_for_treatment(is_mvd=mvd, started_on=T0, logs=logs)
+def outcome(*logs, mvd=False, kind=None, starts=(), ended_on=None, wore_off_on=None):
+    """The outcome of a treatment started on T0: an MVD with ``mvd``, else an open medication course
+    unless ``kind`` says otherwise; ``starts`` are the patient's other treatments' start dates."""
+    return outcome_for_treatment(
+        kind=kind or (MVD if mvd else MEDICATION),
+        started_on=T0,
+        logs=logs,
+        other_starts=starts,
+        ended_on=ended_on,
+        wore_off_on=wore_off_on,
+    )
 
 
-def category(*logs, mvd=False):
-    return outcome(*logs, mvd=mvd).category
+def category(*logs, **treatment):
+    return outcome(*logs, **treatment).category
 
 
 # --- the thresholds are those of the text -------------------------------------------------------
@@ -53,17 +74,21 @@ def test_the_thresholds_are_those_of_domain_section_7():
         "delayed cure after (days)": outcomes.DELAYED_CURE_AFTER_DAYS,
         "failure after (days)": outcomes.FAILURE_AFTER_DAYS,
         "HFS-7 MCID": outcomes.HFS7_MCID,
+        "toxin peak from (day)": outcomes.TOXIN_PEAK_FROM_DAY,
+        "toxin peak to (day)": outcomes.TOXIN_PEAK_TO_DAY,
     }
     assert thresholds == {
-        "rule version": 1,
+        "rule version": 2,
         "baseline lookback (days)": 180,
         "worse: spasms up (%)": 25,
         "improved: spasms down (%)": 50,
         "delayed cure after (days)": 7,
         "failure after (days)": 365,
         "HFS-7 MCID": Decimal("2.63"),
+        "toxin peak from (day)": 7,
+        "toxin peak to (day)": 42,
     }
-    assert outcome(log(-10, spasms=10), log(30, spasms=10)).rule_version == 1
+    assert outcome(log(-10, spasms=10), log(30, spasms=10)).rule_version == 2
 
 
 # --- baseline and current -----------------------------------------------------------------------
@@ -114,9 +139,9 @@ def test_the_baseline_looks_back_180_days_and_not_181():
         pytest.param([log(-181, spasms=10), log(30, spasms=30)], id="the only earlier log is too old"),
     ],
 )
-@pytest.mark.parametrize("mvd", [False, True])
-def test_insufficient_data_without_a_baseline_or_without_a_log_after_t0(logs, mvd):
-    result = outcome(*logs, mvd=mvd)
+@pytest.mark.parametrize("kind", [MVD, *NOT_MVD])
+def test_insufficient_data_without_a_baseline_or_without_a_log_after_t0(logs, kind):
+    result = outcome(*logs, kind=kind)
 
     assert result.category == C.INSUFFICIENT_DATA
     assert result.spasms_per_day_change_pct is None
@@ -267,11 +292,12 @@ def test_spasm_free_again_after_a_relapse_is_cured_not_recurrence():
     assert category(log(-10, spasms=10), log(30, spasms=0), log(60, spasms=2), log(90, spasms=0)) == C.CURED
 
 
-@pytest.mark.parametrize("mvd", [False, True])
-def test_recurrence_is_reported_for_any_kind_of_treatment(mvd):
-    result = outcome(log(-10, spasms=10), log(30, spasms=0), log(90, spasms=3), mvd=mvd)
+@pytest.mark.parametrize("kind", [MVD, *NOT_MVD])
+def test_recurrence_is_reported_for_any_kind_of_treatment(kind):
+    # Inside a toxin session's peak (days 7-42) for every kind alike.
+    result = outcome(log(-10, spasms=10), log(10, spasms=0), log(40, spasms=3), kind=kind)
     assert result.category == C.RECURRENCE
-    assert result.soriano_baron == (SB.RECURRENCE if mvd else "")
+    assert result.soriano_baron == (SB.RECURRENCE if kind == MVD else "")
 
 
 # --- rule 3: cured and delayed cure -------------------------------------------------------------
@@ -318,9 +344,12 @@ def test_a_spasm_free_log_on_the_day_of_surgery_is_baseline_not_cure():
     assert (result.category, result.days_to_spasm_free) == (C.DELAYED_CURE, 30)
 
 
-@pytest.mark.parametrize("days", [1, 8, 200, 800])
-def test_never_delayed_cure_for_a_treatment_other_than_mvd(days):
-    assert category(log(-10, spasms=10), log(days, spasms=0), mvd=False) == C.CURED
+@pytest.mark.parametrize(
+    ("kind", "days"),
+    [*((kind, days) for kind in (MEDICATION, OTHER) for days in (1, 8, 200, 800)), (TOXIN, 8), (TOXIN, 42)],
+)
+def test_never_delayed_cure_for_a_treatment_other_than_mvd(kind, days):
+    assert category(log(-10, spasms=10), log(days, spasms=0), kind=kind) == C.CURED
 
 
 # --- rule 4: worse ------------------------------------------------------------------------------
@@ -398,9 +427,10 @@ def test_failure_looks_at_the_current_log_only():
     assert category(log(-10, spasms=10), log(200, spasms=2), log(365, spasms=9), mvd=True) == C.FAILURE
 
 
+@pytest.mark.parametrize("kind", [MEDICATION, OTHER])
 @pytest.mark.parametrize("days", [365, 800])
-def test_no_failure_for_a_treatment_other_than_mvd(days):
-    assert category(log(-10, spasms=10), log(days, spasms=10), mvd=False) == C.UNCHANGED
+def test_no_failure_for_a_treatment_other_than_mvd(kind, days):
+    assert category(log(-10, spasms=10), log(days, spasms=10), kind=kind) == C.UNCHANGED
 
 
 # --- rule 7: unchanged --------------------------------------------------------------------------
@@ -512,3 +542,261 @@ def test_quality_of_life_is_unknown_without_a_score_on_either_side():
 def test_a_score_on_t0_is_the_baseline_score():
     assert outcome(log(0, hfs7=20), log(60, hfs7=17)).qol_meaningful_improvement is True
     assert outcome(log(-10, hfs7=20), log(0, hfs7=3)).qol_meaningful_improvement is None
+
+
+# --- the episode (v2): until the day before the next treatment starts ----------------------------
+
+
+def test_the_episode_ends_the_day_before_the_next_treatment_starts():
+    baseline, last_day = log(-10, spasms=10), log(99, spasms=4)
+    on_next_start, later = log(100, spasms=0), log(150, spasms=0)
+
+    result = outcome(baseline, log(30, spasms=8), last_day, on_next_start, later, starts=[day(100)])
+
+    # The log of the day before counts; the one of the next treatment's first day is its baseline.
+    assert (result.category, result.current, result.spasms_per_day_change_pct) == (C.IMPROVED, last_day, 60)
+    assert result.days_to_spasm_free is None
+
+
+def test_only_logs_of_the_episode_make_a_log_after_t0():
+    result = outcome(log(-10, spasms=10), log(100, spasms=2), starts=[day(100)])
+    assert (result.category, result.current) == (C.INSUFFICIENT_DATA, None)
+
+
+@pytest.mark.parametrize("kind", [MVD, *NOT_MVD])
+def test_a_treatment_of_any_kind_ends_the_episode_of_any_kind(kind):
+    # Inside a toxin session's peak, so that only the next start decides.
+    kept, dropped = log(19, spasms=8), log(20, spasms=0)
+    result = outcome(log(-10, spasms=10), kept, dropped, kind=kind, starts=[day(20)])
+    assert (result.category, result.current) == (C.UNCHANGED, kept)
+
+
+def test_the_next_treatment_is_the_earliest_that_starts_after_t0():
+    logs = (log(-10, spasms=10), log(40, spasms=4), log(60, spasms=0), log(90, spasms=0))
+    result = outcome(*logs, starts=[day(200), day(-30), day(50), day(80)])
+    assert (result.category, result.current.on) == (C.IMPROVED, day(40))
+
+
+def test_a_treatment_started_the_same_day_does_not_end_the_episode():
+    # Two treatments begun together (a course started on the day of a toxin session): the logs after
+    # belong to both; ending either episode on its own first day would leave it no day at all.
+    baseline, current = log(-10, spasms=10), log(30, spasms=0)
+    result = outcome(baseline, current, starts=[T0, day(-400)])
+    assert (result.category, result.current, result.days_to_spasm_free) == (C.CURED, current, 30)
+
+
+def test_treatments_started_before_t0_do_not_end_the_episode():
+    result = outcome(log(-10, spasms=10), log(600, spasms=0), starts=[day(-1), day(-200)])
+    assert (result.category, result.current.on) == (C.CURED, day(600))
+
+
+def test_without_a_later_treatment_or_an_end_date_the_episode_is_open():
+    result = outcome(log(-10, spasms=10), log(2000, spasms=0), kind=MEDICATION)
+    assert (result.category, result.current.on) == (C.CURED, day(2000))
+
+
+def test_a_medication_course_is_read_up_to_and_including_its_end_date():
+    last_day, after_end = log(60, spasms=4), log(61, spasms=0)
+
+    result = outcome(log(-10, spasms=10), last_day, after_end, kind=MEDICATION, ended_on=day(60))
+
+    assert (result.category, result.current, result.days_to_spasm_free) == (C.IMPROVED, last_day, None)
+
+
+def test_a_course_ended_on_its_first_day_has_no_log_after_t0():
+    result = outcome(log(-10, spasms=10), log(1, spasms=0), kind=MEDICATION, ended_on=T0)
+    assert (result.category, result.current) == (C.INSUFFICIENT_DATA, None)
+
+
+@pytest.mark.parametrize(
+    ("ended_on", "next_start", "last_day"),
+    [
+        pytest.param(60, 100, 60, id="the course ended before the next treatment"),
+        pytest.param(120, 100, 99, id="the next treatment started while the course ran"),
+        pytest.param(60, 61, 60, id="the next treatment started the day after the course ended"),
+    ],
+)
+def test_a_course_ends_at_its_end_date_or_the_day_before_the_next_start_whichever_comes_first(
+    ended_on, next_start, last_day
+):
+    logs = [log(-10, spasms=10), *(log(n, spasms=last_day - n + 1) for n in (last_day - 1, last_day))]
+    logs.append(log(last_day + 1, spasms=0))
+
+    result = outcome(*logs, kind=MEDICATION, ended_on=day(ended_on), starts=[day(next_start)])
+
+    assert result.current.on == day(last_day)
+    assert result.category == C.IMPROVED
+    assert episode_last_day(
+        kind=MEDICATION, started_on=T0, other_starts=[day(next_start)], ended_on=day(ended_on)
+    ) == day(last_day)
+
+
+@pytest.mark.parametrize("kind", [MVD, TOXIN, OTHER])
+def test_an_end_date_ends_the_episode_of_a_medication_course_only(kind):
+    # An operation or an injection is "ended" the day it is done; its effect is what is followed.
+    current = log(30, spasms=0)
+    result = outcome(log(-10, spasms=10), current, kind=kind, ended_on=T0)
+    assert result.current == current
+    assert episode_last_day(kind=kind, started_on=T0, other_starts=[], ended_on=T0) is None
+
+
+@pytest.mark.parametrize(
+    ("starts", "ended_on", "expected"),
+    [
+        ([], None, None),
+        ([T0], None, None),
+        ([day(-5), T0], None, None),
+        ([day(1)], None, T0),
+        ([day(30), day(20)], None, day(19)),
+        ([], day(40), day(40)),
+        ([day(41)], day(40), day(40)),
+        ([day(40)], day(40), day(39)),
+    ],
+)
+def test_episode_last_day(starts, ended_on, expected):
+    assert (
+        episode_last_day(kind=MEDICATION, started_on=T0, other_starts=starts, ended_on=ended_on) == expected
+    )
+
+
+def test_a_drug_course_stopped_as_ineffective_is_not_cured_by_a_later_mvd():
+    # The issue: "A drug course stopped as ineffective shows Cured 100 % because a later MVD cured the
+    # patient." The course ran from T0 to day 90; the MVD on day 120 cured the spasms.
+    logs = (
+        log(-10, spasms=20, grade=3),
+        log(30, spasms=18, grade=3),
+        log(90, spasms=20, grade=3),
+        log(119, spasms=22, grade=3),
+        log(130, spasms=0, grade=0),
+        log(300, spasms=0, grade=0),
+    )
+
+    course = outcome(*logs, kind=MEDICATION, ended_on=day(90), starts=[day(120)])
+    assert (course.category, course.current.on, course.spasms_per_day_change_pct) == (C.UNCHANGED, day(90), 0)
+    assert course.days_to_spasm_free is None
+
+    # Without its end date, the MVD's start still closes the course's episode.
+    still_open = outcome(*logs, kind=MEDICATION, starts=[day(120)])
+    assert (still_open.category, still_open.current.on) == (C.UNCHANGED, day(119))
+
+    surgery = outcome_for_treatment(kind=MVD, started_on=day(120), logs=logs, other_starts=[T0])
+    assert (surgery.category, surgery.baseline.on, surgery.days_to_spasm_free) == (
+        C.DELAYED_CURE,
+        day(119),
+        10,
+    )
+
+
+def test_quality_of_life_is_read_inside_the_episode():
+    baseline = log(-10, spasms=10, hfs7=20)
+    assert outcome(baseline, log(99, hfs7=15), starts=[day(100)]).qol_meaningful_improvement is True
+    assert outcome(baseline, log(100, hfs7=15), starts=[day(100)]).qol_meaningful_improvement is None
+    assert (
+        outcome(baseline, log(99, hfs7=19), log(100, hfs7=15), starts=[day(100)]).qol_meaningful_improvement
+        is False
+    )
+    ended = outcome(baseline, log(61, hfs7=15), kind=MEDICATION, ended_on=day(60))
+    assert ended.qol_meaningful_improvement is None
+
+
+def test_days_to_spasm_free_is_read_inside_the_episode():
+    assert outcome(log(-10, spasms=10), log(99, spasms=0), starts=[day(100)]).days_to_spasm_free == 99
+    assert outcome(log(-10, spasms=10), log(100, spasms=0), starts=[day(100)]).days_to_spasm_free is None
+
+
+def test_the_baseline_may_lie_in_the_episode_of_the_treatment_before():
+    # A log before t0 is the baseline whoever's episode it belonged to.
+    baseline = log(-1, spasms=10)
+    result = outcome(baseline, log(30, spasms=2), starts=[day(-60)])
+    assert (result.baseline, result.category) == (baseline, C.IMPROVED)
+
+
+def test_the_order_of_the_other_starts_does_not_matter():
+    logs = (log(-10, spasms=10), log(30, spasms=4), log(60, spasms=0))
+    assert outcome(*logs, starts=[day(50), day(90), day(-3)]) == outcome(
+        *logs, starts=[day(-3), day(90), day(50)]
+    )
+
+
+# --- a toxin session (v2): read at its peak, days 7 to 42 ---------------------------------------
+
+
+def toxin(*logs, **treatment):
+    return outcome(*logs, kind=TOXIN, **treatment)
+
+
+@pytest.mark.parametrize(("days", "read"), [(6, False), (7, True), (42, True), (43, False)])
+def test_a_toxin_session_is_read_from_day_7_to_day_42(days, read):
+    current = log(days, spasms=2)
+
+    result = toxin(log(-10, spasms=10), current)
+
+    assert (result.current, result.category) == (
+        (current, C.IMPROVED) if read else (None, C.INSUFFICIENT_DATA)
+    )
+
+
+def test_the_latest_log_of_the_peak_is_the_current_one():
+    early, late = log(7, spasms=2), log(42, spasms=9)
+    assert toxin(log(-10, spasms=10), early, late, log(43, spasms=0)).current == late
+    assert toxin(log(-10, spasms=10), log(6, spasms=0), early, log(43, spasms=30)).current == early
+
+
+def test_wearing_off_after_the_peak_is_not_a_recurrence():
+    result = toxin(log(-10, spasms=10), log(30, spasms=0), log(60, spasms=4), log(90, spasms=10))
+    assert (result.category, result.current.on) == (C.CURED, day(30))
+
+
+def test_recurrence_of_a_toxin_session_looks_at_the_peak_only():
+    # Spasm-free on day 3 (before the peak) is not an earlier spasm-free log after t0...
+    assert toxin(log(-10, spasms=10), log(3, spasms=0), log(30, spasms=6)).category == C.UNCHANGED
+    # ...spasm-free on day 7 is.
+    assert toxin(log(-10, spasms=10), log(7, spasms=0), log(30, spasms=6)).category == C.RECURRENCE
+
+
+def test_the_peak_ends_with_the_episode():
+    # A new session on day 30 (too soon, but it happens): its own logs are not this session's peak.
+    kept = log(29, spasms=5)
+    result = toxin(log(-10, spasms=10), kept, log(30, spasms=0), log(40, spasms=0), starts=[day(30)])
+    assert (result.category, result.current) == (C.IMPROVED, kept)
+
+
+def test_a_toxin_session_counts_days_to_spasm_free_over_its_episode():
+    # How soon the spasms stopped is read over the whole episode, before the peak too...
+    assert toxin(log(-10, spasms=10), log(3, spasms=0), log(20, spasms=0)).days_to_spasm_free == 3
+    # ...and after it, within the episode.
+    result = toxin(log(-10, spasms=10), log(20, spasms=5), log(60, spasms=0))
+    assert (result.category, result.days_to_spasm_free) == (C.IMPROVED, 60)
+    assert toxin(log(-10, spasms=10), log(60, spasms=0), starts=[day(60)]).days_to_spasm_free is None
+
+
+def test_a_toxin_session_reads_quality_of_life_over_its_episode():
+    # The text takes the later HFS-7 score "inside the episode", not at the peak.
+    result = toxin(log(-10, spasms=10, hfs7=20), log(20, spasms=2, hfs7=19), log(80, hfs7=15))
+    assert (result.category, result.qol_meaningful_improvement) == (C.IMPROVED, True)
+
+
+@pytest.mark.parametrize("wore_off", [0, 1, 98])
+def test_benefit_days_run_from_the_session_to_the_day_the_benefit_wore_off(wore_off):
+    result = toxin(log(-10, spasms=10), log(20, spasms=2), wore_off_on=day(wore_off))
+    assert result.benefit_days == wore_off
+
+
+def test_benefit_days_are_known_without_logs_and_unknown_without_a_wear_off_date():
+    assert toxin(wore_off_on=day(84)).benefit_days == 84
+    assert toxin(wore_off_on=day(84)).category == C.INSUFFICIENT_DATA
+    assert toxin(log(-10, spasms=10), log(20, spasms=2)).benefit_days is None
+
+
+@pytest.mark.parametrize("kind", [MVD, MEDICATION, OTHER])
+def test_benefit_days_are_for_a_toxin_session_only(kind):
+    assert (
+        outcome(log(-10, spasms=10), log(20, spasms=2), kind=kind, wore_off_on=day(84)).benefit_days is None
+    )
+
+
+def test_the_peak_applies_to_a_toxin_session_only():
+    for kind in (MVD, MEDICATION, OTHER):
+        assert outcome(log(-10, spasms=10), log(3, spasms=2), log(60, spasms=4), kind=kind).current.on == day(
+            60
+        )
