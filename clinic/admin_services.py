@@ -39,7 +39,12 @@ def form_service_call(form: forms.BaseForm, call):
 
 
 class ServiceForm(forms.ModelForm):
-    """A model form whose ``write()`` calls the service and answers the saved object."""
+    """A model form whose ``write()`` calls the service and answers the saved object.
+
+    ``user`` is the staff user filling it in (set by ``ServiceAdmin``), for services that record
+    who did it."""
+
+    user = None
 
     def write(self, instance, data: dict):
         raise NotImplementedError
@@ -114,6 +119,10 @@ class RoleInline:
 
 class ServiceAdmin(RoleAdmin):
     """Saving happens in the form (above); records are retracted or archived, never deleted."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
 
     def save_model(self, request, obj, form, change):
         pass

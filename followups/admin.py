@@ -28,9 +28,10 @@ from clinic.admin_services import (
     form_service_call,
 )
 from clinic.models import AuditEvent
-from clinic.roles import Kind, may
+from clinic.roles import Kind, Role, may, role_of
 from followups import codes, reminders, services
 from followups.dashboard import WORKLISTS, visit_worklist_filter
+from followups.flags_store import flag_acknowledge
 from followups.models import (
     Assessment,
     LabResult,
@@ -43,6 +44,7 @@ from followups.models import (
 )
 from followups.patient_page import patient_page, visit_actions
 from followups.selectors import flags_to_review
+from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
 from patients.admin import PatientAdmin, sees_clinical
 from patients.models import Patient
@@ -118,7 +120,13 @@ class VisitTimeForm(forms.Form):
     )
 
 
-class VisitCancelForm(forms.Form):
+class VisitBookForm(VisitTimeForm):
+    # The panel asks before booking outside the window (DOMAIN.md 2): the service refuses such a
+    # time with a message that says to tick this box.
+    confirm_outside_window = forms.BooleanField(label="Book even outside the visit's window", required=False)
+
+
+class VisitReasonForm(forms.Form):
     # Left optional here: the service says when a reason is missing.
     reason = forms.CharField(label="Reason", max_length=200, required=False)
 
@@ -127,30 +135,24 @@ class VisitConfirmForm(forms.Form):
     pass
 
 
-# action: (label, form, service call with the form's cleaned data)
+def _move(to):
+    """An action that moves the visit through ``visit_move`` with the form's data."""
+    return lambda visit, data, user: visit_move(visit=visit, to=to, by=user, **data)
+
+
+# action: (label, form, service call with the visit, the form's cleaned data and the staff user)
 VISIT_ACTIONS = {
-    "book": (
-        "Book / reschedule",
-        VisitTimeForm,
-        lambda visit, data: services.visit_book(visit=visit, scheduled_for=data["scheduled_for"]),
-    ),
+    "book": ("Book / reschedule", VisitBookForm, _move(codes.VisitStatus.BOOKED)),
     "rebook": (
         "Rebook",
         VisitTimeForm,
-        lambda visit, data: services.visit_rebook(visit=visit, scheduled_for=data["scheduled_for"]),
+        lambda visit, data, user: services.visit_rebook(visit=visit, scheduled_for=data["scheduled_for"]),
     ),
-    "unbook": (
-        "Give up the booking",
-        VisitConfirmForm,
-        lambda visit, data: services.visit_unbook(visit=visit),
-    ),
-    "complete": ("Complete", VisitConfirmForm, lambda visit, data: services.visit_complete(visit=visit)),
-    "missed": ("Mark missed", VisitConfirmForm, lambda visit, data: services.visit_mark_missed(visit=visit)),
-    "cancel": (
-        "Cancel",
-        VisitCancelForm,
-        lambda visit, data: services.visit_cancel(visit=visit, reason=data["reason"]),
-    ),
+    "unbook": ("Give up the booking", VisitConfirmForm, _move(codes.VisitStatus.PLANNED)),
+    "complete": ("Complete", VisitConfirmForm, _move(codes.VisitStatus.COMPLETED)),
+    "missed": ("Mark missed", VisitConfirmForm, _move(codes.VisitStatus.MISSED)),
+    "cancel": ("Cancel", VisitReasonForm, _move(codes.VisitStatus.CANCELLED)),
+    "correct": ("Correct back to booked", VisitReasonForm, _move(codes.VisitStatus.BOOKED)),
 }
 
 # Fields of a visit that tell its treatment: not shown to staff who may not read the clinical record.
@@ -211,7 +213,7 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             raise Http404
         if not self.has_write_permission(request):
             raise PermissionDenied
-        allowed = visit_actions(visit)
+        allowed = visit_actions(visit, may_correct=role_of(request.user) in MAY_CORRECT)
         bound = None
         if request.method == "POST":
             action = request.POST.get("action")
@@ -221,7 +223,7 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
                 label, form_class, call = VISIT_ACTIONS[action]
                 form = form_class(request.POST, prefix=action)
                 if form.is_valid():
-                    done, result = form_service_call(form, lambda data: call(visit, data))
+                    done, result = form_service_call(form, lambda data: call(visit, data, request.user))
                     if done:
                         response = _back(request, visit.patient_id)
                         self._audit(request, response, [visit], action=AuditEvent.Action.UPDATE)
@@ -274,7 +276,7 @@ class AssessmentForm(ServiceForm):
     def write(self, instance, data):
         patient = data.pop("patient")
         if instance is None:
-            return services.assessment_record(patient=patient, **data)
+            return services.assessment_record(patient=patient, source=services.source_of(self.user), **data)
         return services.assessment_update(assessment=instance, **data)
 
 
@@ -346,14 +348,97 @@ class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class FlagReviewFilter(admin.SimpleListFilter):
+    """To review (the default: the flagged worklist), acknowledged, or all."""
+
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("acknowledged", "Acknowledged"), ("all", "All")]
+
+    def choices(self, changelist):
+        choices = list(super().choices(changelist))
+        choices[0]["display"] = "To review"
+        return choices
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset
+        if self.value() == "acknowledged":
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset.filter(acknowledged_at__isnull=True)
+
+
+class FlagAcknowledgeForm(forms.Form):
+    # Left optional here: the service says when the note is missing.
+    note = forms.CharField(
+        label="Note", max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
 @admin.register(PatientFlag)
 class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
+    """The flagged worklist of the panel: flags to review first; a clinician acknowledges each."""
+
     kind = Kind.CLINICAL
-    list_display = ("patient", "code", "detail", "since")
-    list_filter = ("code",)
+    list_display = ("patient", "code", "detail", "since", "acknowledged", "acknowledge_link")
+    list_filter = (FlagReviewFilter, "code")
     search_fields = ("=patient__mrn", "patient__family_name")
-    list_select_related = ("patient",)
+    list_select_related = ("patient", "acknowledged_by")
     show_full_result_count = False
+
+    @admin.display(description="Acknowledged")
+    def acknowledged(self, flag):
+        if flag.acknowledged_at is None:
+            return ""
+        on = timezone.localtime(flag.acknowledged_at)
+        return f"{flag.acknowledged_by.get_username()}, {on:%Y-%m-%d}: {flag.note}"
+
+    @admin.display(description="")
+    def acknowledge_link(self, flag):
+        return format_html(
+            '<a href="{}" data-test="flag-acknowledge-{}">acknowledge</a>',
+            reverse("admin:followups_patientflag_acknowledge", args=[flag.pk]),
+            flag.pk,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/acknowledge/",
+                self.admin_site.admin_view(self.acknowledge_view),
+                name="followups_patientflag_acknowledge",
+            ),
+            *super().get_urls(),
+        ]
+
+    def acknowledge_view(self, request, object_id):
+        flag = PatientFlag.objects.select_related("patient", "acknowledged_by").filter(pk=object_id).first()
+        if flag is None:
+            raise Http404
+        if role_of(request.user) != Role.CLINICIAN:
+            raise PermissionDenied
+        form = FlagAcknowledgeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            done, _ = form_service_call(
+                form, lambda data: flag_acknowledge(flag=flag, by=request.user, note=data["note"])
+            )
+            if done:
+                response = _back(request, flag.patient_id)
+                self._audit(request, response, [flag.patient], action=AuditEvent.Action.UPDATE)
+                self.message_user(request, f"{flag.get_code_display()}: acknowledged.", messages.SUCCESS)
+                return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Acknowledge: {flag.get_code_display()}",
+            "flag": flag,
+            "form": form,
+            "patient_page": patient_page_url(flag.patient_id),
+            "next": request.POST.get("next") or request.GET.get("next", ""),
+        }
+        return TemplateResponse(request, "admin/followups/flag_acknowledge.html", context)
 
 
 @admin.register(Reminder)
@@ -513,6 +598,7 @@ class PatientPageAdmin(PatientAdmin):
             "may_write_visits": may(user, Kind.VISIT, write=True),
             "may_write_reminders": may(user, Kind.REMINDER, write=True),
             "may_assess": may(user, Kind.ASSESSMENT, write=True),
+            "may_acknowledge": role_of(user) == Role.CLINICIAN,
             "today": timezone.localdate(),
             "here": request.get_full_path(),
         }

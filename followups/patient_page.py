@@ -16,10 +16,11 @@ from decimal import Decimal
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from clinic.roles import Kind, may
+from clinic.roles import Kind, may, role_of
 from followups import visit_states
 from followups.codes import AssessmentStatus, VisitStatus
 from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
+from followups.visit_moves import MAY_CORRECT, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
 
 # What staff can do to a visit from the page, for each state it may move to.
@@ -32,10 +33,23 @@ VISIT_ACTIONS = {
 }
 
 
-def visit_actions(visit: Visit) -> list[str]:
-    """The page's actions for a visit: its allowed moves, and a rebook for a missed one."""
-    allowed = visit_states.ALLOWED.get(visit.status, set())
-    actions = [action for status, action in VISIT_ACTIONS.items() if status in allowed]
+# Moves whose guards are dates alone: offered only once they would pass (no "missed" for a visit
+# ahead). The other moves are offered as the state machine allows and judged when asked.
+DATED_MOVES = (VisitStatus.COMPLETED, VisitStatus.MISSED)
+
+
+def visit_actions(visit: Visit, *, may_correct: bool = False) -> list[str]:
+    """The page's actions for a visit: its moves that could go now, a correction for clinicians
+    and nurses, and a rebook for a missed visit nobody rebooked."""
+    actions = []
+    for status, action in VISIT_ACTIONS.items():
+        if visit_states.transition_error(visit.status, status):
+            continue
+        if visit_states.is_correction(visit.status, status):
+            if may_correct:
+                actions.append("correct")
+        elif status not in DATED_MOVES or not visit_move_errors(visit, to=status):
+            actions.append(action)
     if visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as"):
         actions.insert(0, "rebook")
     return actions
@@ -234,8 +248,9 @@ def patient_page(*, patient: Patient, user) -> PatientPage:
     """Everything the patient page shows that this user may read, in a fixed number of queries."""
     clinical = may(user, Kind.CLINICAL, write=False)
     visits = list(patient.visits.select_related("rebooked_as").order_by("-scheduled_for", "-id"))
+    may_correct = role_of(user) in MAY_CORRECT
     for visit in visits:
-        visit.page_actions = visit_actions(visit)
+        visit.page_actions = visit_actions(visit, may_correct=may_correct)
     reminders = list(
         Reminder.objects.filter(visit__patient=patient).select_related("visit").order_by("-due_at", "-id")
     )
@@ -254,7 +269,7 @@ def patient_page(*, patient: Patient, user) -> PatientPage:
             ).order_by("-assessed_on", "-id")
         )
         page.lab_results = list(patient.lab_results.all())
-        page.flags = list(patient.flags.order_by("since", "id"))
+        page.flags = list(patient.flags.select_related("acknowledged_by").order_by("since", "id"))
         page.chart = recovery_chart(page.assessments, page.treatments)
     page.timeline = _timeline(page)
     return page
