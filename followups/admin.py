@@ -291,9 +291,11 @@ class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
         "cohen_albert_grade",
         "jankovic_total",
         "hfs7_total",
+        "source",
         "status",
     )
-    list_filter = ("status", "cohen_albert_grade", "smc_grade")
+    list_filter = ("status", "source", "cohen_albert_grade", "smc_grade")
+    readonly_fields = ("source",)
     search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
