@@ -216,6 +216,7 @@ class ResourceViewSet(GenericViewSet):
     throttle_classes = [ClientRateThrottle]
     schema = ResourceSchema()
     extra_query_params: tuple[str, ...] = ()
+    filterset_class = None
     patient_lookup = "patient__uuid"
 
     def get_kind(self) -> Kind:

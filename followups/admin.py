@@ -416,7 +416,8 @@ class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
         ]
 
     def acknowledge_view(self, request, object_id):
-        flag = PatientFlag.objects.select_related("patient", "acknowledged_by").filter(pk=object_id).first()
+        flags = PatientFlag.objects.select_related("patient", "acknowledged_by")
+        flag = flags.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if flag is None:
             raise Http404
         if role_of(request.user) != Role.CLINICIAN:
@@ -428,7 +429,7 @@ class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
             )
             if done:
                 response = _back(request, flag.patient_id)
-                self._audit(request, response, [flag.patient], action=AuditEvent.Action.UPDATE)
+                self._audit(request, response, [flag], action=AuditEvent.Action.UPDATE)
                 self.message_user(request, f"{flag.get_code_display()}: acknowledged.", messages.SUCCESS)
                 return response
         context = {

@@ -845,6 +845,7 @@ class OverduePage(WorklistPage):
 
 class FlaggedPage(WorklistPage):
     ordering = ("since", "id")
+    position_is_date = True  # ``since`` is the fact's date (DOMAIN.md 8 v2)
 
 
 class VisitWorklistRow(serializers.Serializer):

@@ -43,7 +43,7 @@ def outcomes_recompute(*, patient: Patient) -> list[TreatmentOutcome]:
                 else None
             ),
         )
-        values = stored_values(result)
+        values = _stored_values(result)
         row = stored.pop(treatment.pk, None)
         # An unchanged outcome is not written: its history would gain a row on every refresh.
         if row is None:
@@ -59,7 +59,7 @@ def outcomes_recompute(*, patient: Patient) -> list[TreatmentOutcome]:
     return kept
 
 
-def stored_values(result: outcomes.Outcome) -> dict:
+def _stored_values(result: outcomes.Outcome) -> dict:
     """The columns of ``TreatmentOutcome`` for one result but ``computed_at``, percentages rounded to
     the column's one decimal so that comparing with a stored row compares like with like."""
     return {

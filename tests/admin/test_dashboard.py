@@ -6,11 +6,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from clinic.roles import Role
 from followups import services as followups
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
 from followups.dashboard import dashboard_for
+from followups.flags_store import flag_acknowledge, flags_sync
 from followups.models import PatientFlag, Reminder, Visit
 from followups.selectors import worklist_due, worklist_flagged, worklist_overdue
+from followups.visit_moves import visit_move
 from patients import codes
 from patients import services as record
 from tests.admin.conftest import at_clinic, days
@@ -46,7 +49,8 @@ def visit(patient, on, hour=11, status=VisitStatus.BOOKED):
 
 @pytest.fixture
 def clinic_day(db, today):
-    """Two visits today, one in three days, one in ten; a missed and a lapsed planned visit;
+    """Two visits today, one in three days, one in ten; a missed and a lapsed planned visit of two
+    patients with nothing booked ahead, and a missed visit of a patient who has (not overdue, v2);
     two patients with a carbamazepine course for at-risk ancestry; one failed reminder."""
     a, b = new_patient(today), new_patient(today)
     rows = {
@@ -54,12 +58,15 @@ def clinic_day(db, today):
         "soon": [visit(a, today + days(3), status=VisitStatus.PLANNED)],
         "later": [visit(b, today + days(10))],
     }
-    missed = visit(a, today - days(5))
-    followups.visit_mark_missed(visit=missed)
-    lapsed = visit(b, today - days(9), status=VisitStatus.PLANNED)
+    missed = visit(new_patient(today), today - days(5))
+    visit_move(visit=missed, to=VisitStatus.MISSED)  # its time has passed
+    lapsed = visit(new_patient(today), today - days(9), status=VisitStatus.PLANNED)
     rows["overdue"] = [missed, lapsed]
+    # Missed, but the patient holds a booked visit ahead (today's): not overdue (v2).
+    rows["covered"] = [visit(b, today - days(6))]
+    visit_move(visit=rows["covered"][0], to=VisitStatus.MISSED)
     done = visit(a, today)
-    followups.visit_complete(visit=done)
+    visit_move(visit=done, to=VisitStatus.COMPLETED)  # from the visit's own day on
     for _ in range(2):
         patient = new_patient(today, at_risk_hla_b1502=True)
         treatment_for(patient.diagnoses.get(), codes.TreatmentKind.MEDICATION, started_on=today - days(5))
@@ -79,6 +86,7 @@ def test_the_counts_are_the_worklists_and_each_link_lists_exactly_them(clinic_da
     }
     assert sorted(v.pk for v in expected["today"]) == sorted(v.pk for v in clinic_day["today"])
     assert sorted(v.pk for v in expected["overdue"]) == sorted(v.pk for v in clinic_day["overdue"])
+    assert clinic_day["covered"][0] not in expected["overdue"]
     # The courses' first reviews (day 14) fall nine days ahead, out of the week.
     assert sorted(v.pk for v in expected["week"]) == sorted(
         v.pk for v in clinic_day["today"] + clinic_day["soon"]
@@ -112,6 +120,40 @@ def test_an_archived_patient_leaves_the_flag_count(clinic_day, clinician):
 
     assert count == 1
     assert flag.patient_id not in listed(clinician, url)
+
+
+def test_an_acknowledged_flag_leaves_the_flag_count_until_its_fact_changes(clinic_day, clinician, make_staff):
+    """v2: the tiles count the flags to review (followups.selectors.flags_to_review)."""
+    code = FlagCode.HLA_B1502_MISSING
+    first, second = PatientFlag.objects.filter(code=code).order_by("pk")
+    assert tile(clinician.get("/admin/").content.decode(), f"dashboard-flag-{code}")[0] == 2
+
+    flag_acknowledge(flag=first, by=make_staff(Role.CLINICIAN), note="Test result requested.")
+
+    count, url = tile(clinician.get("/admin/").content.decode(), f"dashboard-flag-{code}")
+    assert count == 1
+    assert listed(clinician, url) == [second.patient_id]
+    # Recomputed with the same fact, it stays off the count.
+    flags_sync(patient=first.patient)
+    assert tile(clinician.get("/admin/").content.decode(), f"dashboard-flag-{code}")[0] == 1
+    # Acknowledging the other one empties the tile.
+    flag_acknowledge(flag=second, by=make_staff(Role.CLINICIAN), note="Test result requested.")
+    count, url = tile(clinician.get("/admin/").content.decode(), f"dashboard-flag-{code}")
+    assert count == 0
+    assert listed(clinician, url) == []
+
+
+def test_a_patient_with_an_acknowledged_flag_still_counts_for_another_flag(clinic_day, clinician, make_staff):
+    flag = PatientFlag.objects.filter(code=FlagCode.HLA_B1502_MISSING).first()
+    lab_before = tile(
+        clinician.get("/admin/").content.decode(), f"dashboard-flag-{FlagCode.LAB_MONITORING_DUE}"
+    )[0]
+
+    flag_acknowledge(flag=flag, by=make_staff(Role.CLINICIAN), note="Test result requested.")
+
+    html = clinician.get("/admin/").content.decode()
+    assert tile(html, f"dashboard-flag-{FlagCode.LAB_MONITORING_DUE}")[0] == lab_before > 0
+    assert tile(html, f"dashboard-flag-{FlagCode.HLA_B1502_MISSING}")[0] == 1
 
 
 def test_failed_reminders_count_and_link(clinic_day, clinician):

@@ -795,8 +795,6 @@ def test_benefit_days_are_for_a_toxin_session_only(kind):
     )
 
 
-def test_the_peak_applies_to_a_toxin_session_only():
-    for kind in (MVD, MEDICATION, OTHER):
-        assert outcome(log(-10, spasms=10), log(3, spasms=2), log(60, spasms=4), kind=kind).current.on == day(
-            60
-        )
+@pytest.mark.parametrize("kind", [MVD, MEDICATION, OTHER])
+def test_the_peak_applies_to_a_toxin_session_only(kind):
+    assert outcome(log(-10, spasms=10), log(3, spasms=2), log(60, spasms=4), kind=kind).current.on == day(60)

@@ -1,6 +1,7 @@
 """Stored outcomes on PostgreSQL: every change to a patient's assessments or treatments brings the
-outcome of each treatment up to date in the same transaction, under rule version 1; a retracted
-treatment has none; reading them is one query whatever their number."""
+outcome of each treatment up to date in the same transaction, under rule version 2 (each treatment
+read within its episode); a retracted treatment has none and ends no other's episode; the history
+shows real changes only; reading them is one query whatever their number."""
 
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -16,6 +17,7 @@ from followups.codes import OutcomeCategory as C
 from followups.codes import SorianoBaron as SB
 from followups.codes import VisitStatus
 from followups.models import Assessment, AssessmentTrigger, TreatmentOutcome, Visit
+from followups.outcomes_store import outcomes_recompute
 from followups.selectors import outcomes_for_patient
 from patients import codes
 from patients import services as record_services
@@ -25,6 +27,7 @@ T0 = date(2024, 1, 15)
 MVD = codes.TreatmentKind.MVD
 MEDICATION = codes.TreatmentKind.MEDICATION
 OTHER = codes.TreatmentKind.OTHER
+TOXIN = codes.TreatmentKind.BOTULINUM_TOXIN
 
 
 def record(patient, day, **fields):
@@ -34,6 +37,19 @@ def record(patient, day, **fields):
 
 def stored(treatment):
     return TreatmentOutcome.objects.get(treatment=treatment)
+
+
+def day(n):
+    return T0 + timedelta(days=n)
+
+
+def history(treatment):
+    """The outcome's history, oldest first: (type, category, baseline log's id, current log's id)."""
+    return list(
+        TreatmentOutcome.history.filter(treatment_id=treatment.pk)
+        .order_by("history_date", "history_id")
+        .values_list("history_type", "category", "baseline_id", "current_id")
+    )
 
 
 def hfs7(total):
@@ -69,11 +85,11 @@ def mvd(diagnosis):
 # --- recomputed with every change ---------------------------------------------------------------
 
 
-def test_a_treatment_without_logs_is_stored_as_insufficient_data_under_rule_version_1(mvd):
+def test_a_treatment_without_logs_is_stored_as_insufficient_data_under_rule_version_2(mvd):
     outcome = stored(mvd)
 
     assert outcome.category == C.INSUFFICIENT_DATA
-    assert outcome.rule_version == 1
+    assert outcome.rule_version == 2
     assert (outcome.baseline, outcome.current, outcome.soriano_baron) == (None, None, "")
 
 
@@ -96,7 +112,7 @@ def test_recording_an_assessment_stores_the_new_outcome(patient, mvd):
     assert outcome.soriano_baron == SB.BAD
     assert outcome.days_to_spasm_free is None
     assert outcome.qol_meaningful_improvement is None
-    assert outcome.rule_version == 1
+    assert outcome.rule_version == 2
 
 
 def test_updating_an_assessment_recomputes_the_outcome(patient, mvd):
@@ -113,7 +129,7 @@ def test_updating_an_assessment_recomputes_the_outcome(patient, mvd):
         30,
     )
     assert outcome.spasms_per_day_change_pct == 100
-    assert outcome.rule_version == 1
+    assert outcome.rule_version == 2
 
 
 def test_moving_an_assessment_before_t0_makes_it_the_baseline(patient, mvd):
@@ -207,6 +223,169 @@ def test_quality_of_life_uses_the_hfs7_total_the_database_derives(patient, mvd):
     assert stored(mvd).qol_meaningful_improvement is True
 
 
+# --- episodes (rule version 2) ------------------------------------------------------------------
+
+
+def test_a_later_mvds_cure_is_not_credited_to_a_drug_course_stopped_as_ineffective(patient, diagnosis):
+    # The issue: "A drug course stopped as ineffective shows Cured 100 % because a later MVD cured
+    # the patient."
+    course = treatment_for(diagnosis, MEDICATION, started_on=T0)
+    record(patient, -10, spasms_per_day=Decimal(20))
+    ineffective = record(patient, 90, spasms_per_day=Decimal(20))
+    record_services.treatment_update(
+        treatment=course,
+        status=codes.TreatmentStatus.STOPPED,
+        ended_on=day(90),
+        medication={"stop_reason": codes.StopReason.INEFFECTIVE},
+    )
+    surgery = treatment_for(diagnosis, MVD, started_on=day(120))
+    before_surgery = record(patient, 119, spasms_per_day=Decimal(22))
+    record(patient, 130, spasms_per_day=Decimal(0))
+    cure = record(patient, 300, spasms_per_day=Decimal(0))
+
+    outcome = stored(course)
+    assert (outcome.category, outcome.current_id, outcome.spasms_per_day_change_pct) == (
+        C.UNCHANGED,
+        ineffective.pk,
+        0,
+    )
+    assert outcome.days_to_spasm_free is None
+    outcome = stored(surgery)
+    assert (outcome.category, outcome.baseline_id, outcome.current_id) == (
+        C.DELAYED_CURE,
+        before_surgery.pk,
+        cure.pk,
+    )
+    assert (outcome.days_to_spasm_free, outcome.soriano_baron, outcome.rule_version) == (10, SB.EXCELLENT, 2)
+
+
+def test_the_end_date_of_a_course_ends_its_episode(patient, diagnosis):
+    course = treatment_for(diagnosis, MEDICATION, started_on=T0)
+    record(patient, -10, spasms_per_day=Decimal(10))
+    last = record(patient, 60, spasms_per_day=Decimal(4))
+    record(patient, 61, spasms_per_day=Decimal(0))
+    assert stored(course).category == C.CURED
+
+    record_services.treatment_update(
+        treatment=course, status=codes.TreatmentStatus.COMPLETED, ended_on=day(60)
+    )
+
+    assert (stored(course).category, stored(course).current_id) == (C.IMPROVED, last.pk)
+
+
+def test_a_retracted_later_treatment_ends_no_episode(patient, diagnosis):
+    course = treatment_for(diagnosis, MEDICATION, started_on=T0)
+    surgery = treatment_for(diagnosis, MVD, started_on=day(100))
+    record(patient, -10, spasms_per_day=Decimal(10))
+    before_surgery = record(patient, 99, spasms_per_day=Decimal(10))
+    later = record(patient, 150, spasms_per_day=Decimal(0))
+    assert (stored(course).category, stored(course).current_id) == (C.UNCHANGED, before_surgery.pk)
+
+    record_services.treatment_retract(treatment=surgery)
+
+    outcome = stored(course)
+    assert (outcome.category, outcome.current_id, outcome.days_to_spasm_free) == (C.CURED, later.pk, 150)
+
+
+def test_a_later_toxin_session_ends_the_previous_sessions_episode(patient, diagnosis):
+    first = treatment_for(diagnosis, TOXIN, started_on=T0)
+    second = treatment_for(diagnosis, TOXIN, started_on=day(30))
+    baseline = record(patient, -5, spasms_per_day=Decimal(10))
+    first_peak = record(patient, 20, spasms_per_day=Decimal(3))
+    second_peak = record(patient, 40, spasms_per_day=Decimal(0))
+
+    assert (stored(first).category, stored(first).baseline_id, stored(first).current_id) == (
+        C.IMPROVED,
+        baseline.pk,
+        first_peak.pk,
+    )
+    assert (stored(second).category, stored(second).baseline_id, stored(second).current_id) == (
+        C.CURED,
+        first_peak.pk,
+        second_peak.pk,
+    )
+
+
+def test_a_toxin_session_is_read_at_its_peak_and_stores_its_benefit_days(patient, diagnosis):
+    session = treatment_for(diagnosis, TOXIN, started_on=T0)
+    record(patient, -5, spasms_per_day=Decimal(10))
+    peak = record(patient, 42, spasms_per_day=Decimal(2))
+    record(patient, 43, spasms_per_day=Decimal(9))
+    record(patient, 90, spasms_per_day=Decimal(10))
+    outcome = stored(session)
+    assert (outcome.category, outcome.current_id, outcome.benefit_days) == (C.IMPROVED, peak.pk, None)
+
+    record_services.treatment_update(treatment=session, botulinum_toxin={"wore_off_on": day(84)})
+
+    assert stored(session).benefit_days == 84
+
+
+def test_benefit_days_only_for_a_toxin_session(patient, diagnosis, mvd):
+    treatment_for(
+        diagnosis,
+        TOXIN,
+        started_on=day(-100),
+        botulinum_toxin={
+            "product": codes.ToxinProduct.ONABOTULINUMTOXINA,
+            "injections": [{"muscle": codes.Muscle.ORBICULARIS_OCULI, "units": "15"}],
+            "wore_off_on": day(-10),
+        },
+    )
+    assert stored(mvd).benefit_days is None
+    assert TreatmentOutcome.objects.get(treatment__kind=TOXIN, treatment__patient=patient).benefit_days == 90
+
+
+# --- the history shows real changes only ---------------------------------------------------------
+
+
+def test_the_history_of_an_outcome_holds_each_change_once(patient, diagnosis, mvd):
+    baseline = record(patient, -10, spasms_per_day=Decimal(10))
+    current = record(patient, 30, spasms_per_day=Decimal(4))
+    computed_at = stored(mvd).computed_at
+    record(patient, 31, notes="a note, no measure")
+    services.patient_follow_up_refresh(patient=patient)
+    outcomes_recompute(patient=patient)
+
+    # Created without logs, changed by the baseline, then by the log of day 30; the note and the
+    # refreshes changed nothing, so they left neither a row nor a new computation time.
+    assert history(mvd) == [
+        ("+", C.INSUFFICIENT_DATA, None, None),
+        ("~", C.INSUFFICIENT_DATA, baseline.pk, None),
+        ("~", C.IMPROVED, baseline.pk, current.pk),
+    ]
+    assert stored(mvd).computed_at == computed_at
+
+    record_services.treatment_retract(treatment=mvd)
+    assert [row[0] for row in history(mvd)] == ["+", "~", "~", "-"]
+
+
+@pytest.mark.parametrize("sessions", [1, 10])
+def test_a_recompute_reads_in_three_queries_whatever_the_number_of_treatments(
+    patient, diagnosis, sessions, django_assert_num_queries
+):
+    treatment_for(diagnosis, MEDICATION, started_on=day(-400), ended_on=day(-300))
+    for n in range(sessions):
+        treatment_for(
+            diagnosis,
+            TOXIN,
+            started_on=day(90 * n),
+            botulinum_toxin={
+                "product": codes.ToxinProduct.ONABOTULINUMTOXINA,
+                "injections": [{"muscle": codes.Muscle.ORBICULARIS_OCULI, "units": "15"}],
+                "wore_off_on": day(90 * n + 80),
+            },
+        )
+    record(patient, -10, spasms_per_day=Decimal(10))
+    record(patient, 20, spasms_per_day=Decimal(3))
+
+    # Assessments, treatments with their toxin details, stored outcomes; nothing changed, nothing written.
+    with django_assert_num_queries(3):
+        kept = outcomes_recompute(patient=patient)
+
+    assert len(kept) == sessions + 1
+    assert [o.benefit_days for o in kept if o.treatment.kind == TOXIN] == [80] * sessions
+
+
 # --- in the transaction of the write ------------------------------------------------------------
 
 
@@ -268,15 +447,19 @@ def test_outcomes_for_a_patient_are_one_query_whatever_their_number(
                 o.treatment.started_on,
                 o.treatment.kind,
                 o.baseline.assessed_on,
-                o.current.assessed_on,
+                o.current.assessed_on if o.current else None,
                 o.category,
             )
             for o in outcomes_for_patient(patient=patient)
         ]
 
+    # Each treatment's episode ends the day before the next one starts: only the latest reaches day 30.
     assert rows == [
-        (T0 - timedelta(days=n), OTHER, T0 - timedelta(days=30), T0 + timedelta(days=30), C.IMPROVED)
-        for n in reversed(range(treatments))
+        *(
+            (T0 - timedelta(days=n), OTHER, T0 - timedelta(days=30), None, C.INSUFFICIENT_DATA)
+            for n in reversed(range(1, treatments))
+        ),
+        (T0, OTHER, T0 - timedelta(days=30), T0 + timedelta(days=30), C.IMPROVED),
     ]
 
 
