@@ -2,8 +2,8 @@
 
 Answers ``patients.demo.demo_batch_seeded``. For each seeded treatment it writes a baseline log
 before it and the logs of the visits after it, shaped the way DOMAIN.md describes recovery (MVD
-mostly cured, a quarter of cures delayed, a few recurrences; toxin effects that wear off by the
-re-injection visit; modest, fading drug effects).
+mostly cured, a quarter of cures delayed, a few recurrences; toxin effects that peak by the day-21
+review and wear off by the re-injection visit; modest drug effects).
 
 It also writes the visits the protocols ask for, built by the planner's own functions from the
 batch's rows in memory (re-planning each patient through ``visits_plan_for`` is far too slow for a
@@ -76,9 +76,18 @@ def _relative_course(kind: str, rng: random.Random):
             return lambda day: 0.0 if day < 700 else 0.8
         return lambda day: 0.6
     if kind == TreatmentKind.BOTULINUM_TOXIN:
-        best = rng.uniform(0.1, 0.5)
+        # At its peak a session relieves most patients, frees a few of spasms altogether and
+        # barely helps some (those raise consider_mvd_evaluation, rule version 2 reading the peak).
+        fate = rng.random()
+        if fate < 0.12:
+            best = 0.0
+        elif fate < 0.22:
+            best = rng.uniform(0.6, 0.95)
+        else:
+            best = rng.uniform(0.1, 0.5)
         return lambda day: best if day < 60 else min(0.9, best + 0.4)
-    effect = rng.uniform(0.55, 1.0)
+    # Drugs: a modest effect for about a third, little for the rest.
+    effect = rng.uniform(0.3, 0.5) if rng.random() < 0.35 else rng.uniform(0.55, 1.0)
     return lambda day: effect
 
 

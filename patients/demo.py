@@ -621,22 +621,31 @@ class _Chart:
         return [first] if second == first else [first, second]
 
     def _imaging_studies(self, onset: date) -> bool:
-        if self.rng.random() >= 0.88:
+        if self.rng.random() >= 0.95:
             return False
         around_diagnosis = self.diagnosis.diagnosed_on + self._days(-90, 45)
         first_on = min(max(around_diagnosis, onset), self.today)
-        self._imaging_study(first_on)
+        shows_nerve = self._imaging_study(first_on)
+        # A CT, an angiogram or an MRI without a CISS/FIESTA sequence (often done elsewhere) is
+        # mostly followed by the clinic's own MRI; the rest make the imaging_missing worklist.
+        work_up_on = first_on + self._days(14, 180)
+        if not shows_nerve and self.rng.random() < 0.85 and work_up_on <= self.today:
+            self._imaging_study(work_up_on, modality=ImagingModality.MRI, work_up=True)
         # A later study: before surgery, or watching a secondary cause.
         later_on = first_on + self._days(365, 4 * 365)
         if self.rng.random() < 0.15 and later_on <= self.today:
             self._imaging_study(later_on)
         return True
 
-    def _imaging_study(self, performed_on: date) -> None:
+    def _imaging_study(self, performed_on: date, modality: str | None = None, work_up: bool = False) -> bool:
+        """Write one study; answer whether it shows the nerve's root exit zone (a high-resolution
+        MRI). The clinic's own work-up MRI always has its CISS or FIESTA sequence."""
         rng = self.rng
-        modality = MODALITY.pick(rng)
+        modality = modality or MODALITY.pick(rng)
         strength = rng.choice(codes.FIELD_STRENGTHS_TESLA) if modality in MAGNETIC else None
         sequences = self._sequences(modality)
+        if work_up and not codes.HIGH_RESOLUTION_SEQUENCES.intersection(sequences):
+            sequences.append(rng.choice((ImagingSequence.CISS, ImagingSequence.FIESTA)))
         compression = self._compression_seen(modality, sequences)
         if compression == CompressionFound.YES:
             # Vessel contact shows in a quarter of nerves without HFS: a finding, not a diagnosis.
@@ -667,6 +676,11 @@ class _Chart:
             self.rows.add(ImagingSequenceRow(study=study, sequence=sequence))
         for vessel in vessels:
             self.rows.add(ImagingVesselRow(study=study, vessel=vessel))
+        return (
+            modality == ImagingModality.MRI
+            and study.status == ImagingStatus.AVAILABLE
+            and bool(codes.HIGH_RESOLUTION_SEQUENCES.intersection(sequences))
+        )
 
     def _sequences(self, modality: str) -> list[str]:
         rng = self.rng

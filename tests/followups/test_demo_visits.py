@@ -17,10 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from followups import demo as followups_demo
-from followups.codes import ReminderKind, ReminderStatus, VisitSource, VisitStatus
-from followups.predicates import overdue_visits_filter
-from followups.models import Assessment, ProtocolStep, Reminder, TreatmentOutcome, Visit
+from followups.codes import FlagCode, ReminderKind, ReminderStatus, VisitSource, VisitStatus
+from followups.models import Assessment, PatientFlag, ProtocolStep, Reminder, TreatmentOutcome, Visit
 from followups.planning import visits_plan_for
+from followups.predicates import overdue_visits_filter
 from patients import demo
 from patients.codes import DiagnosisStatus, TreatmentKind, TreatmentStatus
 from patients.models import Patient, Treatment
@@ -299,3 +299,32 @@ def test_follow_up_refresh_derives_reminders_and_outcomes_of_seeded_patients_onc
         Q(visits__isnull=False) | Q(treatments__outcome__isnull=False) | Q(flags__isnull=False)
     )
     assert f"Refreshed the follow-up of {nothing_to_derive.count()} patients" in again.getvalue()
+
+
+def test_the_refreshed_demo_looks_like_a_clinic_under_rule_version_2(db, today):
+    """Outcomes spread over the categories, a minority of patients flagged, a handful of new flags a
+    day (rule version 1 flagged two thirds of the demo: every old short toxin gap, every toxin series
+    judged on its wearing off)."""
+    demo.seed_demo(patients=PATIENTS, seed=SEED)
+    call_command("follow_up_refresh", "--only-unplanned", stdout=StringIO())
+
+    categories = Counter(TreatmentOutcome.objects.values_list("treatment__kind", "category"))
+    toxin = {cat: n for (kind, cat), n in categories.items() if kind == TreatmentKind.BOTULINUM_TOXIN}
+    drugs = {cat: n for (kind, cat), n in categories.items() if kind == TreatmentKind.MEDICATION}
+    mvd = {cat: n for (kind, cat), n in categories.items() if kind == TreatmentKind.MVD}
+    # At its peak most sessions help, some free the patient of spasms, some barely help.
+    assert toxin["improved"] > toxin["unchanged"] > 0.05 * sum(toxin.values())
+    assert toxin["cured"] > 0.05 * sum(toxin.values())
+    # Drugs help a minority; a later MVD's cure is no longer theirs.
+    assert 0 < drugs["improved"] < drugs["unchanged"]
+    assert "cured" not in drugs
+    assert mvd["cured"] + mvd.get("delayed_cure", 0) > 0.7 * sum(mvd.values())
+    assert set(TreatmentOutcome.objects.values_list("rule_version", flat=True)) == {2}
+
+    live = Patient.objects.filter(archived=False).count()
+    flagged = PatientFlag.objects.values("patient").distinct().count()
+    assert 0.1 * live < flagged < live / 3
+    toxin_patients = Patient.objects.filter(treatments__kind=TreatmentKind.BOTULINUM_TOXIN).distinct().count()
+    assert PatientFlag.objects.filter(code=FlagCode.BOTOX_INTERVAL_SHORT).count() < 0.1 * toxin_patients
+    last_month = PatientFlag.objects.filter(since__gt=today - timedelta(days=30)).count()
+    assert 0 < last_month <= 5 * 30 * PATIENTS / 1000
