@@ -42,7 +42,7 @@ from followups.models import (
     TreatmentOutcome,
     Visit,
 )
-from followups.patient_page import patient_page, visit_actions
+from followups.patient_page import patient_page, visit_actions, visit_assessable
 from followups.selectors import flags_to_review
 from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
@@ -246,6 +246,7 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             "patient_page": patient_page_url(visit.patient_id),
             "forms": forms_by_action,
             "may_assess": may(request.user, Kind.ASSESSMENT, write=True),
+            "assessable": visit_assessable(visit),
             "today": timezone.localdate(),
             "next": request.POST.get("next") or request.GET.get("next", ""),
         }

@@ -34,7 +34,7 @@ from followups import codes, reminders, selectors, services
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
 from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, TreatmentOutcome, Visit
-from followups.visit_moves import visit_move
+from followups.visit_moves import CORRECTION_REASON_MAX_LENGTH, visit_move
 from patients.api import CodeList, RecordRef, StrictInput, public_id
 from patients.codes import TreatmentKind
 from patients.models import Patient, Treatment
@@ -187,7 +187,9 @@ class VisitCorrectIn(StrictInput):
         choices=[codes.VisitStatus.BOOKED],
         help_text="The state the visit is corrected to: a completed or missed visit back to booked.",
     )
-    reason = serializers.CharField(max_length=100, help_text="Why: kept in the visit's history.")
+    reason = serializers.CharField(
+        max_length=CORRECTION_REASON_MAX_LENGTH, help_text="Why: kept in the visit's history."
+    )
 
 
 class NoInput(StrictInput):
@@ -241,7 +243,7 @@ def _visit_move_view(name: str, description: str):
     to, input_class = VISIT_MOVES[name]
 
     def move(self, request, *args, **kwargs):
-        return self._update(request, partial=True)
+        return self._update(request, partial=False)
 
     # DRF names an extra action after its function, so the function carries the move's name.
     move.__name__ = move.__qualname__ = name
@@ -301,6 +303,8 @@ class VisitViewSet(ResourceViewSet):
         else:
             to, move = VISIT_MOVES[self.action][0], {**data}
             move.pop("status", None)
+            if to == codes.VisitStatus.BOOKED:
+                move["correction"] = self.action == "correct"
         return visit_move(visit=visit, to=to, by=self.request.user, **move)
 
     book = _visit_move_view(

@@ -20,7 +20,7 @@ from clinic.roles import Kind, may, role_of
 from followups import visit_states
 from followups.codes import AssessmentStatus, VisitStatus
 from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
-from followups.visit_moves import MAY_CORRECT, visit_move_errors
+from followups.visit_moves import MAY_CORRECT, visit_day, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
 
 # What staff can do to a visit from the page, for each state it may move to.
@@ -53,6 +53,14 @@ def visit_actions(visit: Visit, *, may_correct: bool = False) -> list[str]:
     if visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as"):
         actions.insert(0, "rebook")
     return actions
+
+
+def visit_assessable(visit: Visit, today: date | None = None) -> bool:
+    """Whether measurements can be recorded at the visit now: it took place, or its day has come
+    (recording completes it)."""
+    if visit.status == VisitStatus.CANCELLED:
+        return False
+    return visit.status == VisitStatus.COMPLETED or (today or timezone.localdate()) >= visit_day(visit)
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,7 @@ def patient_page(*, patient: Patient, user) -> PatientPage:
     may_correct = role_of(user) in MAY_CORRECT
     for visit in visits:
         visit.page_actions = visit_actions(visit, may_correct=may_correct)
+        visit.assessable = visit_assessable(visit)
     reminders = list(
         Reminder.objects.filter(visit__patient=patient).select_related("visit").order_by("-due_at", "-id")
     )

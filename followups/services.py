@@ -231,9 +231,10 @@ def _validate_assessment(assessment: Assessment, triggers, adverse_effects, erro
             errors.add("visit", "This visit was cancelled.", "visit_cancelled")
         else:
             assessment.visit = visit
-            refused = visit_move_errors(visit, **_completing_move(visit, assessment.source))
-            if refused:
-                errors.merge(refused.under("visit"))
+            if visit.status != codes.VisitStatus.COMPLETED:
+                refused = visit_move_errors(visit, **_completing_move(visit, assessment.source))
+                if refused:
+                    errors.merge(refused.under("visit"))
     triggers = check_code_list(triggers, codes.Trigger, "triggers", errors)
     adverse_effects = check_code_list(adverse_effects, codes.AdverseEffect, "adverse_effects", errors)
     return triggers, adverse_effects

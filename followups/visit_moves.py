@@ -30,8 +30,10 @@ E = VisitMoveError
 # reminders could not even be placed in the patient's time zone).
 LATEST_VISIT_AHEAD = timedelta(days=3653)
 TOO_FAR_AHEAD = "This is more than ten years ahead."
-# simple-history keeps a change's reason in 100 characters; a correction's reason lives there.
-REASON_MAX_LENGTH = 100
+# simple-history keeps a change's reason in 100 characters: a correction's reason lives there; a
+# cancellation's in the visit's own column of 200.
+CORRECTION_REASON_MAX_LENGTH = 100
+CANCEL_REASON_MAX_LENGTH = 200
 MAY_CORRECT = (Role.CLINICIAN, Role.NURSE)
 
 
@@ -130,12 +132,12 @@ def _check_correction(visit: Visit, role: Role | None, errors: FieldErrors) -> N
         )
 
 
-def _check_reason(reason: str, field: str, errors: FieldErrors, what: str) -> str:
+def _check_reason(reason: str, field: str, errors: FieldErrors, what: str, max_length: int) -> str:
     reason = (reason or "").strip()
     if not reason:
         errors.add(field, f"Say why the visit is {what}.", E.REASON_REQUIRED)
-    elif len(reason) > REASON_MAX_LENGTH:
-        errors.add(field, f"Keep the reason to {REASON_MAX_LENGTH} characters.", E.REASON_TOO_LONG)
+    elif len(reason) > max_length:
+        errors.add(field, f"Keep the reason to {max_length} characters.", E.REASON_TOO_LONG)
     return reason
 
 
@@ -158,9 +160,13 @@ def visit_move_errors(
     scheduled_for: datetime | None = None,
     confirm_outside_window: bool = False,
     reason: str = "",
+    correction: bool | None = None,
     now: datetime | None = None,
 ) -> FieldErrors:
-    """Everything wrong with moving ``visit`` (as it stands) to ``to``; empty when the move may go."""
+    """Everything wrong with moving ``visit`` (as it stands) to ``to``; empty when the move may go.
+
+    ``correction``: True when the caller asks for a correction and nothing else (the API's
+    ``correct/``), False when it asks for anything but (``book/``), None when either will do."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     errors = FieldErrors()
@@ -168,9 +174,32 @@ def visit_move_errors(
     if transition:
         errors.add("status", transition, E.INVALID_TRANSITION)
         return errors
-    if visit_states.is_correction(visit.status, to):
+    correcting = visit_states.is_correction(visit.status, to)
+    state = visit.get_status_display().lower()
+    if correction is True and not correcting:
+        errors.add(
+            "status",
+            f"Only a completed or missed visit is corrected; this one is {state}.",
+            E.INVALID_TRANSITION,
+        )
+        return errors
+    if correction is False and correcting:
+        errors.add(
+            "status",
+            f"This visit is {state}: a clinician or nurse corrects it "
+            "(with a reason) before it is booked again.",
+            E.INVALID_TRANSITION,
+        )
+        return errors
+    if correcting:
         _check_correction(visit, role, errors)
-        _check_reason(reason, "reason", errors, "corrected")
+        _check_reason(reason, "reason", errors, "corrected", CORRECTION_REASON_MAX_LENGTH)
+        if scheduled_for is not None and scheduled_for != visit.scheduled_for:
+            errors.add(
+                "scheduled_for",
+                "A correction keeps the visit's time: correct it first, then reschedule it.",
+                E.INVALID_TRANSITION,
+            )
     elif to == VisitStatus.BOOKED:
         _check_booking(visit, scheduled_for, confirm_outside_window, errors)
     elif to == VisitStatus.COMPLETED:
@@ -178,7 +207,7 @@ def visit_move_errors(
     elif to == VisitStatus.MISSED:
         _check_missed(visit, now, today, errors)
     elif to == VisitStatus.CANCELLED:
-        _check_reason(reason, "cancel_reason", errors, "cancelled")
+        _check_reason(reason, "cancel_reason", errors, "cancelled", CANCEL_REASON_MAX_LENGTH)
     return errors
 
 
@@ -192,6 +221,7 @@ def visit_move(
     scheduled_for: datetime | None = None,
     confirm_outside_window: bool = False,
     reason: str = "",
+    correction: bool | None = None,
     now: datetime | None = None,
 ) -> Visit:
     """Move a visit to the state ``to`` (DOMAIN.md section 2), with the patient's row locked.
@@ -214,6 +244,7 @@ def visit_move(
         scheduled_for=scheduled_for,
         confirm_outside_window=confirm_outside_window,
         reason=reason,
+        correction=correction,
         now=now,
     )
     errors.raise_if_any()
@@ -226,7 +257,8 @@ def visit_move(
         visit.cancel_reason = reason
         fields.append("cancel_reason")
     if correcting:
-        visit._change_reason = f"corrected from {visit.status}: {reason}"
+        # The state it leaves is the history's previous row; the reason is kept beside the change.
+        visit._change_reason = reason
     visit.status = to
     visit.save(update_fields=[*fields, "updated_at"])
     after_visit_change(visit.patient)

@@ -1,7 +1,7 @@
 """Actions of the staff panel: each goes through the service the API uses, so the visit moves,
 its reminders are re-planned and the outcome follows; a refusal is shown, never a 500."""
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +12,7 @@ from django.utils import timezone
 from followups import services as followups
 from followups.codes import OutcomeCategory, ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Assessment, Reminder, TreatmentOutcome, Visit
+from followups.visit_moves import visit_move
 from tests.admin.conftest import at_clinic, days
 from tests.factories import PatientFactory, diagnosis_for
 
@@ -61,13 +62,16 @@ def messages_of(response) -> list[str]:
 
 @pytest.fixture
 def planned(db, today):
-    """A planned visit in 20 days for a patient who consented to e-mail reminders."""
+    """A planned visit in 20 days, due within days 15 to 30, for a patient who consented to e-mail
+    reminders."""
     patient = PatientFactory(email_reminders=True)
     diagnosis_for(patient, diagnosed_on=today - days(30))
     visit = followups.visit_create(
         patient=patient,
         purpose="Check",
         scheduled_for=at_clinic(today + days(20)),
+        window_start=today + days(15),
+        window_end=today + days(30),
         status=VisitStatus.PLANNED,
     )
     assert [kind for kind, _, status in open_reminders(visit)] == [
@@ -75,6 +79,20 @@ def planned(db, today):
         ReminderKind.VISIT_7D,
     ]
     return visit
+
+
+@pytest.fixture
+def passed(planned, today):
+    """A planned visit of the same patient whose window (the last five days) closed yesterday: it
+    can be completed, or marked missed."""
+    return followups.visit_create(
+        patient=planned.patient,
+        purpose="Earlier check",
+        scheduled_for=at_clinic(today - days(3)),
+        window_start=today - days(5),
+        window_end=today - days(1),
+        status=VisitStatus.PLANNED,
+    )
 
 
 def test_booking_moves_the_visit_and_re_plans_its_reminders(planned, clinician, today):
@@ -97,7 +115,7 @@ def test_booking_moves_the_visit_and_re_plans_its_reminders(planned, clinician, 
 def test_rescheduling_a_booked_visit_re_plans_its_reminders_again(planned, clinician, today):
     first = datetime.combine(today + days(25), time(9, 0), tzinfo=ZONE)
     second = datetime.combine(today + days(30), time(16, 15), tzinfo=ZONE)
-    followups.visit_book(visit=planned, scheduled_for=first)
+    visit_move(visit=planned, to=VisitStatus.BOOKED, scheduled_for=first)
 
     response = post(clinician, planned, "book", scheduled_for=local_input(second))
 
@@ -105,6 +123,27 @@ def test_rescheduling_a_booked_visit_re_plans_its_reminders_again(planned, clini
     visit = Visit.objects.get(pk=planned.pk)
     assert visit.scheduled_for == second and visit.sequence == 2
     assert {t for _, t, _ in open_reminders(visit)} == {second}
+
+
+def test_booking_outside_the_window_asks_and_the_checkbox_confirms(planned, clinician, today):
+    when = datetime.combine(today + days(40), time(10, 0), tzinfo=ZONE)
+    before = state(planned)
+
+    refused = post(clinician, planned, "book", scheduled_for=local_input(when))
+
+    assert refused.status_code == 200
+    html = refused.content.decode()
+    assert 'class="errorlist"' in html
+    assert "is outside the visit&#x27;s window" in html
+    assert "Confirm to book it outside the window anyway." in html
+    assert 'name="book-confirm_outside_window"' in html
+    assert state(planned) == before
+
+    response = post(clinician, planned, "book", scheduled_for=local_input(when), confirm_outside_window="on")
+
+    assert response.status_code == 302
+    visit = Visit.objects.get(pk=planned.pk)
+    assert (visit.status, visit.scheduled_for) == (VisitStatus.BOOKED, when)
 
 
 @pytest.mark.parametrize(
@@ -115,13 +154,32 @@ def test_rescheduling_a_booked_visit_re_plans_its_reminders_again(planned, clini
     ],
 )
 def test_completing_or_missing_a_visit_goes_through_the_service(
-    planned, clinician, action, status, reminder_kinds
+    passed, clinician, action, status, reminder_kinds
 ):
-    response = post(clinician, planned, action)
+    response = post(clinician, passed, action)
 
     assert response.status_code == 302
-    assert Visit.objects.get(pk=planned.pk).status == status
-    assert [kind for kind, _, _ in open_reminders(planned)] == reminder_kinds
+    assert Visit.objects.get(pk=passed.pk).status == status
+    assert [kind for kind, _, _ in open_reminders(passed)] == reminder_kinds
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ("complete", "This visit is still ahead: it can be completed from "),
+        ("missed", "The visit can still take place until "),
+    ],
+)
+def test_completing_or_missing_a_visit_ahead_is_refused_and_shown(planned, clinician, action, message):
+    before = state(planned)
+
+    response = post(clinician, planned, action)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-test="visit-act-error"' in html
+    assert message in html
+    assert state(planned) == before
 
 
 def test_cancelling_needs_a_reason_which_the_service_asks_for(planned, clinician):
@@ -141,17 +199,17 @@ def test_cancelling_needs_a_reason_which_the_service_asks_for(planned, clinician
     assert open_reminders(visit) == []
 
 
-def test_a_forbidden_transition_shows_the_error_and_changes_nothing(planned, clinician):
-    followups.visit_complete(visit=planned)
-    before = state(planned)
+def test_a_forbidden_transition_shows_the_error_and_changes_nothing(passed, clinician):
+    visit_move(visit=passed, to=VisitStatus.COMPLETED)
+    before = state(passed)
 
-    response = post(clinician, planned, "missed")
+    response = post(clinician, passed, "missed")
 
     assert response.status_code == 200
     html = response.content.decode()
     assert 'data-test="visit-act-error"' in html
-    assert "A completed visit cannot change any more." in html
-    assert state(planned) == before
+    assert "A completed visit can become: booked; not missed." in html
+    assert state(passed) == before
 
 
 def test_a_bad_date_is_a_form_error(planned, clinician):
@@ -174,25 +232,99 @@ def test_a_date_too_far_ahead_is_refused_by_the_service(planned, clinician, toda
     assert state(planned) == before
 
 
-def test_a_missed_visit_is_rebooked(planned, clinician, today):
-    followups.visit_mark_missed(visit=planned)
+def test_a_missed_visit_is_rebooked(passed, clinician, today):
+    visit_move(visit=passed, to=VisitStatus.MISSED)
     when = datetime.combine(today + days(3), time(10, 0), tzinfo=ZONE)
 
-    response = post(clinician, planned, "rebook", scheduled_for=local_input(when))
+    response = post(clinician, passed, "rebook", scheduled_for=local_input(when))
 
     assert response.status_code == 302
-    rebooked = Visit.objects.get(rebooked_from=planned)
+    rebooked = Visit.objects.get(rebooked_from=passed)
     assert (rebooked.status, rebooked.scheduled_for) == (VisitStatus.BOOKED, when)
-    assert open_reminders(planned) == []
+    assert open_reminders(passed) == []
 
 
-def test_the_page_offers_the_visit_s_allowed_actions(planned, clinician):
+def test_the_page_offers_the_visit_s_allowed_actions(planned, passed, clinician):
     html = clinician.get(page_url(planned.patient)).content.decode()
 
-    for action in ("book", "complete", "missed", "cancel"):
+    # A visit ahead: booked or cancelled, but not completed or missed before its day (v2).
+    for action in ("book", "cancel"):
         assert f'data-test="visit-{planned.pk}-{action}"' in html
-    assert f'data-test="visit-{planned.pk}-unbook"' not in html
+    for action in ("complete", "missed", "unbook", "correct", "rebook"):
+        assert f'data-test="visit-{planned.pk}-{action}"' not in html
     assert f'data-test="visit-{planned.pk}-assess"' in html
+    # A visit whose window has closed: every move of a planned visit.
+    for action in ("book", "complete", "missed", "cancel"):
+        assert f'data-test="visit-{passed.pk}-{action}"' in html
+    assert f'data-test="visit-{passed.pk}-unbook"' not in html
+
+
+def test_the_page_offers_complete_from_the_visit_s_day_and_missed_once_it_has_passed(
+    planned, clinician, today
+):
+    # Booked for tonight: it can be completed today, but it is not missed before its time.
+    tonight = followups.visit_create(
+        patient=planned.patient, purpose="Tonight", scheduled_for=at_clinic(today, 23) + timedelta(minutes=30)
+    )
+
+    html = clinician.get(page_url(planned.patient)).content.decode()
+
+    assert f'data-test="visit-{tonight.pk}-complete"' in html
+    assert f'data-test="visit-{tonight.pk}-missed"' not in html
+    assert f'data-test="visit-{tonight.pk}-unbook"' in html
+
+
+# --- corrections (v2): clinicians and nurses only ----------------------------------------------------
+
+WHY = "Marked by mistake: the patient came."
+
+
+@pytest.mark.parametrize("role", ["clinician", "nurse", "front_desk"])
+@pytest.mark.parametrize("wrong", [VisitStatus.COMPLETED, VisitStatus.MISSED])
+def test_the_correct_action_is_offered_to_clinicians_and_nurses_only(request, passed, role, wrong):
+    visit_move(visit=passed, to=wrong)
+    client = request.getfixturevalue(role)
+
+    act = client.get(act_url(passed)).content.decode()
+    page = client.get(page_url(passed.patient)).content.decode()
+
+    offered = role != "front_desk"
+    assert ('data-test="visit-act-correct"' in act) is offered
+    assert (f'data-test="visit-{passed.pk}-correct"' in page) is offered
+
+
+@pytest.mark.parametrize("role", ["clinician", "nurse"])
+def test_a_clinician_or_nurse_corrects_a_visit_with_a_reason_kept_in_its_history(request, passed, role):
+    visit_move(visit=passed, to=VisitStatus.MISSED)
+    client = request.getfixturevalue(role)
+    before = state(passed)
+
+    refused = post(client, passed, "correct", reason=" ")
+
+    assert refused.status_code == 200
+    assert "Say why the visit is corrected." in refused.content.decode()
+    assert state(passed) == before
+
+    response = post(client, passed, "correct", reason=WHY)
+
+    assert response.status_code == 302
+    assert Visit.objects.get(pk=passed.pk).status == VisitStatus.BOOKED
+    latest = Visit.history.filter(id=passed.pk).latest()
+    assert (latest.status, latest.history_change_reason) == (
+        VisitStatus.BOOKED,
+        WHY,
+    )
+
+
+def test_the_front_desk_posting_a_correction_is_refused_and_shown(passed, front_desk):
+    visit_move(visit=passed, to=VisitStatus.COMPLETED)
+    before = state(passed)
+
+    response = post(front_desk, passed, "correct", reason=WHY)
+
+    assert response.status_code == 200
+    assert "Only a clinician or a nurse corrects a visit&#x27;s state." in response.content.decode()
+    assert state(passed) == before
 
 
 def test_an_assessment_recorded_at_a_visit_completes_it_and_changes_the_outcome(planted, clinician, today):

@@ -20,6 +20,7 @@ from followups import services as follow_up
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Assessment, Reminder, Visit
 from followups.reminders import reminder_cancel, reminder_deliver, reminders_claim_due
+from followups.visit_moves import visit_move
 from patients import codes
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
 from patients.services import imaging_study_record
@@ -38,11 +39,16 @@ class Seeded:
     booked_visit: Visit
     planned_visit: Visit
     missed_visit: Visit
+    passed_visit: Visit
     assessment: Assessment
     sent_reminder: Reminder
     pending_reminder: Reminder
     cancelled_reminder: Reminder
     other_patient: Patient
+
+    def flag_id(self):
+        """The id of one flag of the patient (for ``flags/{id}/acknowledge/``)."""
+        return self.patient.flags.order_by("code", "subject").first().uuid
 
     def observation_id(self) -> str:
         """The FHIR id of one Observation of the assessment (its spasm frequency)."""
@@ -108,7 +114,10 @@ def _record_of(patient: Patient) -> dict:
     visits = {
         "booked_visit": manual(20, treatment=treatments["mvd"]),
         "planned_visit": manual(25, status=VisitStatus.PLANNED),
-        "missed_visit": follow_up.visit_mark_missed(visit=manual(35)),
+        # Marked missed as on the day after it (a visit is missed only once it has passed).
+        "missed_visit": visit_move(visit=manual(35), to=VisitStatus.MISSED, now=aware(36)),
+        # Booked for two days ago: it can be completed or missed now.
+        "passed_visit": manual(-2),
     }
     return {
         "diagnosis": diagnosis,

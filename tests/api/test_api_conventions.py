@@ -463,10 +463,15 @@ def test_a_service_rule_comes_back_as_field_messages_nested_like_the_body(clinic
 
     assert response.status_code == 400
     errors = response.json()
-    assert set(errors) == {"started_on", "medication"}
+    assert set(errors) == {"started_on", "medication", "error_codes"}
     assert errors["started_on"] == ["This date is before the patient's date of birth."]
     assert list(errors["medication"]) == ["daily_dose_mg"]
     assert "1200" in errors["medication"]["daily_dose_mg"][0]
+    # Beside the messages, each one's code, nested the same way.
+    assert errors["error_codes"] == {
+        "started_on": ["before_birth"],
+        "medication": {"daily_dose_mg": ["dose_ceiling"]},
+    }
 
 
 def test_messages_on_a_list_and_on_its_items_are_both_reported(clinician, patient_record):
@@ -488,7 +493,10 @@ def test_messages_on_a_list_and_on_its_items_are_both_reported(clinician, patien
                 "0": {"units": ["Units must be more than 0."]},
                 "non_field_errors": ["Each muscle is listed once per session."],
             }
-        }
+        },
+        "error_codes": {
+            "botulinum_toxin": {"injections": {"0": {"units": ["range"]}, "non_field_errors": ["duplicate"]}}
+        },
     }
 
 

@@ -24,8 +24,9 @@ from clinic.models import AuditEvent
 from clinic.roles import Role
 from followups import api as followups_api
 from followups import services as followups
-from followups.codes import ReminderStatus
+from followups.codes import ReminderStatus, VisitStatus
 from followups.models import PatientFlag, Reminder, TreatmentOutcome, Visit
+from followups.visit_moves import visit_move
 from patients import codes, demo
 from patients import services as patients
 from patients.api import PatientOut
@@ -55,10 +56,10 @@ def varied_rows(db):
     started = timezone.localdate() - timedelta(days=14)
     toxin = treatment_for(diagnosis, codes.TreatmentKind.BOTULINUM_TOXIN, started_on=started)
     missed = followups.visit_create(patient=ada, purpose="Review", scheduled_for=at(-3))
-    followups.visit_mark_missed(visit=missed)
+    visit_move(visit=missed, to=VisitStatus.MISSED)
     followups.visit_rebook(visit=missed, scheduled_for=at(4, 9))  # rebooked_from / rebooked_as
     cancelled = followups.visit_create(patient=ada, purpose="Ünterbrechung", scheduled_for=at(150, 16))
-    followups.visit_cancel(visit=cancelled, reason="Patient moved abroad")
+    visit_move(visit=cancelled, to=VisitStatus.CANCELLED, reason="Patient moved abroad")
     first = Reminder.objects.filter(visit__patient=ada).order_by("pk").first()
     Reminder.objects.filter(pk=first.pk).update(
         status=ReminderStatus.SENT, sent_at=timezone.now(), attempts=1

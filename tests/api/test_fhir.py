@@ -29,6 +29,7 @@ from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.fhir_urls import urlpatterns as fhir_routes
 from followups.models import Assessment, Reminder, Visit
 from followups.reminders import reminder_deliver, reminders_claim_due
+from followups.visit_moves import visit_move
 from patients import codes
 from patients import services as record
 from patients.models import Diagnosis, Treatment
@@ -371,9 +372,12 @@ def build_full_record() -> FullRecord:
     visits = {
         VisitStatus.PLANNED: manual(25, status=VisitStatus.PLANNED),
         VisitStatus.BOOKED: manual(20, treatment=first_mvd),
-        VisitStatus.COMPLETED: follow_up.visit_complete(visit=manual(30)),
-        VisitStatus.MISSED: follow_up.visit_mark_missed(visit=manual(35)),
-        VisitStatus.CANCELLED: follow_up.visit_cancel(visit=manual(40), reason="The patient moved away."),
+        # Completed and missed as on the day after each (neither move is made for a visit ahead).
+        VisitStatus.COMPLETED: visit_move(visit=manual(30), to=VisitStatus.COMPLETED, now=_aware(31)),
+        VisitStatus.MISSED: visit_move(visit=manual(35), to=VisitStatus.MISSED, now=_aware(36)),
+        VisitStatus.CANCELLED: visit_move(
+            visit=manual(40), to=VisitStatus.CANCELLED, reason="The patient moved away."
+        ),
     }
     sent = _send(Reminder.objects.get(visit=visits[VisitStatus.BOOKED], kind=ReminderKind.VISIT_7D))
     return FullRecord(patient, diagnoses, treatments, assessments, visits, sent)

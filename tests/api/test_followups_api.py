@@ -32,6 +32,7 @@ from followups.codes import (
     VisitStatus,
 )
 from followups.models import Assessment, AssessmentTrigger, PatientFlag, Reminder, Visit
+from followups.visit_moves import visit_move
 from patients import codes
 from tests.api.conftest import API
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
@@ -74,6 +75,7 @@ ASSESSMENT_FIELDS = {
     "triggers",
     "adverse_effects",
     "notes",
+    "source",
     "created_at",
     "updated_at",
 }
@@ -88,6 +90,7 @@ OUTCOME_FIELDS = {
     "grade_change",
     "soriano_baron",
     "days_to_spasm_free",
+    "benefit_days",
     "qol_meaningful_improvement",
     "rule_version",
     "computed_at",
@@ -108,6 +111,7 @@ REMINDER_FIELDS = {
     "updated_at",
 }
 PATIENT_BRIEF_FIELDS = {"id", "mrn", "given_name", "family_name"}
+FLAG_FIELDS = {"id", "code", "detail", "since", "acknowledged_by", "acknowledged_at", "note"}
 
 
 # --- helpers and fixtures -----------------------------------------------------------------------
@@ -301,12 +305,22 @@ def test_a_planned_visit_can_be_arranged_for_a_treatment_within_a_window(nurse, 
             {"scheduled_for": ["Give a date and time with its UTC offset."]},
         ),
         ({"status": "completed"}, {"status": ['"completed" is not a valid choice.']}),
-        ({"treatment": "other"}, {"treatment": ["This belongs to another patient."]}),
+        # The service's refusals carry their codes beside the messages.
+        (
+            {"treatment": "other"},
+            {
+                "treatment": ["This belongs to another patient."],
+                "error_codes": {"treatment": ["other_patient"]},
+            },
+        ),
         ({"treatment": str(uuid.uuid4())}, {"treatment": ["Object with uuid={id} does not exist."]}),
         ({"sequence": 3}, {"sequence": ["Unknown field."]}),
         (
             {"window_start": "2031-05-03", "window_end": "2031-05-01"},
-            {"window_end": ["The window ends before it starts."]},
+            {
+                "window_end": ["The window ends before it starts."],
+                "error_codes": {"window_end": ["date_order"]},
+            },
         ),
     ],
 )
@@ -325,7 +339,9 @@ def test_a_visit_that_cannot_be_arranged_is_a_400_and_nothing_is_created(clinici
 
     assert response.status_code == 400
     expected = {
-        field: [message.format(id=change.get("treatment")) for message in messages]
+        field: messages
+        if field == "error_codes"
+        else [message.format(id=change.get("treatment")) for message in messages]
         for field, messages in errors.items()
     }
     assert response.json() == expected
@@ -360,15 +376,21 @@ def test_status_booked_alone_books_the_visit_at_its_planned_time(nurse, planned)
 
 
 @pytest.mark.parametrize(
-    "change, status, reason",
+    "change, on, status, reason",
     [
-        ({"status": "completed"}, VisitStatus.COMPLETED, ""),
-        ({"status": "missed"}, VisitStatus.MISSED, ""),
-        ({"status": "cancelled", "cancel_reason": "  Moved abroad "}, VisitStatus.CANCELLED, "Moved abroad"),
+        # Completed from its day on, missed once its time has passed, cancelled any time.
+        ({"status": "completed"}, 0, VisitStatus.COMPLETED, ""),
+        ({"status": "missed"}, -2, VisitStatus.MISSED, ""),
+        (
+            {"status": "cancelled", "cancel_reason": "  Moved abroad "},
+            2,
+            VisitStatus.CANCELLED,
+            "Moved abroad",
+        ),
     ],
 )
-def test_patch_moves_a_visit_through_its_service(nurse, ada, change, status, reason):
-    visit = visit_on(ada, today() + days(2))
+def test_patch_moves_a_visit_through_its_service(nurse, ada, change, on, status, reason):
+    visit = visit_on(ada, today() + days(on), hour=23 if on == 0 else 11)
 
     response = nurse.patch(url("visits", visit), change, format="json")
 
@@ -381,47 +403,59 @@ def test_patch_moves_a_visit_through_its_service(nurse, ada, change, status, rea
 @pytest.mark.parametrize(
     "before, change, message",
     [
-        (VisitStatus.COMPLETED, {"status": "booked"}, "A completed visit cannot change any more."),
         (
             VisitStatus.COMPLETED,
-            {"scheduled_for": "2031-01-01T09:00:00+01:00"},
-            "A completed visit cannot change any more.",
+            {"status": "planned"},
+            "A completed visit can become: booked; not planned.",
         ),
         (
-            VisitStatus.PLANNED,
-            {"status": "planned"},
-            "A planned visit can become: booked, cancelled, completed, missed; not planned.",
+            VisitStatus.COMPLETED,
+            {"status": "cancelled", "cancel_reason": "Moved abroad"},
+            "A completed visit can become: booked; not cancelled.",
         ),
+        (VisitStatus.PLANNED, {"status": "planned"}, "This visit is planned already."),
         (
             VisitStatus.MISSED,
-            {"status": "booked"},
-            "A missed visit can become: cancelled, completed; not booked.",
+            {"status": "completed"},
+            "A missed visit can become: booked; not completed.",
+        ),
+        (
+            VisitStatus.CANCELLED,
+            {"status": "booked", "reason": "Booked again"},
+            "A cancelled visit stays cancelled: book a new visit instead.",
+        ),
+        (
+            VisitStatus.CANCELLED,
+            {"scheduled_for": "2031-01-01T09:00:00+01:00", "confirm_outside_window": True},
+            "A cancelled visit stays cancelled: book a new visit instead.",
         ),
     ],
 )
 def test_a_move_the_state_machine_forbids_is_the_services_400(clinician, ada, before, change, message):
-    visit = visit_on(ada, today() + days(2), status=VisitStatus.PLANNED)
-    if before == VisitStatus.COMPLETED:
-        followups.visit_complete(visit=visit)
-    elif before == VisitStatus.MISSED:
-        followups.visit_mark_missed(visit=visit)
+    # Two days ago: it can be completed or missed now.
+    visit = visit_on(ada, today() - days(2), status=VisitStatus.PLANNED)
+    if before != VisitStatus.PLANNED:
+        visit_move(visit=visit, to=before, reason="Moved abroad")
     stored = Visit.objects.filter(pk=visit.pk).values().get()
 
     response = clinician.patch(url("visits", visit), change, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"status": [message]}
+    assert response.json() == {"status": [message], "error_codes": {"status": ["invalid_transition"]}}
     assert Visit.objects.filter(pk=visit.pk).values().get() == stored
+
+
+REASON_REQUIRED = {
+    "cancel_reason": ["Say why the visit is cancelled."],
+    "error_codes": {"cancel_reason": ["reason_required"]},
+}
 
 
 @pytest.mark.parametrize(
     "change, errors",
     [
-        ({"status": "cancelled"}, {"cancel_reason": ["Say why the visit is cancelled."]}),
-        (
-            {"status": "cancelled", "cancel_reason": "  "},
-            {"cancel_reason": ["Say why the visit is cancelled."]},
-        ),
+        ({"status": "cancelled"}, REASON_REQUIRED),
+        ({"status": "cancelled", "cancel_reason": "  "}, REASON_REQUIRED),
         (
             {},
             {
@@ -453,9 +487,13 @@ def test_a_patch_no_service_can_make_is_a_400(clinician, ada, change, errors):
 
 
 def test_a_stale_if_match_is_a_412_and_the_visit_is_unchanged(clinician, ada):
-    visit = visit_on(ada, today() + days(2))
+    # Due within the last five days: rescheduled inside its window, then completed.
+    visit = visit_on(ada, today() - days(3), window_start=today() - days(5), window_end=today())
     etag = clinician.get(url("visits", visit))["ETag"]
-    clinician.patch(url("visits", visit), {"scheduled_for": at(today() + days(3)).isoformat()}, format="json")
+    moved = clinician.patch(
+        url("visits", visit), {"scheduled_for": at(today() - days(2)).isoformat()}, format="json"
+    )
+    assert moved.status_code == 200, moved.data
 
     stale = clinician.patch(url("visits", visit), {"status": "completed"}, format="json", HTTP_IF_MATCH=etag)
     fresh_etag = clinician.get(url("visits", visit))["ETag"]
@@ -465,11 +503,12 @@ def test_a_stale_if_match_is_a_412_and_the_visit_is_unchanged(clinician, ada):
 
     assert (stale.status_code, fresh.status_code) == (412, 200)
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
+    assert Visit.history.filter(id=visit.pk, status=VisitStatus.COMPLETED).count() == 1
 
 
 def test_a_missed_visit_is_rebooked_once(nurse, ada):
-    missed = visit_on(ada, today() + days(2))
-    followups.visit_mark_missed(visit=missed)
+    missed = visit_on(ada, today() - days(2))
+    visit_move(visit=missed, to=VisitStatus.MISSED)
     when = at(today() + days(9), 10).isoformat()
 
     first = nurse.post(
@@ -491,7 +530,10 @@ def test_a_missed_visit_is_rebooked_once(nurse, ada):
     assert rebooked["purpose"] == missed.purpose
     assert nurse.get(url("visits", missed)).json()["rebooked_as"] == rebooked["id"]
     assert again.status_code == 400
-    assert again.json() == {"status": ["This missed visit was rebooked already."]}
+    assert again.json() == {
+        "status": ["This missed visit was rebooked already."],
+        "error_codes": {"status": ["already_rebooked"]},
+    }
     assert Visit.objects.filter(patient=ada).count() == 2
 
 
@@ -503,7 +545,10 @@ def test_only_a_missed_visit_is_rebooked(nurse, ada):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"status": ["Only a missed visit is rebooked; book or reschedule this one."]}
+    assert response.json() == {
+        "status": ["Only a missed visit is rebooked; book or reschedule this one."],
+        "error_codes": {"status": ["invalid_transition"]},
+    }
 
 
 def test_rebooking_an_unknown_visit_is_a_404(nurse):
@@ -527,8 +572,8 @@ def test_visits_are_neither_replaced_nor_deleted(clinician, ada):
 
 
 def test_integration_read_reads_visits_and_writes_none(integration, ada):
-    visit = visit_on(ada, today() + days(2))
-    followups.visit_mark_missed(visit=visit)
+    visit = visit_on(ada, today() - days(2))
+    visit_move(visit=visit, to=VisitStatus.MISSED)
     body = {"patient": str(ada.uuid), "purpose": "Review", "scheduled_for": "2031-05-02T10:30:00+02:00"}
 
     assert integration.get(url("visits", visit)).status_code == 200
@@ -547,14 +592,23 @@ def test_a_visit_more_than_ten_years_ahead_is_refused(clinician, ada):
     window = {**far, "scheduled_for": "2031-05-02T10:30:00+02:00", "window_end": "9999-12-31"}
 
     assert clinician.post(url("visits"), far, format="json").json() == {
-        "scheduled_for": ["This is more than ten years ahead."]
+        "scheduled_for": ["This is more than ten years ahead."],
+        "error_codes": {"scheduled_for": ["too_far_ahead"]},
     }
     assert clinician.post(url("visits"), window, format="json").json() == {
-        "window_end": ["This is more than ten years ahead."]
+        "window_end": ["This is more than ten years ahead."],
+        "error_codes": {"window_end": ["too_far_ahead"]},
     }
     visit = visit_on(ada, today() + days(2))
-    moved = clinician.patch(url("visits", visit), {"scheduled_for": far["scheduled_for"]}, format="json")
-    assert moved.json() == {"scheduled_for": ["This is more than ten years ahead."]}
+    moved = clinician.patch(
+        url("visits", visit),
+        {"scheduled_for": far["scheduled_for"], "confirm_outside_window": True},
+        format="json",
+    )
+    assert moved.json() == {
+        "scheduled_for": ["This is more than ten years ahead."],
+        "error_codes": {"scheduled_for": ["too_far_ahead"]},
+    }
 
 
 # --- assessments --------------------------------------------------------------------------------
@@ -596,6 +650,7 @@ def test_an_assessment_is_recorded_with_its_seven_hfs7_answers(nurse, ada):
     assert (body["cohen_albert_grade"], body["smc_grade"], body["house_brackmann_grade"]) == (3, 2, 1)
     assert (body["triggers"], body["adverse_effects"]) == (["fatigue", "stress"], ["ptosis"])
     assert (body["contraction_pattern"], body["jankovic_anchors"]) == ("clonic", "hfs_adapted")
+    assert body["source"] == "nurse"
 
 
 def test_only_the_date_is_required_and_no_hfs7_answers_read_as_null(nurse, ada):
@@ -610,27 +665,30 @@ def test_only_the_date_is_required_and_no_hfs7_answers_read_as_null(nurse, ada):
 
 
 @pytest.mark.parametrize(
-    "change, field",
+    "change, field, code",
     [
-        ({"hfs7_items": [1, 2, 3]}, "hfs7_items"),
-        ({"hfs7_items": [0, 0, 0, 0, 0, 0, 5]}, "hfs7_items"),
-        ({"hfs7_items": [0, 0, 0, None, 0, 0, 0]}, "hfs7_items"),
-        ({"cohen_albert_grade": 5}, "cohen_albert_grade"),
-        ({"smc_grade": 0}, "smc_grade"),
-        ({"house_brackmann_grade": 7}, "house_brackmann_grade"),
-        ({"spasms_per_day": "-1"}, "spasms_per_day"),
-        ({"triggers": ["stress", "stress"]}, "triggers"),
-        ({"triggers": ["sneezing"]}, "triggers"),
-        ({"assessed_on": (today() + days(3)).isoformat()}, "assessed_on"),
-        ({"status": "entered_in_error"}, "status"),
-        ({"hfs7_total": 13}, "hfs7_total"),
+        ({"hfs7_items": [1, 2, 3]}, "hfs7_items", None),
+        ({"hfs7_items": [0, 0, 0, 0, 0, 0, 5]}, "hfs7_items", None),
+        ({"hfs7_items": [0, 0, 0, None, 0, 0, 0]}, "hfs7_items", None),
+        ({"cohen_albert_grade": 5}, "cohen_albert_grade", None),
+        ({"smc_grade": 0}, "smc_grade", None),
+        ({"house_brackmann_grade": 7}, "house_brackmann_grade", None),
+        ({"spasms_per_day": "-1"}, "spasms_per_day", None),
+        # The service's refusals (not the input's) carry their codes beside the messages.
+        ({"triggers": ["stress", "stress"]}, "triggers", "duplicate"),
+        ({"triggers": ["sneezing"]}, "triggers", None),
+        ({"assessed_on": (today() + days(3)).isoformat()}, "assessed_on", "in_future"),
+        ({"status": "entered_in_error"}, "status", None),
+        ({"hfs7_total": 13}, "hfs7_total", None),
     ],
 )
-def test_an_assessment_out_of_its_scales_is_a_400(nurse, ada, change, field):
+def test_an_assessment_out_of_its_scales_is_a_400(nurse, ada, change, field, code):
     response = nurse.post(url("assessments"), full_assessment(ada, **change), format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == [field]
+    body = response.json()
+    assert body.pop("error_codes", None) == (None if code is None else {field: [code]})
+    assert list(body) == [field]
     assert not Assessment.objects.filter(patient=ada).exists()
 
 
@@ -640,7 +698,10 @@ def test_an_assessment_at_a_visit_of_another_patient_is_refused(nurse, ada):
     response = nurse.post(url("assessments"), full_assessment(ada, visit=str(visit.uuid)), format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"visit": ["This visit belongs to another patient."]}
+    assert response.json() == {
+        "visit": ["This visit belongs to another patient."],
+        "error_codes": {"visit": ["other_patient"]},
+    }
 
 
 def test_an_assessment_at_a_visit_completes_the_visit(nurse, ada):
@@ -650,6 +711,36 @@ def test_an_assessment_at_a_visit_completes_the_visit(nurse, ada):
 
     assert response.status_code == 201
     assert response.json()["visit"] == str(visit.uuid)
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
+
+
+def test_an_assessment_at_a_visit_still_ahead_is_refused_on_the_visit(nurse, ada):
+    ahead = today() + days(3)
+    visit = visit_on(ada, ahead)
+
+    response = nurse.post(url("assessments"), full_assessment(ada, visit=str(visit.uuid)), format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "visit": [
+            f"This visit is still ahead: it can be completed from {ahead.day} {ahead:%B} {ahead.year} on."
+        ],
+        "error_codes": {"visit": ["still_ahead"]},
+    }
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.BOOKED
+    assert not Assessment.objects.filter(patient=ada).exists()
+
+
+def test_an_assessment_recorded_at_a_visit_is_changed_later(nurse, ada):
+    visit = visit_on(ada, today() - days(1))
+    created = nurse.post(
+        url("assessments"), full_assessment(ada, visit=str(visit.uuid)), format="json"
+    ).json()
+
+    response = nurse.patch(url("assessments", created["id"]), {"spasms_per_day": 4}, format="json")
+
+    assert response.status_code == 200, response.data
+    assert (response.json()["spasms_per_day"], response.json()["visit"]) == (4.0, str(visit.uuid))
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
 
 
@@ -711,7 +802,10 @@ def test_patch_entered_in_error_retracts_and_a_retracted_assessment_changes_no_m
     assert list(mixed.json()) == ["status"]
     assert (retracted.status_code, retracted.json()["status"]) == (200, "entered_in_error")
     assert changed.status_code == 400
-    assert changed.json() == {"status": ["A retracted assessment is not changed; record a new one."]}
+    assert changed.json() == {
+        "status": ["A retracted assessment is not changed; record a new one."],
+        "error_codes": {"status": ["invalid"]},
+    }
     stored = Assessment.objects.get(uuid=created["id"])
     assert (stored.status, stored.spasms_per_day, stored.notes) == (
         AssessmentStatus.ENTERED_IN_ERROR,
@@ -759,7 +853,9 @@ def test_outcomes_hold_one_entry_per_treatment(clinician, ada):
         diagnosed(ada, 90), codes.TreatmentKind.BOTULINUM_TOXIN, started_on=today() - days(60)
     )
     baseline = followups.assessment_record(patient=ada, assessed_on=today() - days(61), spasms_per_day=10)
-    current = followups.assessment_record(patient=ada, assessed_on=today() - days(5), spasms_per_day=2)
+    # Rule version 2 reads a toxin session at its peak: the latest log from day 7 to day 42.
+    current = followups.assessment_record(patient=ada, assessed_on=today() - days(30), spasms_per_day=2)
+    followups.assessment_record(patient=ada, assessed_on=today() - days(5), spasms_per_day=8)
 
     response = clinician.get(f"{url('patients', ada)}outcomes/")
 
@@ -778,7 +874,7 @@ def test_outcomes_hold_one_entry_per_treatment(clinician, ada):
     assert (entry["spasms_per_day_change_pct"], entry["soriano_baron"], entry["rule_version"]) == (
         80.0,
         None,
-        1,
+        2,
     )
 
 
@@ -798,10 +894,18 @@ def test_flags_list_code_detail_and_since(clinician, ada):
 
     assert response.status_code == 200
     flag = PatientFlag.objects.get(patient=ada, code=FlagCode.IMAGING_MISSING)
+    # v2: `since` is the date of the fact behind the flag, and each entry says who acknowledged it.
     assert response.json() == [
-        {"code": "imaging_missing", "detail": flag.detail, "since": response.json()[0]["since"]}
+        {
+            "id": str(flag.uuid),
+            "code": "imaging_missing",
+            "detail": flag.detail,
+            "since": flag.since.isoformat(),
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "note": "",
+        }
     ]
-    assert parse_datetime(response.json()[0]["since"]) == flag.since
 
 
 @pytest.mark.parametrize("sub", ["outcomes", "flags"])
@@ -897,7 +1001,10 @@ def test_a_sent_reminder_cannot_be_cancelled(front_desk, reminded):
     response = front_desk.post(url("reminders", reminder, "cancel"), format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"status": ["A sent reminder cannot be cancelled."]}
+    assert response.json() == {
+        "status": ["A sent reminder cannot be cancelled."],
+        "error_codes": {"status": ["invalid"]},
+    }
     assert Reminder.objects.get(pk=reminder.pk).status == ReminderStatus.SENT
 
 
@@ -968,9 +1075,10 @@ def test_the_due_worklist_takes_its_bounds(clinician, value):
 
 def test_the_overdue_worklist_holds_missed_visits_nobody_rebooked(nurse, ada):
     missed = visit_on(ada, today() - days(3))
-    followups.visit_mark_missed(visit=missed)
-    rebooked = visit_on(ada, today() - days(2))
-    followups.visit_mark_missed(visit=rebooked)
+    visit_move(visit=missed, to=VisitStatus.MISSED)
+    # Another patient's (v2: a patient who holds a booked visit ahead is not overdue at all).
+    rebooked = visit_on(PatientFactory(), today() - days(2))
+    visit_move(visit=rebooked, to=VisitStatus.MISSED)
     followups.visit_rebook(visit=rebooked, scheduled_for=at(today() + days(3)))
 
     response = nurse.get(f"{API}worklists/overdue/")
@@ -999,7 +1107,7 @@ def test_the_flagged_worklist_filters_by_flag_code(clinician, ada):
     assert [(row["patient"]["mrn"], row["flag"]["code"]) for row in secondary] == [
         (other.mrn, "secondary_cause_unconfirmed")
     ]
-    assert set(secondary[0]["flag"]) == {"code", "detail", "since"}
+    assert set(secondary[0]["flag"]) == FLAG_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -1029,9 +1137,11 @@ def test_worklists_of_visits_are_for_the_front_desk_and_flags_are_clinical(front
 
 
 def test_worklists_page_in_their_own_order(clinician, ada):
-    visits = [visit_on(ada, today() + days(n)) for n in (3, 1, 2)]
+    # The visits ahead are another patient's: v2 does not count Ada overdue while she holds one.
+    other = PatientFactory()
+    visits = [visit_on(other, today() + days(n)) for n in (3, 1, 2)]
     for n in (6, 4, 5):
-        followups.visit_mark_missed(visit=visit_on(ada, today() - days(n)))
+        visit_move(visit=visit_on(ada, today() - days(n)), to=VisitStatus.MISSED)
 
     due = walk(clinician, f"{API}worklists/due/")
     overdue = walk(clinician, f"{API}worklists/overdue/")
@@ -1044,6 +1154,15 @@ def test_worklists_page_in_their_own_order(clinician, ada):
     ]
     crafted = clinician.get(f"{API}worklists/due/", {"cursor": "cD1ub3QtYS10aW1l"})  # p=not-a-time
     assert crafted.status_code == 404
+
+
+def test_the_flagged_worklist_pages_in_its_order(clinician):
+    # `since` is a date (v2): the cursor of the next page holds one.
+    add_flags(3)
+
+    flagged = walk(clinician, f"{API}worklists/flagged/")
+
+    assert [row["flag"]["since"] for row in flagged] == [(today() - days(n)).isoformat() for n in (2, 1, 0)]
 
 
 def walk(client, path) -> list[dict]:
@@ -1120,7 +1239,7 @@ def add_flags(count: int) -> None:
             code=FlagCode.OVERDUE_FOLLOW_UP,
             subject=f"s{n}",
             detail="Test row",
-            since=timezone.now() - days(n),
+            since=today() - days(n),
         )
         for n in range(count)
     )
@@ -1192,7 +1311,7 @@ def test_reads_and_writes_of_follow_up_are_audited(clinician, front_desk, remind
     diagnosed(ada)
     actor = clinician.api_client.user.username
     clinician.get(url("visits", reminded))
-    clinician.patch(url("visits", reminded), {"status": "completed"}, format="json")
+    clinician.patch(url("visits", reminded), {"status": "cancelled", "cancel_reason": "Ill"}, format="json")
     clinician.patch(url("visits", reminded), {"status": "booked"}, format="json")  # refused: not audited
     created = clinician.post(url("assessments"), full_assessment(ada), format="json").json()
     clinician.get(f"{url('patients', ada)}outcomes/")
@@ -1206,7 +1325,7 @@ def test_reads_and_writes_of_follow_up_are_audited(clinician, front_desk, remind
         ("create", "assessment", created["id"], p, "POST", 201),
         ("read", "patient_outcomes", str(p), p, "GET", 200),
         ("read", "patient_flags", str(p), p, "GET", 200),
-        ("read", "worklist_flagged", str(ada.flags.get().pk), p, "GET", 200),
+        ("read", "worklist_flagged", str(ada.flags.get().uuid), p, "GET", 200),
     ]
     reminder = reminder_of(visit_on(ada, today() + days(30)))
     front_desk.post(url("reminders", reminder, "cancel"), format="json")

@@ -16,6 +16,7 @@ import pytest
 
 from followups import services as follow_up
 from followups.codes import VisitStatus
+from followups.visit_moves import visit_move
 from tests.api.conftest import API
 from tests.api.seeding import aware
 from tests.factories import PatientFactory, diagnosis_for
@@ -43,20 +44,33 @@ def test_a_date_time_with_no_moment_in_utc_is_a_400(clinician, db, moment):
     assert set(response.json()) == {"updated_since"}
 
 
-@pytest.mark.parametrize("worklist", ["due", "flagged"])
-def test_a_crafted_worklist_cursor_is_a_page_or_a_404_never_a_500(clinician, db, worklist):
+@pytest.mark.parametrize(
+    ("worklist", "a_position", "no_position"),
+    [
+        # The due list is ordered by a date-time; the overdue list by a date, and (v2) the flagged
+        # list too: `since` is the date of the fact behind the flag.
+        ("due", "2024-01-01T00:00:00+21:00", "0001-01-01T00:00:00+01:00"),
+        ("overdue", "2024-01-01", "2024-02-30"),
+        ("flagged", "2024-01-01", "2024-01-01T00:00:00+21:00"),
+    ],
+)
+def test_a_crafted_worklist_cursor_is_a_page_or_a_404_never_a_500(
+    clinician, db, worklist, a_position, no_position
+):
     path = f"{API}worklists/{worklist}/"
-    far_offset = clinician.get(path, {"cursor": cursor_at("2024-01-01T00:00:00+21:00")})
-    assert far_offset.status_code == 200, far_offset.content
-    no_moment = clinician.get(path, {"cursor": cursor_at("0001-01-01T00:00:00+01:00")})
-    assert no_moment.status_code == 404
+    crafted = clinician.get(path, {"cursor": cursor_at(a_position)})
+    assert crafted.status_code == 200, crafted.content
+    not_ours = clinician.get(path, {"cursor": cursor_at(no_position)})
+    assert not_ours.status_code == 404, not_ours.content
 
 
 @pytest.fixture
 def missed_and_planned(db):
     patient = PatientFactory()  # born 1968-05-17
-    missed = follow_up.visit_mark_missed(
-        visit=follow_up.visit_create(patient=patient, purpose="Review", scheduled_for=aware(5))
+    missed = visit_move(
+        visit=follow_up.visit_create(patient=patient, purpose="Review", scheduled_for=aware(5)),
+        to=VisitStatus.MISSED,
+        now=aware(6),  # as on the day after it: a visit is missed only once it has passed
     )
     planned = follow_up.visit_create(
         patient=patient, purpose="Review", scheduled_for=aware(6), status=VisitStatus.PLANNED
@@ -71,7 +85,10 @@ def test_a_visit_is_not_rebooked_before_the_patients_birth(clinician, missed_and
         f"{API}visits/{missed.uuid}/rebook/", {"scheduled_for": "0333-08-09T07:13:57Z"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json() == {"scheduled_for": ["This date is before the patient's date of birth."]}
+    assert response.json() == {
+        "scheduled_for": ["This date is before the patient's date of birth."],
+        "error_codes": {"scheduled_for": ["before_birth"]},
+    }
     assert not hasattr(type(missed).objects.get(pk=missed.pk), "rebooked_as")
 
 
@@ -81,7 +98,10 @@ def test_a_visit_is_not_booked_before_the_patients_birth(clinician, missed_and_p
         f"{API}visits/{planned.uuid}/", {"scheduled_for": "1960-01-01T10:00:00+01:00"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json() == {"scheduled_for": ["This date is before the patient's date of birth."]}
+    assert response.json() == {
+        "scheduled_for": ["This date is before the patient's date of birth."],
+        "error_codes": {"scheduled_for": ["before_birth"]},
+    }
     planned.refresh_from_db()
     assert planned.status == VisitStatus.PLANNED
 

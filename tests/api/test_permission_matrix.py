@@ -77,8 +77,16 @@ class Op:
     query: Callable[[Seeded], dict] | None = None
     body: Callable[[Seeded], dict] | None = None
     same_for_all: int | None = None
+    # (caller, status) pairs for a caller the role lets in but the service refuses (a 400).
+    refused_for: tuple[tuple[str, int], ...] = ()
 
     def expected(self, caller: str) -> int:
+        if self.same_for_all is None and caller in dict(self.refused_for):
+            return dict(self.refused_for)[caller]
+        return self.gate(caller)
+
+    def gate(self, caller: str) -> int:
+        """What the roles alone answer: ``ok`` to a caller they let in (whatever the service says)."""
         if self.same_for_all is not None:
             return self.same_for_all
         if self.kind is None:
@@ -94,8 +102,13 @@ def reads(kind: Kind | None, at=None, query=None) -> dict[str, Op]:
     return {method: Op(kind, at=at, query=query) for method in ("GET", "HEAD", "OPTIONS")}
 
 
-def write(kind: Kind, ok: int, body=None, at=None) -> Op:
-    return Op(kind, write=True, ok=ok, at=at, body=body)
+def write(kind: Kind, ok: int, body=None, at=None, refused_for=()) -> Op:
+    return Op(kind, write=True, ok=ok, at=at, body=body, refused_for=refused_for)
+
+
+def move(body=None, at=None, refused_for=()) -> dict[str, Op]:
+    """A visit move (POST visits/{id}/<move>/): a write of visits answering the visit, and OPTIONS."""
+    return {"POST": write(Kind.VISIT, 200, body, at, refused_for), "OPTIONS": Op(Kind.VISIT, at=at)}
 
 
 def fhir_reads(kind: Kind, at=None, query=None) -> dict[str, Op]:
@@ -161,7 +174,8 @@ def _assessment_body(seeded: Seeded) -> dict:
 
 PATIENT, DIAGNOSIS, STUDY = _id("patient"), _id("diagnosis"), _id("imaging_study")
 MEDICATION, MVD, ASSESSMENT = _id("medication"), _id("mvd"), _id("assessment")
-BOOKED, MISSED = _id("booked_visit"), _id("missed_visit")
+BOOKED, MISSED, PASSED = _id("booked_visit"), _id("missed_visit"), _id("passed_visit")
+FLAG = lambda seeded: seeded.flag_id()  # noqa: E731
 SENT, PENDING, CANCELLED = _id("sent_reminder"), _id("pending_reminder"), _id("cancelled_reminder")
 C, CL, V, A, R = Kind.CONTACT, Kind.CLINICAL, Kind.VISIT, Kind.ASSESSMENT, Kind.REMINDER
 V1 = "api/v1/"
@@ -201,6 +215,18 @@ EXPECTED: dict[str, dict[str, Op]] = {
         **reads(V, BOOKED),
         "PATCH": write(V, 200, lambda s: {"status": "cancelled", "cancel_reason": "Moved away."}, BOOKED),
     },
+    # The moves of DOMAIN.md 2 (API.md, v2): each legitimate for the visit it addresses. Only a
+    # clinician or nurse corrects: the front desk, which writes visits, is refused by the service.
+    f"{V1}visits/{{id}}/book/": move(lambda s: {"scheduled_for": aware(20, hour=15).isoformat()}, BOOKED),
+    f"{V1}visits/{{id}}/unbook/": move(at=BOOKED),
+    f"{V1}visits/{{id}}/complete/": move(at=PASSED),
+    f"{V1}visits/{{id}}/missed/": move(at=PASSED),
+    f"{V1}visits/{{id}}/cancel/": move(lambda s: {"reason": "Moved away."}, BOOKED),
+    f"{V1}visits/{{id}}/correct/": move(
+        lambda s: {"status": "booked", "reason": "Marked missed by mistake."},
+        MISSED,
+        refused_for=((Role.FRONT_DESK.value, 400),),
+    ),
     f"{V1}visits/{{id}}/rebook/": {
         "POST": write(V, 201, lambda s: {"scheduled_for": aware(40).isoformat()}, MISSED),
         "OPTIONS": Op(V, at=MISSED),
@@ -221,6 +247,11 @@ EXPECTED: dict[str, dict[str, Op]] = {
     f"{V1}worklists/overdue/": reads(V),
     f"{V1}worklists/due/": reads(V, query=lambda s: {"days": "30"}),
     f"{V1}worklists/flagged/": reads(CL),
+    # Clinicians only: a nurse reads flags but does not write clinical records.
+    f"{V1}flags/{{id}}/acknowledge/": {
+        "POST": write(CL, 200, lambda s: {"note": "Declines imaging for now."}, FLAG),
+        "OPTIONS": Op(CL, at=FLAG),
+    },
     # -- the contract itself: public
     "api/schema/": reads(None),
     "api/docs/": {"GET": Op(None), "HEAD": Op(None)},  # an HTML page: no OPTIONS
@@ -437,7 +468,7 @@ def test_unknown_ids_are_404_to_whoever_may_and_403_to_whoever_may_not(route, se
                 continue
             body = op.body(seeded) if op.body else None
             for caller in CALLERS:
-                expected = op.expected(caller)
+                expected = op.gate(caller)
                 expected = 404 if expected == op.ok else expected
                 response = undone(callers[caller], method, path, body=body)
                 if response.status_code != expected:

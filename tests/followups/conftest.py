@@ -9,12 +9,15 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from followups import services as followups
 from followups.codes import VisitSource, VisitStatus
 from followups.models import PatientFlag, Visit
+from followups.visit_moves import visit_move
 from patients import codes
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
 
@@ -45,6 +48,64 @@ def local(when: datetime) -> datetime:
 def at_clinic(on: date, hour: int = 11) -> datetime:
     """An aware date-time on ``on`` in the clinic's time zone."""
     return datetime.combine(on, time(hour), tzinfo=ZoneInfo(settings.CLINIC_TIME_ZONE))
+
+
+# --- moving a visit (DOMAIN.md section 2) -------------------------------------------------------
+# A visit is completed from its own day on and missed only once it has passed: these moves take
+# the clock (``now``) from the visit's own dates, so a visit planned ahead can still be moved.
+
+
+def passed(visit) -> datetime:
+    """A moment once ``visit`` has passed: the morning after its window closed and after its
+    appointment, whichever is later (read from the database, so a stale copy will do)."""
+    stored = Visit.objects.get(pk=visit.pk)
+    last = max(stored.window_end, timezone.localdate(stored.scheduled_for))
+    return at_clinic(last + days(1), 9)
+
+
+def book(visit, when: datetime, **kwargs) -> Visit:
+    return visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=when, **kwargs)
+
+
+def unbook(visit) -> Visit:
+    return visit_move(visit=visit, to=VisitStatus.PLANNED)
+
+
+def complete(visit, now: datetime | None = None, **kwargs) -> Visit:
+    """Complete ``visit`` as on the day after it (or at ``now``)."""
+    return visit_move(visit=visit, to=VisitStatus.COMPLETED, now=now or passed(visit), **kwargs)
+
+
+def mark_missed(visit, now: datetime | None = None, **kwargs) -> Visit:
+    """Mark ``visit`` missed as on the day after it has passed (or at ``now``)."""
+    return visit_move(visit=visit, to=VisitStatus.MISSED, now=now or passed(visit), **kwargs)
+
+
+def cancel(visit, reason: str = "The patient moved away.") -> Visit:
+    return visit_move(visit=visit, to=VisitStatus.CANCELLED, reason=reason)
+
+
+def record_counts() -> dict[str, int]:
+    """Rows of every table of follow-up and of the clinical record, history tables included: a visit
+    that changes writes a history row, so equal counts mean nothing was written."""
+    return {
+        model._meta.label: model._default_manager.count()
+        for label in ("patients", "followups")
+        for model in apps.get_app_config(label).get_models()
+    }
+
+
+def refused(call, expected: dict[str, list[tuple[str, str]]]) -> ValidationError:
+    """Call a service that must refuse: exactly the ``expected`` fields, each with its
+    ``(message, code)`` pairs, and nothing at all written."""
+    before = record_counts()
+    with pytest.raises(ValidationError) as error:
+        call()
+    assert record_counts() == before
+    assert {
+        field: [(e.messages[0], e.code) for e in errors] for field, errors in error.value.error_dict.items()
+    } == expected
+    return error.value
 
 
 def protocol_visits(owner=None, *, patient=None, statuses=None):

@@ -16,11 +16,19 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from followups import services
-from followups.codes import AdverseEffect, AssessmentStatus, Trigger, VisitStatus
+from followups.codes import (
+    AdverseEffect,
+    AssessmentSource,
+    AssessmentStatus,
+    Trigger,
+    VisitMoveError,
+    VisitStatus,
+)
 from followups.models import Assessment, AssessmentAdverseEffect, AssessmentTrigger, Visit
 from patients import codes as record_codes
 from patients import services as record_services
 from tests.factories import PatientFactory, treatment_for
+from tests.followups.conftest import cancel, mark_missed
 
 BIRTH = date(1968, 5, 17)
 ON = date(2024, 3, 1)
@@ -348,14 +356,69 @@ def test_recording_at_a_planned_or_booked_visit_completes_it(patient, status):
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
 
 
-def test_recording_at_a_missed_visit_completes_it(patient):
-    # The patient came after all (the nightly task had closed the window): the state machine
-    # lets a missed visit be completed.
-    visit = services.visit_mark_missed(visit=manual_visit(patient, status=VisitStatus.PLANNED))
+@pytest.mark.parametrize("source", [AssessmentSource.CLINICIAN, AssessmentSource.NURSE])
+def test_recording_at_a_missed_visit_corrects_it_to_booked_then_completes_it(patient, source):
+    # The patient came after all (the nightly task had closed the window): v2 corrects the missed
+    # visit back to booked (clinicians and nurses may), then completes it; the history keeps all three.
+    visit = mark_missed(manual_visit(patient, status=VisitStatus.PLANNED))
+    assert visit.status == VisitStatus.MISSED
 
-    record(patient, visit=visit)
+    record(patient, visit=visit, source=source)
 
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
+    changes = [
+        (row.status, row.history_change_reason)
+        for row in visit.history.order_by("history_date", "history_id")
+    ]
+    assert changes[-3:] == [
+        (VisitStatus.MISSED, None),
+        (VisitStatus.BOOKED, "Measurements recorded at the visit."),
+        (VisitStatus.COMPLETED, None),
+    ]
+
+
+def test_recording_at_a_missed_visit_that_was_rebooked_is_refused_on_the_visit(patient):
+    visit = mark_missed(manual_visit(patient, status=VisitStatus.PLANNED))
+    rebooked_on = timezone.localdate() + timedelta(days=3)
+    services.visit_rebook(visit=visit, scheduled_for=at(rebooked_on))
+
+    on = f"{rebooked_on.day} {rebooked_on:%B} {rebooked_on.year}"
+
+    messages = refused(
+        lambda: record(patient, visit=visit),
+        {"visit": f"This missed visit was rebooked for {on}: change that visit instead."},
+    )
+    assert len(messages["visit"]) == 1
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.MISSED
+
+
+def still_ahead(on) -> str:
+    return f"This visit is still ahead: it can be completed from {on.day} {on:%B} {on.year} on."
+
+
+def test_recording_at_a_visit_still_ahead_is_refused_on_the_visit(patient):
+    ahead = timezone.localdate() + timedelta(days=5)
+    visit = manual_visit(patient, day=ahead)
+
+    with pytest.raises(ValidationError) as error:
+        record(patient, visit=visit, assessed_on=timezone.localdate())
+
+    assert error.value.message_dict == {"visit": [still_ahead(ahead)]}
+    assert [e.code for e in error.value.error_dict["visit"]] == [VisitMoveError.STILL_AHEAD]
+    assert not Assessment.objects.filter(patient=patient).exists()
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.BOOKED
+
+
+def test_an_update_cannot_attach_a_visit_still_ahead(patient):
+    assessment = record(patient)
+    ahead = timezone.localdate() + timedelta(days=5)
+    visit = manual_visit(patient, day=ahead)
+
+    refused(
+        lambda: services.assessment_update(assessment=assessment, visit=visit),
+        {"visit": still_ahead(ahead)},
+    )
+    assert Assessment.objects.get(pk=assessment.pk).visit is None
 
 
 def test_recording_a_second_assessment_at_a_completed_visit_keeps_it_completed(patient):
@@ -384,7 +447,7 @@ def test_a_visit_planned_by_protocol_stays_completed_when_the_plan_is_refreshed(
 
 
 def test_recording_at_a_cancelled_visit_is_refused(patient):
-    visit = services.visit_cancel(visit=manual_visit(patient), reason="Patient moved away")
+    visit = cancel(manual_visit(patient), "Patient moved away")
 
     refused(lambda: record(patient, visit=visit), {"visit": "This visit was cancelled."})
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.CANCELLED
@@ -392,7 +455,7 @@ def test_recording_at_a_cancelled_visit_is_refused(patient):
 
 def test_a_visit_cancelled_since_the_caller_read_it_is_refused(patient):
     stale = manual_visit(patient)
-    services.visit_cancel(visit=Visit.objects.get(pk=stale.pk), reason="Patient moved away")
+    cancel(Visit.objects.get(pk=stale.pk), "Patient moved away")
     assert stale.status == VisitStatus.BOOKED  # the caller's copy
 
     refused(lambda: record(patient, visit=stale), {"visit": "This visit was cancelled."})
@@ -426,6 +489,16 @@ def test_an_update_cannot_move_an_assessment_to_a_visit_of_another_patient(patie
     )
     assert Assessment.objects.get(pk=assessment.pk).visit is None
     assert Visit.objects.get(pk=other_visit.pk).status == VisitStatus.BOOKED
+
+
+def test_an_assessment_recorded_at_a_visit_is_updated_and_the_visit_stays_completed(patient):
+    visit = manual_visit(patient)
+    assessment = record(patient, visit=visit, spasms_per_day=3)
+
+    services.assessment_update(assessment=assessment, spasms_per_day=2)
+
+    assert Assessment.objects.get(pk=assessment.pk).spasms_per_day == Decimal("2.00")
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.COMPLETED
 
 
 def test_an_update_that_attaches_a_visit_completes_it(patient):

@@ -21,6 +21,8 @@ from patients.models import Treatment
 from tests.factories import PatientFactory, diagnosis_for
 from tests.followups.conftest import (
     at_clinic,
+    book,
+    complete,
     days,
     expected,
     live,
@@ -211,8 +213,8 @@ def test_stopping_a_course_cancels_its_planned_visits_and_keeps_completed_and_bo
     course = record_course(recent_diagnosis, today - days(20))
     titration, lab_90, review, lab_180 = live(course)
     assert [v.protocol_day for v in (titration, lab_90, review, lab_180)] == [28, 90, 118, 180]
-    followups.visit_complete(visit=titration)
-    followups.visit_book(visit=lab_90, scheduled_for=at_clinic(today + days(72)))
+    complete(titration)
+    book(lab_90, at_clinic(today + days(72)))
 
     record.treatment_update(
         treatment=course,
@@ -254,8 +256,8 @@ def test_retracting_a_treatment_cancels_its_planned_and_booked_visits_but_not_co
 ):
     surgery = record_mvd(recent_diagnosis, today - days(20))
     day_30, day_90, *later = live(surgery)
-    followups.visit_complete(visit=day_30)
-    followups.visit_book(visit=day_90, scheduled_for=at_clinic(today + days(71)))
+    complete(day_30)
+    book(day_90, at_clinic(today + days(71)))
 
     record.treatment_retract(treatment=surgery)
 
@@ -302,7 +304,7 @@ def test_a_visit_on_the_day_of_the_new_session_is_part_of_the_old_cycle_no_more(
 def test_a_new_toxin_session_leaves_a_booked_visit_of_the_earlier_cycle_booked(recent_diagnosis, today):
     first = record_toxin(recent_diagnosis, today - days(20))
     _, reinjection = live(first)
-    followups.visit_book(visit=reinjection, scheduled_for=at_clinic(today + days(64)))
+    book(reinjection, at_clinic(today + days(64)))
 
     record_toxin(recent_diagnosis, today + days(5))
 
@@ -326,7 +328,7 @@ def test_retracting_the_later_toxin_session_brings_the_earlier_cycle_back(recent
 def test_recording_a_treatment_cancels_the_untreated_reviews_but_not_a_booked_one(patient, today):
     diagnosis = diagnosis_for(patient, diagnosed_on=today - days(100))
     first_review, second_review = live(patient=patient)
-    followups.visit_book(visit=first_review, scheduled_for=at_clinic(today + days(80)))
+    book(first_review, at_clinic(today + days(80)))
 
     treatment = record_toxin(diagnosis, today)
 
@@ -458,8 +460,8 @@ def test_archiving_a_patient_cancels_planned_and_booked_visits_and_restoring_pla
     patient = recent_diagnosis.patient
     surgery = record_mvd(recent_diagnosis, today - days(20))
     day_30, day_90, *_ = live(surgery)
-    followups.visit_complete(visit=day_30)
-    followups.visit_book(visit=day_90, scheduled_for=at_clinic(today + days(70)))
+    complete(day_30)
+    book(day_90, at_clinic(today + days(70)))
 
     record.patient_archive(patient=patient)
 

@@ -20,10 +20,11 @@ from django.utils import dateformat, timezone
 from icalendar import Calendar
 
 from followups import services as followups
-from followups.codes import ReminderKind
+from followups.codes import ReminderKind, VisitStatus
 from followups.emails import reminder_context, reminder_message
 from followups.models import Reminder
 from followups.optout import SALT, opt_out
+from followups.visit_moves import visit_move
 from patients import codes
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
 
@@ -78,11 +79,15 @@ def surgery(patient):
 
 @pytest.fixture
 def visit(patient, surgery):
+    """Booked at VISIT_TIME, due within the days around it: it can be rescheduled in that window."""
+    on = timezone.localdate(VISIT_TIME)
     return followups.visit_create(
         patient=patient,
         treatment=surgery,
         purpose=SENTINELS["visit purpose"],
         scheduled_for=VISIT_TIME,
+        window_start=on - timedelta(days=3),
+        window_end=on + timedelta(days=7),
     )
 
 
@@ -300,7 +305,7 @@ def test_a_reschedule_keeps_the_uid_and_grows_the_sequence(visit):
     first_uid = str(event_of(reminder_message(reminder_of(visit, D1)))["UID"])
 
     for sequence, shift in ((1, timedelta(days=2)), (2, timedelta(days=3, hours=1))):
-        moved = followups.visit_reschedule(visit=visit, scheduled_for=VISIT_TIME + shift)
+        moved = visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=VISIT_TIME + shift)
         event = event_of(reminder_message(reminder_of(moved, D1)))
 
         assert str(event["UID"]) == first_uid

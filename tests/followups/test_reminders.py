@@ -28,9 +28,10 @@ from followups.reminders import (
     reminders_claim_due,
     reminders_plan_for,
 )
+from followups.visit_moves import visit_move
 from patients import services as record
 from tests.factories import PatientFactory, diagnosis_for
-from tests.followups.conftest import days, live, record_toxin
+from tests.followups.conftest import cancel, complete, days, live, record_toxin, unbook
 
 D7, D1, MISSED = ReminderKind.VISIT_7D, ReminderKind.VISIT_1D, ReminderKind.MISSED_VISIT
 PENDING, SENDING, SENT, FAILED, CANCELLED, SKIPPED = (
@@ -67,6 +68,17 @@ def at_nine(day: date, zone: str = CLINIC_ZONE) -> datetime:
 
 def book(patient, when: datetime, **fields):
     return followups.visit_create(patient=patient, purpose="Review", scheduled_for=when, **fields)
+
+
+def book_in_window(patient, when: datetime, before: int = 3, after: int = 6):
+    """A visit booked at ``when``, due from ``before`` days earlier to ``after`` days later: it can be
+    rescheduled within that window without confirming a time outside it (DOMAIN.md 2)."""
+    on = timezone.localdate(when)
+    return book(patient, when, window_start=on - days(before), window_end=on + days(after))
+
+
+def reschedule(visit, when: datetime):
+    return visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=when)
 
 
 def reminders_of(visit, *statuses) -> list[Reminder]:
@@ -186,9 +198,9 @@ def test_protocol_visits_planned_for_a_treatment_get_their_reminders(consenting,
 
 def test_a_reschedule_cancels_the_old_reminders_and_plans_new_ones_for_the_new_time(consenting):
     first, second = ahead(20, 14), ahead(25, 9)
-    visit = book(consenting, first)
+    visit = book_in_window(consenting, first)
 
-    followups.visit_reschedule(visit=visit, scheduled_for=second)
+    reschedule(visit, second)
 
     assert states(visit) == {
         (D7, first, CANCELLED),
@@ -202,16 +214,16 @@ def test_a_reschedule_cancels_the_old_reminders_and_plans_new_ones_for_the_new_t
 
     # Booking at the time it already has changes no reminder.
     before = row_snapshot(consenting)
-    followups.visit_reschedule(visit=visit, scheduled_for=second)
+    reschedule(visit, second)
     assert row_snapshot(consenting) == before
 
 
 def test_moving_an_appointment_back_to_its_first_time_brings_its_reminders_back(consenting):
     first, second = ahead(20, 14), ahead(25, 9)
-    visit = book(consenting, first)
-    followups.visit_reschedule(visit=visit, scheduled_for=second)
+    visit = book_in_window(consenting, first)
+    reschedule(visit, second)
 
-    followups.visit_reschedule(visit=visit, scheduled_for=first)
+    reschedule(visit, first)
 
     # One row per (visit, kind, visit time): the first time's rows are pending again.
     assert states(visit) == {
@@ -226,8 +238,9 @@ def test_moving_an_appointment_back_to_its_first_time_brings_its_reminders_back(
 @pytest.mark.parametrize(
     "change",
     [
-        lambda visit: followups.visit_cancel(visit=visit, reason="The patient moved away."),
-        lambda visit: followups.visit_complete(visit=visit),
+        lambda visit: cancel(visit, "The patient moved away."),
+        # Completed on its day (the reminders still pending then are no use any more).
+        lambda visit: complete(visit, now=visit.scheduled_for),
     ],
     ids=["cancelled", "completed"],
 )
@@ -245,7 +258,7 @@ def test_unbooking_keeps_the_reminders_of_the_time_still_planned(consenting):
     visit = book(consenting, ahead(20))
     before = row_snapshot(consenting)
 
-    followups.visit_unbook(visit=visit)
+    unbook(visit)
 
     assert row_snapshot(consenting) == before
 
@@ -340,8 +353,8 @@ def test_an_archived_patient_has_no_pending_reminder(consenting):
 
 def test_planning_twice_changes_nothing(consenting):
     book(consenting, ahead(3))
-    visit = book(consenting, ahead(20))
-    followups.visit_reschedule(visit=visit, scheduled_for=ahead(22))
+    visit = book_in_window(consenting, ahead(20))
+    reschedule(visit, ahead(22))
     before = row_snapshot(consenting)
 
     reminders_plan_for(patient=consenting)
@@ -428,7 +441,7 @@ def mail_server(settings, backend: type) -> None:
 
 @pytest.fixture
 def visit(consenting):
-    return book(consenting, ahead(20))
+    return book_in_window(consenting, ahead(20))
 
 
 @pytest.fixture
@@ -526,11 +539,8 @@ def test_a_lease_that_lapsed_before_the_task_ran_is_not_sent_on(reminder):
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda v: followups.visit_cancel(visit=v, reason="Ill"), "The visit is cancelled."),
-        (
-            lambda v: followups.visit_reschedule(visit=v, scheduled_for=ahead(24)),
-            "The visit was rescheduled.",
-        ),
+        (lambda v: cancel(v, "Ill"), "The visit is cancelled."),
+        (lambda v: reschedule(v, ahead(24)), "The visit was rescheduled."),
         (
             lambda v: record.patient_update(patient=v.patient, email_reminders=False),
             "No consent to e-mail reminders.",

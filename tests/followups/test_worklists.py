@@ -13,7 +13,7 @@ from followups.selectors import worklist_due, worklist_flagged, worklist_overdue
 from patients import codes
 from patients import services as record
 from tests.factories import diagnosis_for
-from tests.followups.conftest import at_clinic, days, live, record_toxin
+from tests.followups.conftest import at_clinic, book, cancel, complete, days, live, mark_missed, record_toxin
 
 
 def manual(patient, on, hour=11, status=VisitStatus.BOOKED):
@@ -71,9 +71,9 @@ def test_the_due_list_holds_planned_and_booked_visits_from_today_through_n_days(
     manual(patient, today + days(8), hour=0)  # one day too far
     manual(patient, today - days(1), hour=23)  # yesterday
     completed = manual(patient, today + days(1))
-    followups.visit_complete(visit=completed)
+    complete(completed, now=at_clinic(today + days(1), 12))
     cancelled = manual(patient, today + days(2))
-    followups.visit_cancel(visit=cancelled, reason="Not needed")
+    cancel(cancelled, "Not needed")
 
     due = list(worklist_due(days=7, today=today))
 
@@ -136,8 +136,9 @@ def test_the_overdue_list_holds_missed_visits_not_rebooked_and_planned_ones_past
     first, second, third = toxin_patients(make_patient, today, 3)
     later = today + days(15)  # the reviews' windows closed yesterday
     review = {s.pk: live(s)[0] for s in (first, second, third)}
-    followups.visit_mark_missed(visit=review[first.pk])
-    followups.visit_book(visit=review[third.pk], scheduled_for=at_clinic(today + days(20)))
+    mark_missed(review[first.pk], now=at_clinic(later))
+    # Booked after its window (the clinic confirmed the later day).
+    book(review[third.pk], at_clinic(today + days(20)), confirm_outside_window=True)
 
     overdue = list(worklist_overdue(today=later))
 
