@@ -354,6 +354,7 @@ class ResourceViewSet(GenericViewSet):
     def _update(self, request, partial: bool):
         with transaction.atomic():
             instance = self.get_object()
+            self.lock_patient_of(instance)
             locked = type(instance).objects.select_for_update().get(pk=instance.pk)
             expected = request.headers.get("If-Match")
             # A list of entity tags matches when any of them does (RFC 9110, 13.1.1).
@@ -364,6 +365,14 @@ class ResourceViewSet(GenericViewSet):
         instance = self.get_queryset().get(pk=instance.pk)
         self._audit([instance])
         return Response(self.get_serializer(instance).data, headers={"ETag": etag_for(instance)})
+
+    def lock_patient_of(self, instance) -> None:
+        """Lock the patient's row before the record's: every service locks the patient first
+        (``patients.services.patient_lock``), so taking them the other way round could deadlock
+        with the nightly close or a concurrent write about the same patient."""
+        patient_field = next((f for f in instance._meta.fields if f.name == "patient"), None)
+        if patient_field is not None:
+            list(patient_field.related_model.objects.select_for_update().filter(pk=instance.patient_id))
 
     def update(self, request, *args, **kwargs):
         return self._update(request, partial=False)

@@ -146,10 +146,10 @@ class VisitChangeIn(StrictInput):
     confirm_outside_window = serializers.BooleanField(required=False, default=False)
     cancel_reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
     reason = serializers.CharField(
-        max_length=200,
+        max_length=CORRECTION_REASON_MAX_LENGTH,
         required=False,
         allow_blank=True,
-        help_text="Why a completed or missed visit is corrected.",
+        help_text="Why a completed or missed visit is corrected (with status booked).",
     )
 
     def validate(self, attrs):
@@ -157,6 +157,15 @@ class VisitChangeIn(StrictInput):
         if not set(attrs) - {"confirm_outside_window"}:
             raise serializers.ValidationError(
                 "Give the new status, or a new scheduled_for to book or reschedule the visit."
+            )
+        if "reason" in attrs and new_status != codes.VisitStatus.BOOKED:
+            raise serializers.ValidationError(
+                {
+                    "reason": [
+                        "A reason here corrects a completed or missed visit: give it with status booked "
+                        "(a cancellation's reason is cancel_reason)."
+                    ]
+                }
             )
         if "cancel_reason" in attrs and new_status != codes.VisitStatus.CANCELLED:
             raise serializers.ValidationError(

@@ -27,6 +27,16 @@ class VisitMoveError(models.TextChoices):
     CORRECTION_NOT_ALLOWED = "correction_not_allowed", _("Only a clinician or nurse corrects a visit")
     ALREADY_REBOOKED = "already_rebooked", _("The missed visit was rebooked already")
     MEASURED_AT_VISIT = "measured_at_visit", _("Measurements were recorded at the visit")
+    ARCHIVED = "archived", _("The patient is archived")
+
+
+class FlagAcknowledgeError(models.TextChoices):
+    """Why acknowledging a flag was refused (DOMAIN.md section 8 v2)."""
+
+    NOT_A_CLINICIAN = "not_a_clinician", _("Only a clinician acknowledges a flag")
+    NOTE_REQUIRED = "required", _("A note is needed")
+    NOTE_TOO_LONG = "max_length", _("The note is too long")
+    FLAG_GONE = "flag_gone", _("The flag no longer holds")
 
 
 class VisitSource(models.TextChoices):

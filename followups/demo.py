@@ -38,7 +38,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from followups import planning, services
-from followups.codes import VisitStatus
+from followups.codes import AssessmentSource, VisitStatus
 from followups.models import Assessment, Visit
 from patients.codes import TreatmentKind, TreatmentStatus
 from patients.demo import SeededBatch, demo_batch_seeded
@@ -47,6 +47,7 @@ from patients.demo import SeededBatch, demo_batch_seeded
 # would count as delayed (DOMAIN.md section 7, rule 3).
 MVD_LOG_DAYS = (3, 10, 30, 90, 180, 365, 730, 1095, 1460, 1825)
 TOXIN_LOG_DAYS = (21, 84)
+NURSE_LED_BEFORE_DAY = 60
 MEDICATION_LOG_DAYS = (28, 118, 208, 298)
 
 
@@ -116,6 +117,9 @@ def demo_logs_for(batch: SeededBatch) -> list[Assessment]:
             if on >= batch.today or (treatment.ended_on and on > treatment.ended_on):
                 break
             extra = {}
+            if treatment.kind == TreatmentKind.BOTULINUM_TOXIN and day < NURSE_LED_BEFORE_DAY:
+                # The injection clinic's nurse sees the patient at the day-21 review.
+                extra["source"] = AssessmentSource.NURSE
             if treatment.kind == TreatmentKind.MVD:
                 extra["house_brackmann_grade"] = rng.choice((2, 3)) if palsy and day <= 30 else 1
             logs.append(_log(patient, on, baseline * course(day), baseline_grade, rng, **extra))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from followups.codes import FlagCode, LabTest, OutcomeCategory
-from followups.predicates import latest_palsy_after_surgery
+from followups.predicates import latest_palsy_after_surgery, next_start_after
 from patients.codes import (
     HIGH_RESOLUTION_SEQUENCES,
     DiagnosisStatus,
@@ -121,8 +121,11 @@ def _of_kind(inputs: FlagInputs, kind: str) -> list[TreatmentFacts]:
 
 
 def toxin_interval_flags(inputs: FlagInputs) -> list[Flag]:
-    """v2: the latest session and the one before it only; older pairs are history."""
-    sessions = _of_kind(inputs, TreatmentKind.BOTULINUM_TOXIN)
+    """v2: the latest session and the one before it only; older pairs are history. A stopped
+    session was never given; a planned one is warned about before it is (the point of the flag)."""
+    sessions = [
+        t for t in _of_kind(inputs, TreatmentKind.BOTULINUM_TOXIN) if t.status != TreatmentStatus.STOPPED
+    ]
     if len(sessions) < 2:
         return []
     previous, latest = sessions[-2], sessions[-1]
@@ -259,9 +262,11 @@ def diagnosis_flags(inputs: FlagInputs) -> list[Flag]:
 
 
 def mvd_flags(inputs: FlagInputs) -> list[Flag]:
-    surgeries = [t for t in _of_kind(inputs, TreatmentKind.MVD) if t.status != TreatmentStatus.STOPPED]
+    every_surgery = _of_kind(inputs, TreatmentKind.MVD)
     flags = []
-    for surgery, redo in zip(surgeries, [*surgeries[1:], None], strict=False):
+    for surgery in every_surgery:
+        if surgery.status == TreatmentStatus.STOPPED:
+            continue
         if surgery.outcome == OutcomeCategory.RECURRENCE:
             flags.append(
                 Flag(
@@ -271,8 +276,10 @@ def mvd_flags(inputs: FlagInputs) -> list[Flag]:
                     surgery.outcome_current_on or surgery.started_on,
                 )
             )
+        # A grade after a redo belongs to the redo, as the palsy reviews of planning say.
+        redo_on = next_start_after((s.started_on for s in every_surgery), surgery.started_on)
         palsy = latest_palsy_after_surgery(
-            inputs.graded, surgery_on=surgery.started_on, next_surgery_on=redo.started_on if redo else None
+            inputs.graded, surgery_on=surgery.started_on, next_surgery_on=redo_on
         )
         if palsy is not None:
             graded_on, grade = palsy

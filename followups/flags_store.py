@@ -8,10 +8,12 @@ from datetime import date
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
 from followups import flags
+from followups.codes import FlagAcknowledgeError as E
 from followups.models import PatientFlag
 from followups.selectors import flag_inputs_for
 from patients.models import Patient
@@ -30,9 +32,9 @@ def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFl
         for f in flags.flags_for(flag_inputs_for(patient=patient, today=today), today=today)
     }
     current = {(f.code, f.subject): f for f in patient.flags.all()}
-    stale = [flag.pk for key, flag in current.items() if key not in wanted]
-    if stale:
-        PatientFlag.objects.filter(pk__in=stale).delete()
+    for key, flag in current.items():
+        if key not in wanted:
+            flag.delete()  # one by one, so that the history keeps its last state (and acknowledgement)
     new = []
     for key, computed in wanted.items():
         flag = current.get(key)
@@ -54,7 +56,8 @@ def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFl
             for name, value in changed.items():
                 setattr(flag, name, value)
             flag.save(update_fields=list(changed))
-    PatientFlag.objects.bulk_create(new)
+    if new:
+        bulk_create_with_history(new, PatientFlag)
     return list(patient.flags.all())
 
 
@@ -66,15 +69,21 @@ def flag_acknowledge(*, flag: PatientFlag, by, note: str) -> PatientFlag:
     """A clinician has seen the flag (DOMAIN.md 8 v2): it stays on the patient's page, marked by
     whom and when with the note, and leaves the flagged worklist until its fact changes."""
     patient_lock(flag.patient)
-    flag = PatientFlag.objects.select_related("patient").get(pk=flag.pk)
     errors = FieldErrors()
+    current = PatientFlag.objects.select_related("patient").filter(pk=flag.pk).first()
+    if current is None:  # a refresh took it away while the clinician was reading it
+        errors.add(NON_FIELD_ERRORS, "This flag no longer holds: nothing to acknowledge.", E.FLAG_GONE)
+        errors.raise_if_any()
+    flag = current
     if role_of(by) != Role.CLINICIAN:
-        errors.add(NON_FIELD_ERRORS, "Only a clinician acknowledges a flag.", "not_a_clinician")
+        errors.add(NON_FIELD_ERRORS, "Only a clinician acknowledges a flag.", E.NOT_A_CLINICIAN)
     note = (note or "").strip()
     if not note:
-        errors.add("note", "Say what was decided (for example: the patient declines surgery).", "required")
+        errors.add(
+            "note", "Say what was decided (for example: the patient declines surgery).", E.NOTE_REQUIRED
+        )
     elif len(note) > ACKNOWLEDGE_NOTE_MAX:
-        errors.add("note", f"Keep the note to {ACKNOWLEDGE_NOTE_MAX} characters.", "max_length")
+        errors.add("note", f"Keep the note to {ACKNOWLEDGE_NOTE_MAX} characters.", E.NOTE_TOO_LONG)
     errors.raise_if_any()
     flag.acknowledged_by, flag.acknowledged_at, flag.note = by, timezone.now(), note
     flag.save(update_fields=["acknowledged_by", "acknowledged_at", "note"])

@@ -370,6 +370,10 @@ class PatientFlag(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True)
 
+    # A flag is derived and goes when its fact does; a clinician's acknowledgement of it (who, when,
+    # the note) is a decision the record keeps: here, in the flag's history.
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["patient", "code"]
         indexes = [models.Index(fields=["code", "since"])]

@@ -22,12 +22,13 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from followups import protocols
 from followups.codes import AssessmentStatus, StepAnchor, VisitSource, VisitStatus
 from followups.models import Assessment, Protocol, Visit
-from followups.predicates import latest_palsy_after_surgery
+from followups.predicates import latest_palsy_after_surgery, next_start_after
+from followups.visit_moves import visits_move_bulk
 from patients.codes import DiagnosisStatus, TreatmentKind, TreatmentStatus
 from patients.models import Diagnosis, Patient, Treatment
 
@@ -160,13 +161,9 @@ def next_start_of_same_kind(treatments: list[Treatment]) -> dict[int, date | Non
     a toxin session's cycle, and an MVD's palsy reviews, end there."""
     live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
     return {
-        treatment.pk: min(
-            (
-                t.started_on
-                for t in live
-                if t.kind == treatment.kind and t.pk != treatment.pk and t.started_on > treatment.started_on
-            ),
-            default=None,
+        treatment.pk: next_start_after(
+            (t.started_on for t in live if t.kind == treatment.kind and t.pk != treatment.pk),
+            treatment.started_on,
         )
         for treatment in treatments
     }
@@ -217,7 +214,7 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
         owners[key] = owner
 
     result = PlanResult()
-    now = timezone.now()
+    cancelled: list[tuple[Visit, str]] = []
     existing = patient.visits.filter(source=VisitSource.PROTOCOL).exclude(status=VisitStatus.CANCELLED)
     # The protocol date of each owner's step's latest live visit: where the daily roll extends from.
     latest = {}
@@ -235,10 +232,7 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
         if visit.status == VisitStatus.PLANNED or (
             visit.status == VisitStatus.BOOKED and owner.cancel_booked
         ):
-            visit.status = VisitStatus.CANCELLED
-            visit.cancel_reason = owner.cancel_reason
-            visit.updated_at = now
-            result.cancelled.append(visit)
+            cancelled.append((visit, owner.cancel_reason))
 
     for key, owner in owners.items():
         for occurrence in owner.wanted.values():
@@ -248,13 +242,7 @@ def visits_plan_for(*, patient: Patient, today: date | None = None, extend_only:
                 continue
             result.created.append(new_visit(patient, owner, occurrence))
 
-    if result.cancelled:
-        bulk_update_with_history(
-            result.cancelled,
-            Visit,
-            ["status", "cancel_reason", "updated_at"],
-            default_change_reason="planning",
-        )
+    result.cancelled = visits_move_bulk(moves=cancelled, to=VisitStatus.CANCELLED, history_reason="planning")
     if result.created:
         bulk_create_with_history(result.created, Visit, default_change_reason="planning")
     return result

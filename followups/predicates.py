@@ -2,8 +2,8 @@
 
 - "missed and not rebooked" and "overdue" (DOMAIN.md section 8): query conditions on visits,
   shared by the flag, the worklists and the dashboard so that a count and its list never disagree;
-- "a facial palsy after surgery": the latest House-Brackmann grade after an MVD (and before a redo),
-  shared by the palsy reviews of planning and the flag.
+- "a facial palsy after surgery": the latest House-Brackmann grade after an MVD and before the
+  next one (``next_start_after``), shared by the palsy reviews of planning and the flag.
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ def overdue_visits_filter(today: date) -> Q:
     )
     fallen_out = missed_not_rebooked() | Q(status=VisitStatus.PLANNED, window_end__lt=today)
     return fallen_out & ~Exists(seen_later) & ~Exists(booked_ahead)
+
+
+def next_start_after(starts: Iterable[date], on: date) -> date | None:
+    """The first of ``starts`` strictly after ``on``: where the next treatment of a kind begins (a
+    toxin cycle and an MVD's palsy reviews end there). Starts on the same day end nothing."""
+    return min((start for start in starts if start > on), default=None)
 
 
 def latest_palsy_after_surgery(

@@ -79,7 +79,7 @@ def outcomes_for_patient(*, patient: Patient) -> QuerySet[TreatmentOutcome]:
 
 
 def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
-    """What the flag rules read of one patient, in seven queries whatever the record's size."""
+    """What the flag rules read of one patient, in eight queries whatever the record's size."""
     if patient.archived:
         return FlagInputs(archived=True)
     outcomes = {

@@ -13,7 +13,6 @@ from datetime import date, datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
@@ -44,6 +43,7 @@ from followups.visit_moves import (
     check_visit_time,
     visit_move,
     visit_move_errors,
+    visits_move_bulk,
 )
 from patients.models import Patient
 from patients.services import patient_lock
@@ -79,7 +79,7 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     apply_changes(visit, fields, VISIT_FIELDS)
     errors = FieldErrors()
     if patient.archived:
-        errors.add("patient", "This patient is archived.", "archived")
+        errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
     check_visit_time("scheduled_for", visit.scheduled_for, errors)
     if visit.status not in (codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED):
         errors.add("status", "A new visit is planned or booked.", "invalid_choice")
@@ -100,7 +100,7 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     for field in ("window_start", "window_end"):
         day = fields.get(field)
         if isinstance(day, date) and day > timezone.localdate() + LATEST_VISIT_AHEAD:
-            errors.add(field, TOO_FAR_AHEAD, "too_far_ahead")
+            errors.add(field, TOO_FAR_AHEAD, codes.VisitMoveError.TOO_FAR_AHEAD)
     errors.raise_if_any()
     visit.save()
     after_visit_change(patient)
@@ -115,12 +115,14 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
     errors = FieldErrors()
     if missed.status != codes.VisitStatus.MISSED:
         errors.add(
-            "status", "Only a missed visit is rebooked; book or reschedule this one.", "invalid_transition"
+            "status",
+            "Only a missed visit is rebooked; book or reschedule this one.",
+            codes.VisitMoveError.INVALID_TRANSITION,
         )
     elif hasattr(missed, "rebooked_as"):
-        errors.add("status", "This missed visit was rebooked already.", "already_rebooked")
+        errors.add("status", "This missed visit was rebooked already.", codes.VisitMoveError.ALREADY_REBOOKED)
     if missed.patient.archived:
-        errors.add("patient", "This patient is archived.", "archived")
+        errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
     check_visit_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
     rebooked = rebooking_of(missed, scheduled_for=scheduled_for)
@@ -151,9 +153,8 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
     """The nightly close of windows: a visit whose window has closed unattended is missed.
 
     A booked visit counts from its appointment when that lies after its window. Each patient is
-    handled in its own transaction, so one failure does not hold up the rest. This is the system's
-    bulk form of ``visit_move(to=missed)``: its filter is that move's guard (the window closed, the
-    appointment passed), and it writes the history row by row as the move does.
+    handled in its own transaction, so one failure does not hold up the rest. Its filter is the
+    guard of the move to missed (the window closed, the appointment passed).
     """
     today = today or timezone.localdate()
     start_of_today = timezone.make_aware(datetime.combine(today, datetime.min.time()))
@@ -168,13 +169,10 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
     for patient_id in due.order_by().values_list("patient_id", flat=True).distinct().iterator():
         with transaction.atomic():
             patient = patient_lock(Patient(pk=patient_id))
-            now = timezone.now()
-            # Row by row, not a queryset update, so that the visits' history records the change.
-            missed = list(due.filter(patient=patient))
-            for visit in missed:
-                visit.status, visit.updated_at = codes.VisitStatus.MISSED, now
-            bulk_update_with_history(
-                missed, Visit, ["status", "updated_at"], default_change_reason="window closed"
+            missed = visits_move_bulk(
+                moves=[(visit, "") for visit in due.filter(patient=patient)],
+                to=codes.VisitStatus.MISSED,
+                history_reason="window closed",
             )
             after_visit_change(patient, today)
             marked += len(missed)
@@ -285,7 +283,7 @@ def assessment_record(
     apply_changes(assessment, fields, ASSESSMENT_FIELDS)
     errors = FieldErrors()
     if patient.archived:
-        errors.add("patient", "This patient is archived.", "archived")
+        errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
     triggers, adverse_effects = _validate_assessment(assessment, triggers, adverse_effects, errors)
     errors.raise_if_any()
     return _save_assessment(assessment, triggers, adverse_effects)

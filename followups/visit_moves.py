@@ -1,9 +1,10 @@
 """Every change of a visit's state (DOMAIN.md section 2): ``visit_move`` and its guards.
 
-The API's move endpoints and PATCH, the admin's visit actions, the patient page, assessments and
-the nightly close of windows all move a visit through here; nothing else writes ``Visit.status``
-of an existing visit. A refusal is one ``ValidationError`` whose messages a receptionist can act on,
-each with a code of ``VisitMoveError``.
+The API's move endpoints and PATCH, the admin's visit actions, the patient page and assessments
+move one visit through ``visit_move``; the system's own moves of many visits at once (planning
+cancelling what no longer applies, the nightly close of windows) go through ``visits_move_bulk``.
+Nothing else writes ``Visit.status`` of an existing visit. A refusal is one ``ValidationError``
+whose messages a receptionist can act on, each with a code of ``VisitMoveError``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.utils import formats, timezone
+from simple_history.utils import bulk_update_with_history
 
 from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
 from clinic.validation import check_clinical_date
 from followups import visit_states
-from followups.codes import AssessmentStatus, VisitMoveError, VisitStatus
+from followups.codes import AssessmentStatus, VisitMoveError, VisitSource, VisitStatus
 from followups.flags_store import flags_sync
 from followups.models import Visit
 from followups.reminders import reminders_plan_for
@@ -67,7 +69,7 @@ def _check_booking(visit: Visit, when, confirm_outside_window: bool, errors: Fie
     if errors:
         return
     on = timezone.localdate(when)
-    if visit.source == "protocol" and visit.anchor_on and on < visit.anchor_on:
+    if visit.source == VisitSource.PROTOCOL and visit.anchor_on and on < visit.anchor_on:
         errors.add(
             "scheduled_for",
             f"This visit follows the treatment of {_day(visit.anchor_on)}: "
@@ -174,6 +176,9 @@ def visit_move_errors(
     if transition:
         errors.add("status", transition, E.INVALID_TRANSITION)
         return errors
+    if visit.patient.archived:
+        errors.add("patient", "This patient is archived: restore the patient first.", E.ARCHIVED)
+        return errors
     correcting = visit_states.is_correction(visit.status, to)
     state = visit.get_status_display().lower()
     if correction is True and not correcting:
@@ -233,6 +238,7 @@ def visit_move(
     ``by`` is the staff user (or API client's user) who asks, None for the system's own moves;
     ``role`` stands for ``by``'s role where a service acts for a recorder it knows by role only.
     """
+    now = now or timezone.now()
     visit = _locked_visit(visit)
     correcting = visit_states.is_correction(visit.status, to)
     if to == VisitStatus.BOOKED and not correcting and scheduled_for is None:
@@ -256,6 +262,11 @@ def visit_move(
     if to == VisitStatus.CANCELLED:
         visit.cancel_reason = reason
         fields.append("cancel_reason")
+    if to == VisitStatus.COMPLETED and visit.status == VisitStatus.PLANNED and visit.scheduled_for > now:
+        # The patient came early in the window, without a booking: the visit took place now, not
+        # on the day it aimed at (the record and "attended a later visit" must not see a future).
+        visit.scheduled_for = now
+        fields.append("scheduled_for")
     if correcting:
         # The state it leaves is the history's previous row; the reason is kept beside the change.
         visit._change_reason = reason
@@ -263,3 +274,27 @@ def visit_move(
     visit.save(update_fields=[*fields, "updated_at"])
     after_visit_change(visit.patient)
     return visit
+
+
+def visits_move_bulk(*, moves: list[tuple[Visit, str]], to: str, history_reason: str) -> list[Visit]:
+    """The system's own moves of many visits of one patient at once, each ``(visit, reason)``:
+    planning cancels the visits a protocol no longer asks for, the nightly close marks missed the
+    visits whose window closed. The state machine holds for each (a move it forbids is a bug, not
+    a refusal to show); the history records each. The caller holds the patient's lock, has chosen
+    the visits by the guards of the move, and brings the derived rows up to date."""
+    now = timezone.now()
+    moved = []
+    for visit, reason in moves:
+        error = visit_states.transition_error(visit.status, to)
+        if error:
+            raise ValueError(f"Visit {visit.pk}: {error}")
+        if to == VisitStatus.CANCELLED:
+            if not reason:
+                raise ValueError(f"Visit {visit.pk}: a cancellation needs its reason.")
+            visit.cancel_reason = reason
+        visit.status, visit.updated_at = to, now
+        moved.append(visit)
+    fields = ["status", "updated_at", *(["cancel_reason"] if to == VisitStatus.CANCELLED else [])]
+    if moved:
+        bulk_update_with_history(moved, Visit, fields, default_change_reason=history_reason)
+    return moved

@@ -187,3 +187,10 @@ class MvdComplicationKind(models.TextChoices):
     MENINGITIS = "meningitis", _("Meningitis")
     STROKE = "stroke", _("Stroke")
     OTHER = "other", _("Other")
+
+
+class RecordStateError(models.TextChoices):
+    """Why a change of a diagnosis', imaging study's or treatment's status was refused."""
+
+    RETRACTED = "retracted", _("A retracted record does not change")
+    INVALID_TRANSITION = "invalid_transition", _("No such change of status")

@@ -76,14 +76,20 @@ def _refuse_archived(patient: Patient, errors: FieldErrors):
 
 def _refuse_retracted(states: record_states.RecordStates, record) -> None:
     errors = FieldErrors()
-    errors.add("status", record_states.retracted_error(states, record.status), "retracted")
+    errors.add(
+        "status", record_states.retracted_error(states, record.status), codes.RecordStateError.RETRACTED
+    )
     errors.raise_if_any()
 
 
 def _check_initial_status(states: record_states.RecordStates, record, errors: FieldErrors) -> None:
     # An unknown code is named by the field check; only a real status is judged here.
     if record.status in states.statuses.values:
-        errors.add("status", record_states.initial_error(states, record.status), "invalid_transition")
+        errors.add(
+            "status",
+            record_states.initial_error(states, record.status),
+            codes.RecordStateError.INVALID_TRANSITION,
+        )
 
 
 def _check_status_move(
@@ -91,7 +97,9 @@ def _check_status_move(
 ) -> None:
     if record.status in states.statuses.values:
         errors.add(
-            "status", record_states.transition_error(states, previous, record.status), "invalid_transition"
+            "status",
+            record_states.transition_error(states, previous, record.status),
+            codes.RecordStateError.INVALID_TRANSITION,
         )
 
 

@@ -3,24 +3,49 @@
 import django.db.models.deletion
 import simple_history.models
 import uuid
+
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+
+
+FLAGS_PER_BATCH = 2000
+
+
+def _in_batches(queryset, update):
+    """Apply ``update`` to each row and write the rows back a batch at a time. The ids are read
+    first: on SQLite a cursor over a table being written may skip or repeat rows."""
+    ids = list(queryset.values_list("pk", flat=True))
+    for start in range(0, len(ids), FLAGS_PER_BATCH):
+        batch = [update(flag) for flag in queryset.filter(pk__in=ids[start : start + FLAGS_PER_BATCH])]
+        queryset.model.objects.bulk_update(batch, [*update.fields])
+
+
+def _new_id(flag):
+    flag.uuid = uuid.uuid4()
+    return flag
+
+
+_new_id.fields = ("uuid",)
+
+
+def _fact_date(flag):
+    flag.since_on = timezone.localdate(flag.since)
+    return flag
+
+
+_fact_date.fields = ("since_on",)
 
 
 def give_flags_ids(apps, schema_editor):
     PatientFlag = apps.get_model("followups", "PatientFlag")
-    for flag in PatientFlag.objects.filter(uuid__isnull=True).only("pk"):
-        flag.uuid = uuid.uuid4()
-        flag.save(update_fields=["uuid"])
+    _in_batches(PatientFlag.objects.filter(uuid__isnull=True).only("pk").order_by("pk"), _new_id)
 
 
 def flag_dates_from_times(apps, schema_editor):
-    from django.utils import timezone
-
+    # The date of the old time stamp until the next refresh sets the fact's date (DOMAIN.md 8 v2).
     PatientFlag = apps.get_model("followups", "PatientFlag")
-    for flag in PatientFlag.objects.only("pk", "since"):
-        flag.since_on = timezone.localdate(flag.since)
-        flag.save(update_fields=["since_on"])
+    _in_batches(PatientFlag.objects.only("pk", "since").order_by("pk"), _fact_date)
 
 
 class Migration(migrations.Migration):

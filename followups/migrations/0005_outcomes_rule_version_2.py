@@ -13,7 +13,7 @@ from itertools import islice
 from django.db import migrations
 from django.utils import timezone
 
-from followups.outcomes import SymptomLog, outcome_for_treatment
+from followups.outcomes import RULE_VERSION, SymptomLog, outcome_for_treatment
 
 PATIENTS_PER_CHUNK = 500
 # The codes as they stand in this migration's state; a migration does not follow later code lists.
@@ -21,7 +21,9 @@ ASSESSMENT_FINAL = "final"
 TREATMENT_RETRACTED = "entered_in_error"
 BOTULINUM_TOXIN = "botulinum_toxin"
 BEFORE_REASON = "rule version {} (before migration)"
-RECOMPUTED_REASON = "recomputed under rule version 2"
+# The rules are today's: a database that skipped a version is recomputed under the newest, which
+# its stored rule_version and this reason then say (a later version adds its own recomputation).
+RECOMPUTED_REASON = f"recomputed under rule version {RULE_VERSION}"
 RETRACTED_REASON = "treatment retracted: no outcome under rule version 2"
 OUTCOME_FIELDS = (
     "category",

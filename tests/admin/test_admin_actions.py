@@ -252,7 +252,9 @@ def test_the_page_offers_the_visit_s_allowed_actions(planned, passed, clinician)
         assert f'data-test="visit-{planned.pk}-{action}"' in html
     for action in ("complete", "missed", "unbook", "correct", "rebook"):
         assert f'data-test="visit-{planned.pk}-{action}"' not in html
-    assert f'data-test="visit-{planned.pk}-assess"' in html
+    # Recording measurements completes a visit, which a visit ahead cannot be.
+    assert f'data-test="visit-{planned.pk}-assess"' not in html
+    assert f'data-test="visit-{passed.pk}-assess"' in html
     # A visit whose window has closed: every move of a planned visit.
     for action in ("book", "complete", "missed", "cancel"):
         assert f'data-test="visit-{passed.pk}-{action}"' in html
