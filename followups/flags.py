@@ -262,11 +262,10 @@ def diagnosis_flags(inputs: FlagInputs) -> list[Flag]:
 
 
 def mvd_flags(inputs: FlagInputs) -> list[Flag]:
-    every_surgery = _of_kind(inputs, TreatmentKind.MVD)
+    # A stopped MVD was not done: it raises nothing and does not split the palsy of another.
+    surgeries = [t for t in _of_kind(inputs, TreatmentKind.MVD) if t.status != TreatmentStatus.STOPPED]
     flags = []
-    for surgery in every_surgery:
-        if surgery.status == TreatmentStatus.STOPPED:
-            continue
+    for surgery in surgeries:
         if surgery.outcome == OutcomeCategory.RECURRENCE:
             flags.append(
                 Flag(
@@ -277,7 +276,7 @@ def mvd_flags(inputs: FlagInputs) -> list[Flag]:
                 )
             )
         # A grade after a redo belongs to the redo, as the palsy reviews of planning say.
-        redo_on = next_start_after((s.started_on for s in every_surgery), surgery.started_on)
+        redo_on = next_start_after((s.started_on for s in surgeries), surgery.started_on)
         palsy = latest_palsy_after_surgery(
             inputs.graded, surgery_on=surgery.started_on, next_surgery_on=redo_on
         )

@@ -157,9 +157,12 @@ def _owners_for(patient: Patient, *, today: date) -> list[Owner]:
 
 
 def next_start_of_same_kind(treatments: list[Treatment]) -> dict[int, date | None]:
-    """For each treatment, when the next live treatment of its kind started (None if none did):
-    a toxin session's cycle, and an MVD's palsy reviews, end there."""
-    live = [t for t in treatments if t.status != TreatmentStatus.ENTERED_IN_ERROR]
+    """For each treatment, when the next treatment of its kind that took place started (None if
+    none did): a toxin session's cycle, and an MVD's palsy reviews, end there. A retracted one never
+    was; a stopped one was not given (the flags bound a palsy the same way)."""
+    live = [
+        t for t in treatments if t.status not in (TreatmentStatus.ENTERED_IN_ERROR, TreatmentStatus.STOPPED)
+    ]
     return {
         treatment.pk: next_start_after(
             (t.started_on for t in live if t.kind == treatment.kind and t.pk != treatment.pk),

@@ -632,3 +632,23 @@ def test_a_move_of_an_unknown_visit_is_a_404(clinician, move):
 @pytest.mark.parametrize("move", MOVES)
 def test_a_move_is_a_post(clinician, passed, move):
     assert clinician.get(move_url(passed, move)).status_code == 405
+
+
+@pytest.mark.parametrize("status", [None, P, X])
+def test_patch_takes_a_correction_s_reason_only_with_status_booked(nurse, review, status):
+    body = {"reason": WHY, **({"status": status} if status else {})}
+    if status == X:
+        body["cancel_reason"] = "The patient moved away."
+    refused(
+        nurse,
+        review,
+        "",
+        body,
+        {
+            "reason": [
+                "A reason here corrects a completed or missed visit: give it with status booked "
+                "(a cancellation's reason is cancel_reason)."
+            ]
+        },
+        method="patch",
+    )

@@ -306,3 +306,38 @@ def test_the_acknowledgement_time_is_now_not_the_flags_date(imaging_flag, clinic
     at = acknowledgement(imaging_flag)[1]
     assert timezone.localdate(at) == timezone.localdate()
     assert timezone.now() - at < timedelta(minutes=1)
+
+
+def test_the_history_keeps_an_acknowledgement_when_the_flag_goes(imaging_flag, clinician, today):
+    flag_acknowledge(flag=imaging_flag, by=clinician, note="MRI requested.")
+    record.imaging_study_record(
+        patient=imaging_flag.patient, performed_on=today, modality="mri", sequences=["ciss"]
+    )
+    assert not PatientFlag.objects.filter(pk=imaging_flag.pk).exists()
+
+    last = PatientFlag.history.filter(id=imaging_flag.pk).latest()
+    assert (last.history_type, last.acknowledged_by_id, last.note) == ("-", clinician.pk, "MRI requested.")
+
+
+def test_the_history_keeps_an_acknowledgement_its_new_fact_cleared(recent_diagnosis, clinician, today):
+    patient = recent_diagnosis.patient
+    surgery = record_mvd(recent_diagnosis, today - days(60))
+    record_log(patient, today - days(50), house_brackmann_grade=3)
+    (palsy,) = flags_of(patient, F.FACIAL_PALSY_AFTER_MVD)
+    flag_acknowledge(flag=palsy, by=clinician, note="Eye care given.")
+
+    record_log(patient, today - days(10), house_brackmann_grade=2)
+
+    assert acknowledgement(palsy) == (None, None, "")
+    notes = set(PatientFlag.history.filter(id=palsy.pk).values_list("note", flat=True))
+    assert "Eye care given." in notes
+    assert surgery.started_on < reloaded(palsy).since
+
+
+def test_a_flag_gone_while_it_was_read_is_a_clear_refusal(imaging_flag, clinician):
+    PatientFlag.objects.filter(pk=imaging_flag.pk).delete()
+
+    with pytest.raises(ValidationError) as refused:
+        flag_acknowledge(flag=imaging_flag, by=clinician, note="MRI requested.")
+
+    assert refusal(refused.value) == {NON_FIELD_ERRORS: ["flag_gone"]}

@@ -716,3 +716,12 @@ def test_an_archived_patient_has_no_flags():
 
     assert flags(FlagInputs(**{**data.__dict__, "archived": True})) == []
     assert flags(FlagInputs(archived=True)) == []
+
+
+def test_a_stopped_toxin_session_was_not_given_and_raises_no_interval_flag():
+    first = session(ago(100))
+    stopped = session(ago(40), status=TreatmentStatus.STOPPED)
+
+    assert flags(inputs(first, stopped)) == []
+    given_too_soon = session(ago(40))
+    assert [f.code for f in flags(inputs(first, given_too_soon))] == [F.BOTOX_INTERVAL_SHORT]

@@ -587,3 +587,15 @@ def test_the_daily_task_closes_windows_and_refreshes_every_patient_in_follow_up(
         ("lab-blood-count", 180),
         ("review-90", 208),
     ]
+
+
+def test_a_toxin_session_that_was_stopped_does_not_end_the_earlier_cycle(recent_diagnosis, today):
+    first = record_toxin(recent_diagnosis, today - days(20))
+    second = record_toxin(recent_diagnosis, today + days(5))
+    assert [v.protocol_day for v in live(first)] == [21]
+
+    # The injection was called off: the patient still needs the first cycle's re-injection visit.
+    record.treatment_update(treatment=second, status=codes.TreatmentStatus.STOPPED)
+
+    assert plan(live(first)) == expected(today - days(20), ("day-21", 21, 7, 7), ("reinjection", 84, 0, 21))
+    assert live(second) == []

@@ -23,7 +23,9 @@ from followups.visit_moves import (
     CORRECTION_REASON_MAX_LENGTH,
     visit_move,
     visit_move_errors,
+    visits_move_bulk,
 )
+from patients import services as record
 from tests.followups.conftest import (
     at_clinic,
     book,
@@ -560,3 +562,64 @@ def test_visit_move_errors_is_empty_exactly_when_the_move_would_go(review):
         ahead.raise_if_any()
     assert [e.code for e in error.value.error_dict["status"]] == [E.STILL_AHEAD]
     assert stored(review).status == P
+
+
+# --- what the review found ------------------------------------------------------------------------
+
+
+def test_a_planned_visit_completed_early_in_its_window_took_place_then(review):
+    came = clinic_time(review.window_start, 10, 30)
+    assert review.scheduled_for > came  # it aimed at day 21, the patient came on day 14
+
+    complete(review, now=came)
+
+    assert (stored(review).status, stored(review).scheduled_for) == (C, came)
+
+
+def test_a_booked_visit_completed_keeps_its_appointment_time(review):
+    when = at_clinic(review.window_start + days(2), 15)
+    book(review, when)
+
+    complete(review, now=clinic_time(review.window_start + days(2), 9))
+
+    assert (stored(review).status, stored(review).scheduled_for) == (C, when)
+
+
+def test_a_visit_of_an_archived_patient_does_not_move(review):
+    record.patient_archive(patient=review.patient)
+    review.refresh_from_db()
+    assert review.status == X  # archiving cancelled it, through planning's bulk move
+
+    manual = Visit.objects.create(
+        patient=review.patient,
+        purpose="Review",
+        scheduled_for=review.scheduled_for,
+        window_start=review.window_start,
+        window_end=review.window_end,
+        status=P,
+        source="manual",
+    )
+    refused(
+        lambda: visit_move(visit=manual, to=X, reason="No longer needed."),
+        {"patient": [("This patient is archived: restore the patient first.", E.ARCHIVED)]},
+    )
+
+
+def test_the_system_s_bulk_moves_keep_to_the_state_machine(review):
+    cancel(review)
+    with pytest.raises(ValueError, match="A cancelled visit stays cancelled"):
+        visits_move_bulk(moves=[(stored(review), "")], to=M, history_reason="window closed")
+    assert stored(review).status == X
+
+
+def test_a_bulk_cancellation_needs_its_reason_and_is_in_the_history(review):
+    with pytest.raises(ValueError, match="needs its reason"):
+        visits_move_bulk(moves=[(stored(review), "")], to=X, history_reason="planning")
+    visits_move_bulk(moves=[(stored(review), "The course ended.")], to=X, history_reason="planning")
+
+    latest = review.history.latest()
+    assert (latest.status, latest.cancel_reason, latest.history_change_reason) == (
+        X,
+        "The course ended.",
+        "planning",
+    )
