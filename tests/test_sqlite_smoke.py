@@ -78,3 +78,20 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "last_used_recorded": True,
         "revoked_key": 401,
     }
+    # Rule version 2: the drug course is not credited with the MVD's cure (version 1 said cured);
+    # the flag is dated by the diagnosis and left the worklist once acknowledged; a time outside
+    # the window is refused, a wrong "completed" corrected with its reason in the history; a visit
+    # past its window is overdue until the patient holds a booking ahead.
+    assert summary["clinical_rules_v2"] == {
+        "outcomes": {
+            "medication": ["unchanged", 2],
+            "botulinum_toxin": ["insufficient_data", 2],
+            "mvd": ["delayed_cure", 2],
+        },
+        "sources": ["clinician", "nurse"],
+        "flag_since": "2023-03-01",
+        "flag_to_review": False,
+        "outside_window": "outside_window",
+        "corrected": ["booked", "Completed by mistake."],
+        "overdue_before_and_after": [1, 0],
+    }

@@ -228,6 +228,80 @@ def api_read(flow: dict) -> dict:
     }
 
 
+def clinical_rules_v2(flow: dict) -> dict:
+    """Rule version 2 on this engine: each treatment judged within its episode, flags dated by
+    their facts and acknowledged, visits moved only as DOMAIN.md section 2 allows (the overdue
+    condition's subqueries and the histories are SQL of this engine too)."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    from clinic.roles import Role, group_for
+    from followups.codes import AssessmentSource
+    from followups.flags_store import flag_acknowledge
+    from followups.models import PatientFlag, TreatmentOutcome
+    from followups.predicates import overdue_visits_filter
+    from followups.selectors import flags_to_review
+    from followups.visit_moves import visit_move
+
+    patient, today = flow["patient"], timezone.localdate()
+    surgery_on = today - timedelta(days=SURGERY_DAYS_AGO)
+    logs = [
+        (date(2023, 2, 20), 20, AssessmentSource.CLINICIAN),  # before the drug course
+        (date(2023, 6, 1), 18, AssessmentSource.NURSE),  # on the drug: no better
+        (surgery_on - timedelta(days=10), 16, AssessmentSource.CLINICIAN),  # before the MVD
+        (today - timedelta(days=5), 0, AssessmentSource.CLINICIAN),  # spasm-free after the MVD
+    ]
+    for on, spasms, source in logs:
+        follow_up.assessment_record(patient=patient, assessed_on=on, spasms_per_day=spasms, source=source)
+    outcomes = {
+        o.treatment.kind: (o.category, o.rule_version)
+        for o in TreatmentOutcome.objects.filter(treatment__patient=patient).select_related("treatment")
+    }
+
+    users = get_user_model().objects
+    clinician = users.create_user(username=f"smoke-clinician-{uuid.uuid4().hex[:8]}", is_staff=True)
+    clinician.groups.add(group_for(Role.CLINICIAN))
+    nurse = users.create_user(username=f"smoke-nurse-{uuid.uuid4().hex[:8]}", is_staff=True)
+    nurse.groups.add(group_for(Role.NURSE))
+    flag = PatientFlag.objects.get(patient=patient, code="imaging_missing")
+    flag_acknowledge(flag=flag, by=clinician, note="MRI requested.")
+
+    # The appointment booked earlier in the flow is called off; a review planned three weeks ago
+    # was forgotten: the patient is overdue.
+    for booked in Visit.objects.filter(patient=patient, status=VisitStatus.BOOKED):
+        visit_move(visit=booked, to=VisitStatus.CANCELLED, reason="The patient called it off.")
+    forgotten = today - timedelta(days=20)
+    follow_up.visit_create(
+        patient=patient,
+        purpose="Review",
+        status=VisitStatus.PLANNED,
+        scheduled_for=timezone.now() - timedelta(days=20),
+        window_start=forgotten,
+        window_end=forgotten + timedelta(days=5),
+    )
+    overdue = [Visit.objects.filter(overdue_visits_filter(today), patient=patient).count()]
+    check = Visit.objects.get(patient=patient, source=VisitSource.PROTOCOL, protocol_day=30)
+    try:
+        visit_move(visit=check, to=VisitStatus.BOOKED, scheduled_for=timezone.now() + timedelta(days=10))
+        outside_window = "booked"
+    except ValidationError as error:
+        outside_window = error.error_dict["scheduled_for"][0].code
+    visit_move(visit=check, to=VisitStatus.COMPLETED)
+    visit_move(visit=check, to=VisitStatus.BOOKED, by=nurse, reason="Completed by mistake.")
+    check.refresh_from_db()
+    # Not overdue any more once the patient holds a booking ahead (the corrected visit of today).
+    overdue.append(Visit.objects.filter(overdue_visits_filter(today), patient=patient).count())
+    return {
+        "outcomes": outcomes,
+        "sources": sorted(set(patient.assessments.values_list("source", flat=True))),
+        "flag_since": flag.since.isoformat(),
+        "flag_to_review": flags_to_review().filter(pk=flag.pk).exists(),
+        "outside_window": outside_window,
+        "corrected": [check.status, check.history.first().history_change_reason],
+        "overdue_before_and_after": overdue,
+    }
+
+
 STEPS = [
     database_in_use,
     patient_registered,
@@ -237,6 +311,7 @@ STEPS = [
     reminder_delivered,
     reminder_mail_written,
     api_read,
+    clinical_rules_v2,
 ]
 
 
