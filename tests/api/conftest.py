@@ -63,6 +63,21 @@ def clinician(api_as):
 
 
 @pytest.fixture
+def nurse(api_as):
+    return api_as(Role.NURSE)
+
+
+@pytest.fixture
+def front_desk(api_as):
+    return api_as(Role.FRONT_DESK)
+
+
+@pytest.fixture
+def integration(api_as):
+    return api_as(Role.INTEGRATION_READ)
+
+
+@pytest.fixture
 def anonymous():
     return APIClient()
 

@@ -41,21 +41,6 @@ def flags_url(patient) -> str:
 
 
 @pytest.fixture
-def nurse(api_as):
-    return api_as(Role.NURSE)
-
-
-@pytest.fixture
-def front_desk(api_as):
-    return api_as(Role.FRONT_DESK)
-
-
-@pytest.fixture
-def integration(api_as):
-    return api_as(Role.INTEGRATION_READ)
-
-
-@pytest.fixture
 def ada(db):
     """Diagnosed 30 days ago without imaging (imaging_missing); a carbamazepine course of 10 days for
     at-risk ancestry without an HLA result nor a blood count (hla_b1502_missing, lab_monitoring_due)."""

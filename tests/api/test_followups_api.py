@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from clinic.models import AuditEvent
-from clinic.roles import Role
 from followups import services as followups
 from followups.codes import (
     AssessmentStatus,
@@ -145,21 +144,6 @@ def url(resource: str, obj=None, action: str = "") -> str:
 def ids(response) -> list[str]:
     assert response.status_code == 200, response.data
     return [row["id"] for row in response.data["results"]]
-
-
-@pytest.fixture
-def nurse(api_as):
-    return api_as(Role.NURSE)
-
-
-@pytest.fixture
-def front_desk(api_as):
-    return api_as(Role.FRONT_DESK)
-
-
-@pytest.fixture
-def integration(api_as):
-    return api_as(Role.INTEGRATION_READ)
 
 
 @pytest.fixture

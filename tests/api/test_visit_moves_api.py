@@ -88,21 +88,6 @@ def moved(client, visit, move: str, body: dict | None = None, method: str = "pos
 
 
 @pytest.fixture
-def nurse(api_as):
-    return api_as(Role.NURSE)
-
-
-@pytest.fixture
-def front_desk(api_as):
-    return api_as(Role.FRONT_DESK)
-
-
-@pytest.fixture
-def integration(api_as):
-    return api_as(Role.INTEGRATION_READ)
-
-
-@pytest.fixture
 def ada(db):
     return PatientFactory(given_name="Ada", family_name="Lovelace")
 
