@@ -25,7 +25,12 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 FIELD_ERRORS = {
     "type": "object",
     "description": "Messages by field name, nested like the body (list items by their index); "
-    "cross-field ones under `non_field_errors`.",
+    "cross-field ones under `non_field_errors`. When a rule of the clinic refused the request (a "
+    "service's refusal, not a malformed body), `error_codes` holds the code of each message, nested "
+    "the same way (for a visit move: invalid_transition, outside_window, before_treatment, "
+    "still_ahead, not_yet_passed, reason_required, correction_not_allowed, already_rebooked, "
+    "measured_at_visit, archived, ...).",
+    "properties": {"error_codes": {"type": "object", "additionalProperties": {}}},
     "additionalProperties": {},
 }
 DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
