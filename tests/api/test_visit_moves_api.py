@@ -20,20 +20,13 @@ from django.utils.dateparse import parse_datetime
 
 from clinic.roles import Role
 from followups import services as followups
-from followups.codes import VisitStatus
 from followups.models import Visit
 from followups.visit_moves import visit_move
+from followups.visit_states import B, C, M, P, X
 from patients import codes
 from tests.api.conftest import API
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
 
-P, B, C, M, X = (
-    VisitStatus.PLANNED,
-    VisitStatus.BOOKED,
-    VisitStatus.COMPLETED,
-    VisitStatus.MISSED,
-    VisitStatus.CANCELLED,
-)
 WHY = "Marked by mistake: the patient came."
 MOVES = ("book", "unbook", "complete", "missed", "cancel", "correct")
 

@@ -16,7 +16,7 @@ from django.utils import formats, timezone
 
 from clinic.roles import Role, group_for
 from followups import services as followups
-from followups.codes import AssessmentStatus, VisitMoveError, VisitStatus
+from followups.codes import AssessmentStatus, VisitMoveError
 from followups.models import Assessment, Visit
 from followups.visit_moves import (
     CANCEL_REASON_MAX_LENGTH,
@@ -25,6 +25,7 @@ from followups.visit_moves import (
     visit_move_errors,
     visits_move_bulk,
 )
+from followups.visit_states import B, C, M, P, X
 from patients import services as record
 from tests.followups.conftest import (
     at_clinic,
@@ -40,13 +41,6 @@ from tests.followups.conftest import (
     unbook,
 )
 
-P, B, C, M, X = (
-    VisitStatus.PLANNED,
-    VisitStatus.BOOKED,
-    VisitStatus.COMPLETED,
-    VisitStatus.MISSED,
-    VisitStatus.CANCELLED,
-)
 E = VisitMoveError
 WHY = "Marked by mistake: the patient came."
 

@@ -11,10 +11,11 @@ from django.test.utils import CaptureQueriesContext
 
 from clinic.roles import Role
 from followups import services as followups
-from followups.codes import FlagCode, VisitSource, VisitStatus
+from followups.codes import FlagCode, VisitSource
 from followups.models import Visit
 from followups.selectors import worklist_overdue
 from followups.visit_moves import visit_move
+from followups.visit_states import B, C, M, P, X
 from tests.followups.conftest import (
     at_clinic,
     book,
@@ -29,13 +30,6 @@ from tests.followups.conftest import (
     unbook,
 )
 
-P, B, C, M, X = (
-    VisitStatus.PLANNED,
-    VisitStatus.BOOKED,
-    VisitStatus.COMPLETED,
-    VisitStatus.MISSED,
-    VisitStatus.CANCELLED,
-)
 WHY = "Marked by mistake: the patient came."
 
 
