@@ -310,5 +310,6 @@ CELERY_BEAT_SCHEDULE = {
     "reminders-sweep": {"task": "reminders.sweep", "schedule": REMINDER_SWEEP_SECONDS},
     # Crontab hours are in CELERY_TIMEZONE, the clinic's.
     "followups-daily": {"task": "followups.daily", "schedule": _crontab(hour=1, minute=30)},
+    "sessions-generate": {"task": "booking.sessions_generate", "schedule": _crontab(hour=1, minute=0)},
 }
 CELERY_TIMEZONE = CLINIC_TIME_ZONE

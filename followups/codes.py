@@ -12,6 +12,15 @@ class VisitStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class VisitKind(models.TextChoices):
+    """The kind of clinic a visit needs (DOMAIN.md section 12): what a session serves."""
+
+    INJECTION = "injection", _("Injection clinic")
+    POST_OP_CHECK = "post_op_check", _("Post-operative check")
+    REVIEW = "review", _("Review")
+    LAB = "lab", _("Blood test")
+
+
 class VisitMoveError(models.TextChoices):
     """Why a visit move was refused (DOMAIN.md section 2): the codes beside an API 400's messages."""
 
@@ -28,6 +37,8 @@ class VisitMoveError(models.TextChoices):
     ALREADY_REBOOKED = "already_rebooked", _("The missed visit was rebooked already")
     MEASURED_AT_VISIT = "measured_at_visit", _("Measurements were recorded at the visit")
     ARCHIVED = "archived", _("The patient is archived")
+    SLOT_FULL = "slot_full", _("The slot is full")
+    SLOT_UNAVAILABLE = "slot_unavailable", _("The slot cannot take this visit")
 
 
 class FlagAcknowledgeError(models.TextChoices):

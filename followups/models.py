@@ -61,6 +61,10 @@ class ProtocolStep(models.Model):
     repeat_until_day = models.PositiveIntegerField(null=True, blank=True)
     # Steps that apply to one drug only (the laboratory checks of carbamazepine, oxcarbazepine).
     only_for_drug = models.CharField(max_length=20, choices=record_codes.Drug.choices, blank=True)
+    # The kind of clinic session the visit needs (DOMAIN.md section 12).
+    visit_kind = models.CharField(
+        max_length=16, choices=codes.VisitKind.choices, default=codes.VisitKind.REVIEW
+    )
     order = models.PositiveSmallIntegerField(default=0)
 
     history = HistoricalRecords()
@@ -71,6 +75,7 @@ class ProtocolStep(models.Model):
             one_of("anchor", codes.StepAnchor),
             one_of("repeat", codes.StepRepeat),
             one_of("only_for_drug", record_codes.Drug, blank=True),
+            one_of("visit_kind", codes.VisitKind),
             models.UniqueConstraint(fields=["protocol", "code"], name="followups_step_code_once"),
             models.CheckConstraint(
                 condition=Q(repeat=codes.StepRepeat.ONCE, repeat_every_days__isnull=True)
@@ -88,6 +93,120 @@ class ProtocolStep(models.Model):
         return f"{self.protocol.code}: {self.purpose}"
 
 
+class SessionTemplate(models.Model):
+    """A recurring clinic session (DOMAIN.md section 12): a weekday's hours, cut into slots of
+    ``slot_minutes`` that each take ``capacity`` visits of the kinds the session serves. Dated
+    sessions are generated from it 26 weeks ahead (``followups.booking.sessions_generate``)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
+    label = models.CharField(max_length=120, help_text="Room or team, as staff and patients see it.")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday ... 6 = Sunday.")
+    starts_at = models.TimeField(help_text="Clinic time.")
+    ends_at = models.TimeField(help_text="Clinic time.")
+    slot_minutes = models.PositiveSmallIntegerField(default=15)
+    capacity = models.PositiveSmallIntegerField(default=1, help_text="Visits one slot takes.")
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["weekday", "starts_at", "label"]
+        constraints = [
+            in_range("weekday", 0, 6),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="followups_template_ends_after_start"
+            ),
+            models.CheckConstraint(condition=Q(slot_minutes__gte=5), name="followups_template_slot_minutes"),
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="followups_template_capacity"),
+            not_before("valid_to", "valid_from"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
+class SessionTemplateKind(models.Model):
+    """A kind of visit a template's sessions serve."""
+
+    template = models.ForeignKey(SessionTemplate, on_delete=models.CASCADE, related_name="kind_rows")
+    visit_kind = models.CharField(max_length=16, choices=codes.VisitKind.choices)
+
+    class Meta:
+        constraints = [
+            one_of("visit_kind", codes.VisitKind),
+            models.UniqueConstraint(fields=["template", "visit_kind"], name="followups_template_kind_once"),
+        ]
+
+    def __str__(self):
+        return self.get_visit_kind_display()
+
+
+class ClinicSession(models.Model):
+    """One dated session of a template: its slots are where visits are booked. Cancelled for a
+    day (a holiday) rather than deleted, with the reason."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
+    template = models.ForeignKey(SessionTemplate, on_delete=models.PROTECT, related_name="sessions")
+    on = models.DateField()
+    starts_at = models.TimeField()
+    ends_at = models.TimeField()
+    label = models.CharField(max_length=120)
+    cancelled = models.BooleanField(default=False)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["on", "starts_at", "label"]
+        indexes = [models.Index(fields=["on"])]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "on"], name="followups_session_once_a_day"),
+            models.CheckConstraint(
+                condition=Q(cancelled=False) | ~Q(cancel_reason=""),
+                name="followups_session_cancel_has_reason",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.label} ({self.on})"
+
+
+class Slot(models.Model):
+    """A time of a session that takes up to ``capacity`` booked visits.
+
+    ``booked`` counts them; the booking service raises it with a conditional update and the
+    database refuses it past the capacity, so two bookings racing for the last place never both
+    succeed, on PostgreSQL and SQLite alike."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
+    session = models.ForeignKey(ClinicSession, on_delete=models.PROTECT, related_name="slots")
+    starts_at = models.DateTimeField()
+    capacity = models.PositiveSmallIntegerField()
+    booked = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["starts_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "starts_at"], name="followups_slot_once"),
+            models.CheckConstraint(
+                condition=Q(booked__lte=models.F("capacity")), name="followups_slot_within_capacity"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.session.label} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.booked
+
+
 class Visit(ClinicalRecord):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits")
     treatment = models.ForeignKey(
@@ -97,6 +216,11 @@ class Visit(ClinicalRecord):
         Diagnosis, on_delete=models.PROTECT, related_name="visits", null=True, blank=True
     )
     purpose = models.CharField(max_length=200)
+    visit_kind = models.CharField(
+        max_length=16, choices=codes.VisitKind.choices, default=codes.VisitKind.REVIEW
+    )
+    # The slot a booked visit holds (its time is the slot's); none for a free time staff agreed.
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="visits", null=True, blank=True)
     scheduled_for = models.DateTimeField(db_index=True)
     window_start = models.DateField()
     window_end = models.DateField()
@@ -131,6 +255,7 @@ class Visit(ClinicalRecord):
         constraints = [
             one_of("status", codes.VisitStatus),
             one_of("source", codes.VisitSource),
+            one_of("visit_kind", codes.VisitKind),
             not_before("window_end", "window_start"),
             models.CheckConstraint(
                 condition=Q(source=codes.VisitSource.MANUAL)

@@ -75,6 +75,7 @@ def _as_step(step) -> protocols.Step:
         repeat=step.repeat,
         repeat_every_days=step.repeat_every_days,
         repeat_until_day=step.repeat_until_day,
+        visit_kind=step.visit_kind,
     )
 
 
@@ -261,6 +262,7 @@ def new_visit(patient: Patient, owner: Owner, occurrence: protocols.Occurrence) 
         treatment=owner.treatment,
         diagnosis=owner.diagnosis,
         purpose=occurrence.purpose,
+        visit_kind=occurrence.visit_kind,
         scheduled_for=protocols.visit_time(
             occurrence.scheduled_on, hour=settings.CLINIC_VISIT_HOUR, zone=settings.CLINIC_TIME_ZONE
         ),

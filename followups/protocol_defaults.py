@@ -4,7 +4,9 @@ The data migration loads them once; after that they are the clinic's to edit in 
 ``protocols_load_defaults`` also restores them where a test database was emptied.
 """
 
-from followups.codes import StepAnchor, StepRepeat
+from datetime import time
+
+from followups.codes import StepAnchor, StepRepeat, VisitKind
 
 ONCE, UNTIL_DAY = StepRepeat.ONCE, StepRepeat.UNTIL_DAY
 
@@ -129,11 +131,28 @@ DEFAULT_PROTOCOLS = [
 ]
 
 
+# The kind of clinic each step needs (DOMAIN.md section 12); a step not named here needs a review.
+# Kept apart from the steps above: the migration that first loaded them predates the field.
+DEFAULT_VISIT_KINDS = {
+    ("botulinum-toxin", "reinjection"): VisitKind.INJECTION,
+    ("mvd", "day-10"): VisitKind.POST_OP_CHECK,
+    ("mvd", "day-30"): VisitKind.POST_OP_CHECK,
+    ("medication", "lab-blood-count"): VisitKind.LAB,
+    ("medication", "lab-sodium"): VisitKind.LAB,
+}
+
+
+def default_visit_kind(protocol_code: str, step_code: str) -> str:
+    return DEFAULT_VISIT_KINDS.get((protocol_code, step_code), VisitKind.REVIEW)
+
+
 def protocols_load_defaults(protocol_model, step_model) -> int:
     """Create the default protocols that are missing (by code); answer how many were created.
 
-    Takes the model classes so that the data migration can pass its historical models.
+    Takes the model classes so that the data migration can pass its historical models (those of
+    before the steps had a visit kind, too).
     """
+    has_kind = any(f.name == "visit_kind" for f in step_model._meta.get_fields())
     created = 0
     for spec in DEFAULT_PROTOCOLS:
         fields = {key: value for key, value in spec.items() if key != "steps"}
@@ -141,6 +160,89 @@ def protocols_load_defaults(protocol_model, step_model) -> int:
         if was_created:
             created += 1
             step_model.objects.bulk_create(
-                step_model(protocol=protocol, order=order, **step) for order, step in enumerate(spec["steps"])
+                step_model(
+                    protocol=protocol,
+                    order=order,
+                    **step,
+                    **({"visit_kind": default_visit_kind(spec["code"], step["code"])} if has_kind else {}),
+                )
+                for order, step in enumerate(spec["steps"])
             )
     return created
+
+
+# A believable clinic week (DOMAIN.md section 12), seeded like the protocols and the clinic's to
+# edit: two injection clinics, a post-operative clinic, two review clinics and a laboratory morning.
+DEFAULT_SESSION_TEMPLATES = [
+    {
+        "label": "Injection clinic (room 2)",
+        "weekday": 0,
+        "starts_at": "08:30",
+        "ends_at": "12:30",
+        "slot_minutes": 20,
+        "capacity": 2,
+        "kinds": [VisitKind.INJECTION],
+    },
+    {
+        "label": "Laboratory morning",
+        "weekday": 1,
+        "starts_at": "08:00",
+        "ends_at": "10:00",
+        "slot_minutes": 10,
+        "capacity": 3,
+        "kinds": [VisitKind.LAB],
+    },
+    {
+        "label": "Neurosurgery post-operative clinic",
+        "weekday": 1,
+        "starts_at": "13:00",
+        "ends_at": "16:00",
+        "slot_minutes": 20,
+        "capacity": 1,
+        "kinds": [VisitKind.POST_OP_CHECK, VisitKind.REVIEW],
+    },
+    {
+        "label": "Movement disorders review clinic",
+        "weekday": 2,
+        "starts_at": "09:00",
+        "ends_at": "12:30",
+        "slot_minutes": 20,
+        "capacity": 1,
+        "kinds": [VisitKind.REVIEW],
+    },
+    {
+        "label": "Injection clinic (room 2)",
+        "weekday": 3,
+        "starts_at": "13:30",
+        "ends_at": "16:30",
+        "slot_minutes": 20,
+        "capacity": 2,
+        "kinds": [VisitKind.INJECTION],
+    },
+    {
+        "label": "Review clinic",
+        "weekday": 4,
+        "starts_at": "09:00",
+        "ends_at": "12:00",
+        "slot_minutes": 20,
+        "capacity": 1,
+        "kinds": [VisitKind.REVIEW, VisitKind.LAB],
+    },
+]
+
+
+def session_templates_load_defaults(template_model, kind_model, *, valid_from) -> int:
+    """Create the default session templates when the clinic has none; answer how many."""
+    if template_model.objects.exists():
+        return 0
+    for spec in DEFAULT_SESSION_TEMPLATES:
+        fields = {key: value for key, value in spec.items() if key != "kinds"}
+        fields["starts_at"], fields["ends_at"] = (
+            time.fromisoformat(spec["starts_at"]),
+            time.fromisoformat(spec["ends_at"]),
+        )
+        template = template_model.objects.create(valid_from=valid_from, **fields)
+        kind_model.objects.bulk_create(
+            kind_model(template=template, visit_kind=kind) for kind in spec["kinds"]
+        )
+    return len(DEFAULT_SESSION_TEMPLATES)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from followups.codes import StepRepeat
+from followups.codes import StepRepeat, VisitKind
 
 # Open-ended series (while a course is active, while untreated, while a palsy lasts) are planned
 # this many intervals ahead; the daily planning task rolls the horizon forward.
@@ -31,6 +31,7 @@ class Step:
     repeat: str = StepRepeat.ONCE
     repeat_every_days: int | None = None
     repeat_until_day: int | None = None
+    visit_kind: str = VisitKind.REVIEW
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Occurrence:
     window_end: date
     # Part of a series that runs as long as its condition holds (rolled forward day by day).
     open_series: bool = False
+    visit_kind: str = VisitKind.REVIEW
 
     @property
     def key(self) -> tuple[int, date, int]:
@@ -87,6 +89,7 @@ def occurrences(
                 window_start=on - timedelta(days=step.window_before_days),
                 window_end=on + timedelta(days=step.window_after_days),
                 open_series=step.repeat in OPEN_SERIES,
+                visit_kind=step.visit_kind,
             )
         )
     return planned

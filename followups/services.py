@@ -68,7 +68,7 @@ def patient_follow_up_refresh(
 # --- visits -----------------------------------------------------------------------------------
 
 
-VISIT_FIELDS = ("treatment", "purpose", "scheduled_for", "window_start", "window_end", "status")
+VISIT_FIELDS = ("treatment", "purpose", "visit_kind", "scheduled_for", "window_start", "window_end", "status")
 
 
 @transaction.atomic
@@ -140,6 +140,7 @@ def rebooking_of(missed: Visit, *, scheduled_for: datetime, status=codes.VisitSt
         treatment=missed.treatment,
         diagnosis=missed.diagnosis,
         purpose=missed.purpose,
+        visit_kind=missed.visit_kind,
         scheduled_for=scheduled_for,
         window_start=on,
         window_end=on,

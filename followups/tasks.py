@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from followups import booking
 from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
 from followups.services import patient_follow_up_refresh, visits_mark_missed_due
 from patients.models import Patient
@@ -36,6 +37,14 @@ def followups_daily():
             refreshed += 1
     logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, refreshed)
     return {"missed": missed, "refreshed": refreshed}
+
+
+@shared_task(name="booking.sessions_generate")
+def sessions_generate():
+    """Keep the clinic's dated sessions 26 weeks ahead: a week's worth each day, nothing when run again."""
+    made = booking.sessions_generate()
+    logger.info("sessions: %d generated", made)
+    return {"generated": made}
 
 
 @shared_task(name="reminders.sweep", ignore_result=True)

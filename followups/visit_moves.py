@@ -18,10 +18,10 @@ from simple_history.utils import bulk_update_with_history
 from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
 from clinic.validation import check_clinical_date
-from followups import visit_states
+from followups import booking, visit_states
 from followups.codes import AssessmentStatus, VisitMoveError, VisitSource, VisitStatus
 from followups.flags_store import flags_sync
-from followups.models import Visit
+from followups.models import Slot, Visit
 from followups.reminders import reminders_plan_for
 from patients.models import Patient
 from patients.services import patient_lock
@@ -148,6 +148,18 @@ def _locked_visit(visit: Visit) -> Visit:
     return Visit.objects.select_related("patient", "rebooked_as").get(pk=visit.pk)
 
 
+def _hold_slot(visit: Visit, slot: Slot | None) -> None:
+    """Give back the place the visit held, if it moves off it, and take one in ``slot``; a full
+    slot refuses the booking (and the transaction gives the old place back)."""
+    if visit.slot_id is not None and (slot is None or slot.pk != visit.slot_id):
+        booking.slot_give_back(visit.slot_id)
+    if slot is not None and slot.pk != visit.slot_id and not booking.slot_take(slot):
+        errors = FieldErrors()
+        errors.add("slot", "This slot has just been taken: choose another.", E.SLOT_FULL)
+        errors.raise_if_any()
+    visit.slot = slot
+
+
 def after_visit_change(patient: Patient, today: date | None = None) -> None:
     """A visit moved: the overdue flag and the reminders follow it in the same transaction."""
     flags_sync(patient=patient, today=today)
@@ -163,6 +175,7 @@ def visit_move_errors(
     confirm_outside_window: bool = False,
     reason: str = "",
     correction: bool | None = None,
+    slot: Slot | None = None,
     now: datetime | None = None,
 ) -> FieldErrors:
     """Everything wrong with moving ``visit`` (as it stands) to ``to``; empty when the move may go.
@@ -206,6 +219,9 @@ def visit_move_errors(
                 E.INVALID_TRANSITION,
             )
     elif to == VisitStatus.BOOKED:
+        if slot is not None:
+            errors.add("slot", booking.slot_unavailable_reason(slot, visit, now), E.SLOT_UNAVAILABLE)
+            scheduled_for = slot.starts_at
         _check_booking(visit, scheduled_for, confirm_outside_window, errors)
     elif to == VisitStatus.COMPLETED:
         _check_completion(visit, today, errors)
@@ -227,11 +243,13 @@ def visit_move(
     confirm_outside_window: bool = False,
     reason: str = "",
     correction: bool | None = None,
+    slot: Slot | None = None,
     now: datetime | None = None,
 ) -> Visit:
     """Move a visit to the state ``to`` (DOMAIN.md section 2), with the patient's row locked.
 
-    - ``booked``: book a planned visit at ``scheduled_for`` (inside its window unless
+    - ``booked``: book a planned visit into ``slot`` (its time is the slot's) or, for staff, at a
+      free time ``scheduled_for`` (inside its window unless
       ``confirm_outside_window``), reschedule a booked one, or correct a completed or missed one
       (with ``reason``, by a clinician or nurse ``by``), keeping its time;
     - ``planned``: give up a booking; ``completed``, ``missed``; ``cancelled`` with ``reason``.
@@ -241,6 +259,9 @@ def visit_move(
     now = now or timezone.now()
     visit = _locked_visit(visit)
     correcting = visit_states.is_correction(visit.status, to)
+    if slot is not None:
+        slot = Slot.objects.select_related("session").get(pk=slot.pk)
+        scheduled_for = slot.starts_at
     if to == VisitStatus.BOOKED and not correcting and scheduled_for is None:
         scheduled_for = visit.scheduled_for
     errors = visit_move_errors(
@@ -251,6 +272,7 @@ def visit_move(
         confirm_outside_window=confirm_outside_window,
         reason=reason,
         correction=correction,
+        slot=slot,
         now=now,
     )
     errors.raise_if_any()
@@ -262,6 +284,9 @@ def visit_move(
     if to == VisitStatus.CANCELLED:
         visit.cancel_reason = reason
         fields.append("cancel_reason")
+    if (to == VisitStatus.BOOKED and not correcting) or to in (VisitStatus.PLANNED, VisitStatus.CANCELLED):
+        _hold_slot(visit, slot if to == VisitStatus.BOOKED else None)
+        fields.append("slot")
     if to == VisitStatus.COMPLETED and visit.status == VisitStatus.PLANNED and visit.scheduled_for > now:
         # The patient came early in the window, without a booking: the visit took place now, not
         # on the day it aimed at (the record and "attended a later visit" must not see a future).
@@ -292,9 +317,12 @@ def visits_move_bulk(*, moves: list[tuple[Visit, str]], to: str, history_reason:
             if not reason:
                 raise ValueError(f"Visit {visit.pk}: a cancellation needs its reason.")
             visit.cancel_reason = reason
+            if visit.slot_id is not None:
+                booking.slot_give_back(visit.slot_id)
+                visit.slot = None
         visit.status, visit.updated_at = to, now
         moved.append(visit)
-    fields = ["status", "updated_at", *(["cancel_reason"] if to == VisitStatus.CANCELLED else [])]
+    fields = ["status", "updated_at", *(["cancel_reason", "slot"] if to == VisitStatus.CANCELLED else [])]
     if moved:
         bulk_update_with_history(moved, Visit, fields, default_change_reason=history_reason)
     return moved

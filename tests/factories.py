@@ -5,8 +5,8 @@ from datetime import date
 import factory
 
 from clinic.roles import Role, group_for
-from followups.models import Protocol, ProtocolStep
-from followups.protocol_defaults import protocols_load_defaults
+from followups.models import Protocol, ProtocolStep, SessionTemplate, SessionTemplateKind
+from followups.protocol_defaults import protocols_load_defaults, session_templates_load_defaults
 from patients import codes, services
 from patients.models import Patient
 
@@ -63,5 +63,6 @@ def treatment_for(diagnosis, kind, **overrides):
 def seeded_rows_restore() -> None:
     """Put back what the migrations seed (default protocols, role groups) where a test emptied it."""
     protocols_load_defaults(Protocol, ProtocolStep)
+    session_templates_load_defaults(SessionTemplate, SessionTemplateKind, valid_from=date.today())
     for role in Role:
         group_for(role)

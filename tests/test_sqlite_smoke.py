@@ -95,3 +95,11 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "corrected": ["booked", "Completed by mistake."],
         "overdue_before_and_after": [1, 0],
     }
+    # The default week of sessions is generated once; a slot's capacity holds on SQLite as well.
+    assert summary["slot_booked"] == {
+        "sessions_made": True,
+        "again": 0,
+        "booked_at_slot_time": True,
+        "places_taken": 1,
+        "full": "slot_full",
+    }

@@ -302,6 +302,46 @@ def clinical_rules_v2(flow: dict) -> dict:
     }
 
 
+def slot_booked(flow: dict) -> dict:
+    """The clinic's default week becomes dated sessions; a visit takes a place in a slot, and a
+    full slot refuses the next booking: the capacity is held by this engine's database too."""
+    from django.core.exceptions import ValidationError
+
+    from followups import booking
+    from followups.models import Slot
+    from followups.visit_moves import visit_move
+
+    today = timezone.localdate()
+    made = booking.sessions_generate(today=today)
+    visit = Visit.objects.filter(patient=flow["patient"], status=VisitStatus.PLANNED).order_by(
+        "scheduled_for"
+    )[0]
+    suggestion = booking.slot_suggestions(visit=visit)[0]
+    booked = visit_move(
+        visit=visit,
+        to=VisitStatus.BOOKED,
+        slot=suggestion.slot,
+        confirm_outside_window=not suggestion.inside_window,
+    )
+    slot = Slot.objects.get(pk=suggestion.slot.pk)
+    Slot.objects.filter(pk=slot.pk).update(booked=slot.capacity)
+    other = Visit.objects.filter(patient=flow["patient"], status=VisitStatus.PLANNED).order_by(
+        "scheduled_for"
+    )[0]
+    try:
+        visit_move(visit=other, to=VisitStatus.BOOKED, slot=slot, confirm_outside_window=True)
+        full = "booked"
+    except ValidationError as error:
+        full = error.error_dict["slot"][0].code
+    return {
+        "sessions_made": made > 0,
+        "again": booking.sessions_generate(today=today),
+        "booked_at_slot_time": booked.scheduled_for == slot.starts_at,
+        "places_taken": Slot.objects.filter(booked__gt=0).count(),
+        "full": full,
+    }
+
+
 STEPS = [
     database_in_use,
     patient_registered,
@@ -312,6 +352,7 @@ STEPS = [
     reminder_mail_written,
     api_read,
     clinical_rules_v2,
+    slot_booked,
 ]
 
 
