@@ -86,7 +86,25 @@ def api_exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if codes is not None and response is not None:
         response.data["error_codes"] = codes
+        # A place taken by someone else meanwhile is a conflict with the slot's state, not bad input.
+        if CONFLICT_CODES & set(_leaves(codes)):
+            response.status_code = status.HTTP_409_CONFLICT
     return response
+
+
+# Refusals that say the record changed under the caller (API.md: a full slot is a 409).
+CONFLICT_CODES = {"slot_full"}
+
+
+def _leaves(nested):
+    if isinstance(nested, dict):
+        for value in nested.values():
+            yield from _leaves(value)
+    elif isinstance(nested, list):
+        for value in nested:
+            yield from _leaves(value)
+    else:
+        yield str(nested)
 
 
 class PreconditionFailed(exceptions.APIException):

@@ -39,6 +39,9 @@ ERRORS = {
     401: OpenApiResponse(DETAIL, description="No valid credentials."),
     403: OpenApiResponse(DETAIL, description="The caller's role may not do this."),
     404: OpenApiResponse(DETAIL, description="No such record (or an invalid cursor)."),
+    409: OpenApiResponse(
+        FIELD_ERRORS, description="The slot was taken meanwhile (code slot_full): choose another."
+    ),
     412: OpenApiResponse(DETAIL, description="If-Match does not match the record's current ETag."),
     422: OpenApiResponse(DETAIL, description="This Idempotency-Key was used with another body."),
     429: OpenApiResponse(DETAIL, description="Too many requests; retry later."),

@@ -33,7 +33,7 @@ from clinic.roles import Kind
 from followups import codes, reminders, selectors, services
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
-from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, TreatmentOutcome, Visit
+from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, Slot, TreatmentOutcome, Visit
 from followups.visit_moves import CORRECTION_REASON_MAX_LENGTH, visit_move
 from patients.api import CodeList, RecordRef, StrictInput, public_id
 from patients.codes import TreatmentKind
@@ -98,6 +98,7 @@ class VisitOut(serializers.ModelSerializer):
     treatment = _uuid_ref(allow_null=True)
     rebooked_from = _uuid_ref(allow_null=True, help_text="The missed visit this one replaces.")
     rebooked_as = _uuid_ref(allow_null=True, help_text="The visit booked for this one, once missed.")
+    slot = _uuid_ref(allow_null=True, help_text="The clinic session's slot a booked visit holds.")
     scheduled_for = ClinicDateTime(read_only=True)
 
     class Meta:
@@ -107,6 +108,8 @@ class VisitOut(serializers.ModelSerializer):
             "patient",
             "treatment",
             "purpose",
+            "visit_kind",
+            "slot",
             "scheduled_for",
             "window_start",
             "window_end",
@@ -128,6 +131,9 @@ class VisitIn(StrictInput):
     patient = RecordRef(Patient.objects.all())
     treatment = RecordRef(Treatment.objects.all(), required=False, allow_null=True)
     purpose = serializers.CharField(max_length=200)
+    visit_kind = serializers.ChoiceField(
+        choices=codes.VisitKind.choices, required=False, help_text="The clinic it needs. Default: review."
+    )
     scheduled_for = OffsetDateTime()
     window_start = serializers.DateField(required=False, allow_null=True, help_text="Default: its day.")
     window_end = serializers.DateField(required=False, allow_null=True, help_text="Default: its day.")
@@ -179,12 +185,25 @@ class VisitChangeIn(StrictInput):
 
 
 class VisitBookIn(StrictInput):
-    scheduled_for = OffsetDateTime(help_text="The appointment's date and time.")
+    slot = RecordRef(
+        Slot.objects.select_related("session"),
+        required=False,
+        help_text="A slot of a clinic session (`visits/{id}/slot-suggestions/` lists them): the visit "
+        "takes its time. A full slot is a 409.",
+    )
+    scheduled_for = OffsetDateTime(
+        required=False, help_text="Or a free time outside any session (staff only), without a slot."
+    )
     confirm_outside_window = serializers.BooleanField(
         required=False,
         default=False,
         help_text="Book a time outside the visit's window (refused without it, with code outside_window).",
     )
+
+    def validate(self, attrs):
+        if ("slot" in attrs) == ("scheduled_for" in attrs):
+            raise serializers.ValidationError("Give a slot or a scheduled_for, one of the two.")
+        return attrs
 
 
 class VisitCancelIn(StrictInput):
@@ -260,7 +279,7 @@ def _visit_move_view(name: str, description: str):
         description=description,
         request=None if input_class is NoInput else input_class,
         parameters=[IF_MATCH],
-        responses=answers({200: VisitOut}, 400, 404, 412),
+        responses=answers({200: VisitOut}, 400, 404, *((409,) if name == "book" else ()), 412),
     )
     return schema(action(detail=True, methods=["post"])(move))
 

@@ -50,6 +50,8 @@ VISIT_FIELDS = {
     "sequence",
     "rebooked_from",
     "rebooked_as",
+    "visit_kind",
+    "slot",
     "created_at",
     "updated_at",
 }
@@ -194,6 +196,7 @@ def test_a_visit_reads_with_the_fields_of_the_contract(clinician, toxin, planned
         planned.window_end.isoformat(),
     )
     assert (body["purpose"], body["rebooked_from"], body["rebooked_as"]) == (planned.purpose, None, None)
+    assert (body["visit_kind"], body["slot"]) == (planned.visit_kind, None)
     assert response["ETag"].startswith('"')
 
 

@@ -19,8 +19,10 @@ from django.utils import formats, timezone
 from django.utils.dateparse import parse_datetime
 
 from clinic.roles import Role
+from followups import booking
+from followups import codes as codes_f
 from followups import services as followups
-from followups.models import Visit
+from followups.models import SessionTemplate, SessionTemplateKind, Slot, Visit
 from followups.visit_moves import visit_move
 from followups.visit_states import B, C, M, P, X
 from patients import codes
@@ -191,16 +193,17 @@ def test_book_needs_a_time_with_its_offset(front_desk, review):
 @pytest.mark.parametrize(
     ("move", "body", "field"),
     [
-        ("book", {}, "scheduled_for"),
-        ("book", {"confirm_outside_window": True}, "scheduled_for"),
+        ("book", {}, "non_field_errors"),
+        ("book", {"confirm_outside_window": True}, "non_field_errors"),
         ("cancel", {}, "reason"),
         ("correct", {"reason": WHY}, "status"),
         ("correct", {"status": "booked"}, "reason"),
     ],
 )
 def test_a_move_s_required_fields_are_required(clinician, passed, move, body, field):
-    # What each endpoint's schema marks required (VisitBookIn, VisitCancelIn, VisitCorrectIn): a
-    # body without it is a 400 on that very field, never a move made with a default.
+    # What each endpoint's schema marks required (VisitCancelIn, VisitCorrectIn; a slot or a time
+    # for VisitBookIn): a body without it is a 400 on that very field, never a move made with a
+    # default.
     if move == "correct":
         visit_move(visit=passed, to=C)
     before, history = row(passed), history_count(passed)
@@ -630,3 +633,56 @@ def test_patch_takes_a_correction_s_reason_only_with_status_booked(nurse, review
         },
         method="patch",
     )
+
+
+# --- booking into a clinic session's slot (DOMAIN.md section 12) ---------------------------------
+
+
+@pytest.fixture
+def review_slot(review) -> Slot:
+    """A one-place slot of a review clinic on the first day of the review's window."""
+    SessionTemplate.objects.all().delete()
+    clinic = SessionTemplate.objects.create(
+        label="Reviews",
+        weekday=review.window_start.weekday(),
+        starts_at=time(10),
+        ends_at=time(10, 20),
+        slot_minutes=20,
+        valid_from=today(),
+    )
+    SessionTemplateKind.objects.create(template=clinic, visit_kind=codes_f.VisitKind.REVIEW)
+    booking.sessions_generate()
+    return Slot.objects.get(session__on=review.window_start)
+
+
+def test_book_takes_a_slot_and_answers_the_visit_at_its_time(front_desk, review, review_slot):
+    body = moved(front_desk, review, "book", {"slot": str(review_slot.uuid)})
+
+    assert (body["status"], body["slot"], body["visit_kind"]) == ("booked", str(review_slot.uuid), "review")
+    assert parse_datetime(body["scheduled_for"]) == review_slot.starts_at
+    assert Slot.objects.get(pk=review_slot.pk).booked == 1
+
+
+def test_a_full_slot_is_a_409_and_nothing_changes(front_desk, review, review_slot):
+    Slot.objects.filter(pk=review_slot.pk).update(booked=1)
+    before = row(review)
+
+    response = front_desk.post(move_url(review, "book"), {"slot": str(review_slot.uuid)}, format="json")
+
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "slot": ["This slot has just been taken: choose another."],
+        "error_codes": {"slot": ["slot_full"]},
+    }
+    assert row(review) == before
+
+
+@pytest.mark.parametrize("body", [{}, "both"])
+def test_book_wants_a_slot_or_a_time_one_of_the_two(front_desk, review, review_slot, body):
+    if body == "both":
+        body = {"slot": str(review_slot.uuid), "scheduled_for": review_slot.starts_at.isoformat()}
+    response = front_desk.post(move_url(review, "book"), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Give a slot or a scheduled_for, one of the two."]}
+    assert Slot.objects.get(pk=review_slot.pk).booked == 0
