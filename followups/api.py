@@ -30,7 +30,7 @@ from clinic.api import CursorPage, OffsetDateTimeFilter, ResourceFilter, Resourc
 from clinic.api_rows import row_plan
 from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
 from clinic.roles import Kind
-from followups import codes, reminders, selectors, services
+from followups import booking, codes, reminders, selectors, services
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
 from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, Slot, TreatmentOutcome, Visit
@@ -122,6 +122,26 @@ class VisitOut(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         )
+        read_only_fields = fields
+
+
+class SlotSuggestionOut(serializers.ModelSerializer):
+    """A free slot a visit may take (DOMAIN.md section 12), as ``visits/{id}/slot-suggestions/``
+    lists them."""
+
+    id = public_id("uuid")
+    session = public_id("session.uuid")
+    label = serializers.CharField(source="session.label", read_only=True)
+    starts_at = ClinicDateTime(read_only=True)
+    free = serializers.IntegerField(read_only=True)
+    inside_window = serializers.BooleanField(
+        read_only=True,
+        help_text="False for the nearest slots after the window, offered when none is free inside.",
+    )
+
+    class Meta:
+        model = Slot
+        fields = ("id", "session", "label", "starts_at", "capacity", "booked", "free", "inside_window")
         read_only_fields = fields
 
 
@@ -357,6 +377,22 @@ class VisitViewSet(ResourceViewSet):
         "Undo a wrong completed or missed: back to booked at its time, with a reason kept in the history. "
         "Clinicians and nurses only; not a visit with measurements recorded at it, nor a rebooked one.",
     )
+
+    @extend_schema(
+        description="The free slots this visit may take: of sessions serving its kind, inside its window, "
+        "earliest first; when none is free inside, the nearest after it (`inside_window` false). Book one "
+        "with `POST visits/{id}/book/` `{slot}`.",
+        responses=answers({200: SlotSuggestionOut(many=True)}, 404),
+    )
+    @action(detail=True, methods=["get"], url_path="slot-suggestions")
+    def slot_suggestions(self, request, *args, **kwargs):
+        visit = self.get_object()
+        self._audit([visit])
+        slots = []
+        for suggestion in booking.slot_suggestions(visit=visit):
+            suggestion.slot.inside_window = suggestion.inside_window
+            slots.append(suggestion.slot)
+        return Response(SlotSuggestionOut(slots, many=True).data)
 
     @extend_schema(
         description="Book a new visit for a missed one; the missed visit stays on the record and "

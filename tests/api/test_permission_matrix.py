@@ -227,6 +227,7 @@ EXPECTED: dict[str, dict[str, Op]] = {
         MISSED,
         refused_for=((Role.FRONT_DESK.value, 400),),
     ),
+    f"{V1}visits/{{id}}/slot-suggestions/": reads(V, BOOKED),
     f"{V1}visits/{{id}}/rebook/": {
         "POST": write(V, 201, lambda s: {"scheduled_for": aware(40).isoformat()}, MISSED),
         "OPTIONS": Op(V, at=MISSED),

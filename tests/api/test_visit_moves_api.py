@@ -686,3 +686,31 @@ def test_book_wants_a_slot_or_a_time_one_of_the_two(front_desk, review, review_s
     assert response.status_code == 400
     assert response.json() == {"non_field_errors": ["Give a slot or a scheduled_for, one of the two."]}
     assert Slot.objects.get(pk=review_slot.pk).booked == 0
+
+
+def test_slot_suggestions_list_the_free_slots_of_the_window_for_the_front_desk(
+    front_desk, review, review_slot
+):
+    response = front_desk.get(move_url(review, "slot-suggestions"))
+
+    assert response.status_code == 200, response.content
+    rows = response.json()
+    inside = Slot.objects.filter(session__on__range=(review.window_start, review.window_end))
+    assert [row["id"] for row in rows] == [str(slot.uuid) for slot in inside.order_by("starts_at")]
+    assert rows[0] == {
+        "id": str(review_slot.uuid),
+        "session": str(review_slot.session.uuid),
+        "label": "Reviews",
+        "starts_at": rows[0]["starts_at"],
+        "capacity": 1,
+        "booked": 0,
+        "free": 1,
+        "inside_window": True,
+    }
+    assert parse_datetime(rows[0]["starts_at"]) == review_slot.starts_at
+    for slot in inside:
+        Slot.objects.filter(pk=slot.pk).update(booked=slot.capacity)
+    # Full inside: the next review clinic after the window is offered, marked as outside it.
+    after = front_desk.get(move_url(review, "slot-suggestions")).json()
+    assert after and not any(row["inside_window"] for row in after)
+    assert all(parse_datetime(row["starts_at"]).date() > review.window_end for row in after)

@@ -232,7 +232,7 @@ def test_a_slot_the_visit_cannot_take_is_refused(reinjection, why, today):
         ClinicSession.objects.filter(pk=slot.session_id).update(cancelled=True, cancel_reason="Holiday")
         message = "This session is cancelled."
     elif why == "another kind":
-        slot = slots_of(VisitKind.REVIEW).first()
+        slot = slots_of(VisitKind.REVIEW).filter(session__on__gt=today).first()
         message = "This session does not serve injection clinic visits."
     else:
         slot = Slot.objects.create(
