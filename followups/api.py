@@ -382,9 +382,10 @@ class VisitViewSet(ResourceViewSet):
         description="The free slots this visit may take: of sessions serving its kind, inside its window, "
         "earliest first; when none is free inside, the nearest after it (`inside_window` false). Book one "
         "with `POST visits/{id}/book/` `{slot}`.",
-        responses=answers({200: SlotSuggestionOut(many=True)}, 404),
+        filters=False,
+        responses=answers({200: SlotSuggestionOut(many=True)}, 400, 404),
     )
-    @action(detail=True, methods=["get"], url_path="slot-suggestions")
+    @action(detail=True, methods=["get"], url_path="slot-suggestions", pagination_class=None)
     def slot_suggestions(self, request, *args, **kwargs):
         visit = self.get_object()
         self._audit([visit])
