@@ -10,7 +10,7 @@ the current log, the day a course reached 90 days, the diagnosis), not the day i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from followups.codes import FlagCode, LabTest, OutcomeCategory
@@ -113,7 +113,7 @@ class FlagInputs:
     studies: tuple[StudyFacts, ...] = ()  # available studies only
     labs: tuple[LabFacts, ...] = ()  # final results only
     graded: tuple[GradeFacts, ...] = ()  # final House-Brackmann grades
-    overdue: tuple[OverdueVisitFacts, ...] = field(default_factory=tuple)
+    overdue: tuple[OverdueVisitFacts, ...] = ()
 
 
 def _of_kind(inputs: FlagInputs, kind: str) -> list[TreatmentFacts]:

@@ -20,6 +20,7 @@ from clinic.roles import Kind, may, role_of
 from followups import visit_states
 from followups.codes import AssessmentStatus, VisitStatus
 from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
+from followups.predicates import is_missed_not_rebooked
 from followups.visit_moves import MAY_CORRECT, visit_day, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
 
@@ -50,7 +51,7 @@ def visit_actions(visit: Visit, *, may_correct: bool = False) -> list[str]:
                 actions.append("correct")
         elif status not in DATED_MOVES or not visit_move_errors(visit, to=status):
             actions.append(action)
-    if visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as"):
+    if is_missed_not_rebooked(visit):
         actions.insert(0, "rebook")
     return actions
 

@@ -24,6 +24,11 @@ def missed_not_rebooked() -> Q:
     return Q(status=VisitStatus.MISSED, rebooked_as__isnull=True)
 
 
+def is_missed_not_rebooked(visit: Visit) -> bool:
+    """The same for one visit in memory (load it with ``rebooked_as`` to spare a query)."""
+    return visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as")
+
+
 def overdue_visits_filter(today: date) -> Q:
     """Visits that make their patient overdue: missed and not rebooked, or planned past the window,
     unless (v2) the patient has since attended a later visit or holds a booked visit ahead."""

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
+from followups.predicates import is_missed_not_rebooked
 from patients.models import Patient
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def wanted_for(visit: Visit, zone: ZoneInfo) -> list[Wanted]:
             Wanted(visit, kind, visit.scheduled_for, _at_send_hour(local_day - timedelta(days=days), zone))
             for kind, days in DAYS_BEFORE.items()
         ]
-    if visit.status == VisitStatus.MISSED and not hasattr(visit, "rebooked_as"):
+    if is_missed_not_rebooked(visit):
         due = _at_send_hour(visit.window_end + timedelta(days=1), zone)
         return [Wanted(visit, ReminderKind.MISSED_VISIT, visit.scheduled_for, due)]
     return []
@@ -324,7 +325,7 @@ def _why_not_send(reminder: Reminder) -> str | None:
     if visit.scheduled_for != reminder.visit_time:
         return "The visit was rescheduled."
     if reminder.kind == ReminderKind.MISSED_VISIT:
-        if visit.status != VisitStatus.MISSED or hasattr(visit, "rebooked_as"):
+        if not is_missed_not_rebooked(visit):
             return "The missed visit was rebooked or closed."
     elif visit.status not in (VisitStatus.PLANNED, VisitStatus.BOOKED):
         return f"The visit is {visit.status}."
