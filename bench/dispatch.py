@@ -137,8 +137,8 @@ def measure(*, n: int) -> dict:
     import redis
     from django.conf import settings
 
-    from followups.emails import reminder_message
     from followups.models import Reminder
+    from followups.reminders.messages import reminder_message
 
     VAR.mkdir(parents=True, exist_ok=True)
     sink = CountingSink()

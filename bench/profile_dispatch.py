@@ -37,7 +37,8 @@ def main() -> None:
     from django.test import override_settings
 
     from bench.dispatch import _due_reminders
-    from followups import emails, reminders
+    from followups import reminders
+    from followups.reminders import delivery
 
     port = free_port()
     context = multiprocessing.get_context("spawn")
@@ -58,15 +59,15 @@ def main() -> None:
         return wrapper
 
     smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1"}
-    with override_settings(**smtp, EMAIL_PORT=port), mock.patch("followups.reminders._queue_sends"):
+    with override_settings(**smtp, EMAIL_PORT=port):
         _due_reminders(N)
         claimed = []
         while batch := reminders.reminders_claim_due():
             claimed += batch
         with (
-            mock.patch.object(reminders, "_take", timed("take the claim (UPDATE, commit)", reminders._take)),
+            mock.patch.object(delivery, "take", timed("take the claim (UPDATE, commit)", delivery.take)),
             mock.patch.object(
-                emails, "reminder_message", timed("render the e-mail", emails.reminder_message)
+                delivery, "reminder_message", timed("render the e-mail", delivery.reminder_message)
             ),
             mock.patch.object(EmailMessage, "send", timed("SMTP conversation", EmailMessage.send)),
         ):

@@ -39,6 +39,7 @@ class VisitMoveError(models.TextChoices):
     ARCHIVED = "archived", _("The patient is archived")
     SLOT_FULL = "slot_full", _("The slot is full")
     SLOT_UNAVAILABLE = "slot_unavailable", _("The slot cannot take this visit")
+    TOO_LATE_TO_CHANGE = "too_late_to_change", _("Too close to the appointment to change it online")
 
 
 class FlagAcknowledgeError(models.TextChoices):
@@ -161,6 +162,10 @@ class ReminderKind(models.TextChoices):
     VISIT_7D = "visit_7d", _("7 days before the visit")
     VISIT_1D = "visit_1d", _("1 day before the visit")
     MISSED_VISIT = "missed_visit", _("After a missed visit")
+    BOOKING_INVITATION = "booking_invitation", _("Invitation to book a planned visit")
+    BOOKING_LAST_CALL = "booking_last_call", _("Last call to book a planned visit")
+    BOOKING_CONFIRMATION = "booking_confirmation", _("Confirmation of a booking")
+    APPOINTMENT_CANCELLED = "appointment_cancelled", _("The clinic cancelled the appointment")
 
 
 class ReminderStatus(models.TextChoices):

@@ -27,7 +27,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from followups import codes as follow_codes
-from followups.emails import APPOINTMENT_MINUTES
+from followups.reminders.messages import APPOINTMENT_MINUTES
 from patients import codes
 
 FHIR_VERSION = "4.0.1"

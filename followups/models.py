@@ -242,6 +242,10 @@ class Visit(ClinicalRecord):
     )
     # Grows by one at each change of time, for the SEQUENCE of the calendar event sent out.
     sequence = models.PositiveIntegerField(default=0)
+    # When the clinic cancelled the session this visit was booked in (DOMAIN.md section 12): the
+    # visit went back to planned and waits on the call list (reason ``clinic_cancelled``) until
+    # it is booked again, which clears it.
+    clinic_cancelled_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 
@@ -525,7 +529,10 @@ class Reminder(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders")
-    kind = models.CharField(max_length=16, choices=codes.ReminderKind.choices)
+    kind = models.CharField(max_length=24, choices=codes.ReminderKind.choices)
+    # The appointment time the reminder was planned for; for a booking invitation or last call,
+    # which are about a window and not a time, noon of the window's first day (patient's zone),
+    # so that booking and giving up a booking never invites twice for the same window.
     visit_time = models.DateTimeField(help_text="The appointment time this reminder was planned for.")
     due_at = models.DateTimeField()
     status = models.CharField(

@@ -6,33 +6,22 @@ fetch links change nothing); the button, or a mail client's RFC 8058 one-click P
 """
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from followups.patient_links import OPT_OUT, LinkInvalid, link_read
 from patients.models import Patient
 from patients.services import patient_update
-
-SALT = "followups.reminders.opt-out"
-
-
-def opt_out_token(patient: Patient) -> str:
-    return signing.dumps(str(patient.uuid), salt=SALT)
-
-
-def opt_out_url(patient: Patient) -> str:
-    return settings.SITE_URL + reverse("reminders-opt-out", args=[opt_out_token(patient)])
 
 
 def _patient_for(token: str) -> Patient:
     try:
-        public_id = signing.loads(token, salt=SALT)
-    except signing.BadSignature as error:
+        public_id = link_read(token, OPT_OUT).public_id
+    except LinkInvalid as error:
         raise Http404("This link is not valid.") from error
     try:
         return Patient.objects.get(uuid=public_id)

@@ -26,11 +26,12 @@ from clinic.validation import (
     is_finite_number,
     replace_code_rows,
 )
-from followups import codes
+from followups import booking, codes
 from followups.flags_store import flags_sync
 from followups.models import (
     Assessment,
     LabResult,
+    Slot,
     Visit,
 )
 from followups.outcomes_store import outcomes_recompute
@@ -108,11 +109,20 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
 
 
 @transaction.atomic
-def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
-    """Book a new visit for one the patient missed; the missed one stays on the record."""
+def visit_rebook(*, visit: Visit, scheduled_for: datetime | None = None, slot: Slot | None = None) -> Visit:
+    """Book a new visit for one the patient missed, at ``scheduled_for`` or into ``slot``; the
+    missed one stays on the record."""
     patient_lock(visit.patient)
     missed = Visit.objects.select_related("patient").get(pk=visit.pk)
     errors = FieldErrors()
+    if slot is not None:
+        slot = Slot.objects.select_related("session").get(pk=slot.pk)
+        scheduled_for = slot.starts_at
+        errors.add(
+            "slot",
+            booking.slot_unavailable_reason(slot, missed, timezone.now()),
+            codes.VisitMoveError.SLOT_UNAVAILABLE,
+        )
     if missed.status != codes.VisitStatus.MISSED:
         errors.add(
             "status",
@@ -126,6 +136,13 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime) -> Visit:
     check_visit_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
     rebooked = rebooking_of(missed, scheduled_for=scheduled_for)
+    if slot is not None:
+        if not booking.slot_take(slot):
+            errors.add(
+                "slot", "This slot has just been taken: choose another.", codes.VisitMoveError.SLOT_FULL
+            )
+            errors.raise_if_any()
+        rebooked.slot = slot
     rebooked.save(force_insert=True)
     after_visit_change(missed.patient)
     return rebooked

@@ -52,13 +52,27 @@ def reminders_sweep():
     """Claim the due reminders, batch after batch, and queue their sends (after each commit)."""
     claimed = 0
     while True:
-        batch = reminders_claim_due()
+        batch = reminders_claim_due(queue=queue_sends)
         claimed += len(batch)
         if len(batch) < settings.REMINDER_BATCH_SIZE or claimed >= settings.REMINDER_SWEEP_MAX:
             break
     if claimed:
         logger.info("reminders: %d claimed", claimed)
     return claimed
+
+
+def queue_sends(ids: list[int], claim_id) -> None:
+    # A few reminders a task: one SMTP connection and one task's overhead serve them all, while a
+    # lost or killed task still strands only a handful of rows until their lease lapses.
+    chunk = settings.REMINDER_SEND_CHUNK
+    for start in range(0, len(ids), chunk):
+        try:
+            reminders_send_batch.delay(ids[start : start + chunk], str(claim_id))
+        except Exception:  # the broker may be down: the lease brings the rows back
+            logger.exception(
+                "reminders %s...: could not queue their send task; retried when the lease lapses", ids[start]
+            )
+            return
 
 
 # A send is acknowledged only once it ran, and requeued if its worker died; its time is bounded

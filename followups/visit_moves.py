@@ -19,10 +19,10 @@ from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
 from clinic.validation import check_clinical_date
 from followups import booking, visit_states
-from followups.codes import AssessmentStatus, VisitMoveError, VisitSource, VisitStatus
+from followups.codes import AssessmentStatus, ReminderKind, VisitMoveError, VisitSource, VisitStatus
 from followups.flags_store import flags_sync
 from followups.models import Slot, Visit
-from followups.reminders import reminders_plan_for
+from followups.reminders import reminder_enqueue, reminders_plan_for
 from patients.models import Patient
 from patients.services import patient_lock
 
@@ -287,6 +287,9 @@ def visit_move(
     if (to == VisitStatus.BOOKED and not correcting) or to in (VisitStatus.PLANNED, VisitStatus.CANCELLED):
         _hold_slot(visit, slot if to == VisitStatus.BOOKED else None)
         fields.append("slot")
+    if to == VisitStatus.BOOKED and not correcting and visit.clinic_cancelled_at is not None:
+        visit.clinic_cancelled_at = None  # booked again: off the call list's "clinic cancelled"
+        fields.append("clinic_cancelled_at")
     if to == VisitStatus.COMPLETED and visit.status == VisitStatus.PLANNED and visit.scheduled_for > now:
         # The patient came early in the window, without a booking: the visit took place now, not
         # on the day it aimed at (the record and "attended a later visit" must not see a future).
@@ -299,6 +302,18 @@ def visit_move(
     visit.save(update_fields=[*fields, "updated_at"])
     after_visit_change(visit.patient)
     return visit
+
+
+def booking_confirm(visit: Visit, now: datetime | None = None) -> None:
+    """Confirm to the patient by e-mail, with its calendar event, an appointment they booked (or
+    moved) themselves through their link (DOMAIN.md section 12); call in the booking's
+    transaction. (Staff book with the patient on the phone or at the desk: the appointment's own
+    reminders follow.) Never one already passed, never twice for the same time."""
+    now = now or timezone.now()
+    if visit.status == VisitStatus.BOOKED and visit.scheduled_for > now:
+        reminder_enqueue(
+            visit=visit, kind=ReminderKind.BOOKING_CONFIRMATION, visit_time=visit.scheduled_for, now=now
+        )
 
 
 def visits_move_bulk(*, moves: list[tuple[Visit, str]], to: str, history_reason: str) -> list[Visit]:

@@ -283,10 +283,15 @@ def test_follow_up_refresh_derives_reminders_and_outcomes_of_seeded_patients_onc
     )
     assert reminded.exists()
     pending = Reminder.objects.filter(visit__in=reminded, status=ReminderStatus.PENDING)
+    # An appointment is reminded of; a planned visit is an invitation to book (and a last call).
+    kinds = {
+        VisitStatus.BOOKED: (ReminderKind.VISIT_7D, ReminderKind.VISIT_1D),
+        VisitStatus.PLANNED: (ReminderKind.BOOKING_INVITATION, ReminderKind.BOOKING_LAST_CALL),
+    }
     assert set(pending.values_list("visit_id", "kind")) == {
         (visit_id, kind)
-        for visit_id in reminded.values_list("id", flat=True)
-        for kind in (ReminderKind.VISIT_7D, ReminderKind.VISIT_1D)
+        for visit_id, status in reminded.values_list("id", "status")
+        for kind in kinds[status]
     }
 
     in_follow_up = Patient.objects.filter(archived=False, diagnoses__isnull=False).distinct()

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from followups import services as followups
 from followups.codes import ReminderStatus
-from followups.emails import reminder_message
 from followups.models import Reminder
-from followups.optout import SALT, opt_out_token
+from followups.patient_links import OPT_OUT, link_token
+from followups.patient_links import OPT_OUT_SALT as SALT
+from followups.reminders.messages import reminder_message
 from tests.factories import PatientFactory
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -50,6 +51,10 @@ def visits(patient):
 @pytest.fixture
 def browser():
     return Client(enforce_csrf_checks=True)
+
+
+def opt_out_token(patient) -> str:
+    return link_token(OPT_OUT, patient.uuid)
 
 
 def link(patient) -> str:

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from clinic.celery import app
 from followups import services as followups
-from followups.codes import ReminderStatus, VisitStatus
+from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Reminder
 from followups.reminders import reminders_claim_due, reminders_deliver_batch
-from followups.tasks import reminders_send_batch
+from followups.tasks import queue_sends, reminders_send_batch
 from tests.factories import PatientFactory
 from tests.reliability.conftest import SmtpSink, free_port
 
@@ -57,7 +57,7 @@ def due_reminders(n: int) -> list[Reminder]:
         followups.visit_create(
             patient=patient, purpose="Review", scheduled_for=soon, status=VisitStatus.BOOKED
         )
-    rows = Reminder.objects.filter(status=ReminderStatus.PENDING, kind="visit_7d")
+    rows = Reminder.objects.filter(status=ReminderStatus.PENDING, kind=ReminderKind.VISIT_7D)
     rows.update(next_attempt_at=timezone.now())
     return list(rows.order_by("pk"))
 
@@ -152,7 +152,7 @@ def test_the_sweeper_queues_the_claimed_reminders_in_chunks(db, sink, django_cap
     reminders_send_batch.delay = spy
     try:
         with override_settings(REMINDER_SEND_CHUNK=3), django_capture_on_commit_callbacks(execute=True):
-            reminders_claim_due()
+            reminders_claim_due(queue=queue_sends)
     finally:
         app.conf.task_always_eager = eager
         del reminders_send_batch.delay

@@ -21,9 +21,11 @@ from icalendar import Calendar
 
 from followups import services as followups
 from followups.codes import ReminderKind, VisitStatus
-from followups.emails import reminder_context, reminder_message
 from followups.models import Reminder
-from followups.optout import SALT, opt_out
+from followups.optout import opt_out
+from followups.patient_links import OPT_OUT_SALT as SALT
+from followups.patient_links import rebooking_url
+from followups.reminders.messages import reminder_context, reminder_message
 from followups.visit_moves import visit_move
 from patients import codes
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
@@ -206,7 +208,8 @@ def test_the_missed_visit_email_asks_to_rebook_and_carries_no_calendar_event(mis
     assert "Dear Ada," in text
     assert "11 a.m." in text
     assert dateformat.format(local, "N j, Y") in text
-    assert f"call us on {settings.CLINIC_PHONE} to book a new appointment" in text
+    assert "Please choose a new time:" in text and f"Or call us on {settings.CLINIC_PHONE}." in text
+    assert rebooking_url(missed_reminder.visit) in text
     assert message.attachments == []
     assert "text/calendar" not in {part.get_content_type() for part in parsed(message).walk()}
     assert_names_nothing_clinical(message)

@@ -34,6 +34,7 @@ from tests.factories import PatientFactory, diagnosis_for
 from tests.followups.conftest import cancel, complete, days, live, record_toxin, unbook
 
 D7, D1, MISSED = ReminderKind.VISIT_7D, ReminderKind.VISIT_1D, ReminderKind.MISSED_VISIT
+INVITATION, LAST_CALL = ReminderKind.BOOKING_INVITATION, ReminderKind.BOOKING_LAST_CALL
 PENDING, SENDING, SENT, FAILED, CANCELLED, SKIPPED = (
     ReminderStatus.PENDING,
     ReminderStatus.SENDING,
@@ -145,14 +146,120 @@ def test_a_booked_visit_gets_a_reminder_7_days_and_1_day_before_at_nine_in_the_c
         assert (reminder.attempts, reminder.claim_id, reminder.sent_at) == (0, None, None)
 
 
-def test_a_planned_visit_gets_the_same_reminders_as_a_booked_one(consenting):
-    when = ahead(15, 10)
+def window_noon(day: date, zone: str = CLINIC_ZONE) -> datetime:
+    """The ``visit_time`` of a window's invitations: noon of its first day."""
+    return on_day(day, 12, zone=zone)
 
-    visit = book(consenting, when, status=VisitStatus.PLANNED)
+
+def plan(patient, start: int, end: int, target: int | None = None):
+    """A planned visit (not an appointment) due from ``start`` to ``end`` days ahead."""
+    today = timezone.localdate()
+    target = start if target is None else target
+    return book(
+        patient,
+        ahead(target, 9),
+        status=VisitStatus.PLANNED,
+        window_start=today + days(start),
+        window_end=today + days(end),
+    )
+
+
+def test_a_planned_visit_is_invited_14_days_before_its_window_and_called_7_days_before_it_closes(consenting):
+    today = timezone.localdate()
+    visit = plan(consenting, 30, 44, target=37)
 
     assert visit.status == VisitStatus.PLANNED
-    assert states(visit) == {(D7, when, PENDING), (D1, when, PENDING)}
-    assert one(visit, D1).due_at == at_nine(when.date() - days(1))
+    key = window_noon(today + days(30))
+    # Never an appointment reminder: a planned visit has no time anybody booked.
+    assert states(visit) == {(INVITATION, key, PENDING), (LAST_CALL, key, PENDING)}
+    assert one(visit, INVITATION).due_at == at_nine(today + days(16))
+    assert one(visit, LAST_CALL).due_at == at_nine(today + days(37))
+
+
+def test_a_visit_planned_later_than_its_invitation_day_is_invited_at_once(consenting):
+    today = timezone.localdate()
+    visit = plan(consenting, 3, 20)
+
+    invitation = one(visit, INVITATION)
+    assert invitation.status == PENDING
+    assert invitation.due_at == at_nine(today - days(11))
+    # Due already: the sweeper's next round takes it.
+    assert invitation.pk in dict(reminders_claim_due())
+    assert one(visit, LAST_CALL).status == PENDING
+
+
+def test_an_invitation_is_not_sent_once_the_window_has_closed_and_a_last_call_not_after_its_day(consenting):
+    visit = plan(consenting, -10, 5)
+
+    assert one(visit, INVITATION).status == PENDING
+    assert (one(visit, LAST_CALL).status, one(visit, LAST_CALL).status_reason) == (
+        SKIPPED,
+        "Its time had passed when it was planned.",
+    )
+
+
+def test_booking_a_planned_visit_cancels_its_invitations_and_giving_the_booking_up_brings_them_back(consenting):
+    visit = plan(consenting, 20, 40, target=25)
+    key = window_noon(timezone.localdate() + days(20))
+    when = ahead(25, 10)
+
+    visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=when)
+    assert states(visit) == {
+        (INVITATION, key, CANCELLED),
+        (LAST_CALL, key, CANCELLED),
+        (D7, when, PENDING),
+        (D1, when, PENDING),
+    }
+
+    unbook(visit)
+    # Keyed on the window, not a time: the same rows come back, never a second invitation.
+    assert states(visit) == {
+        (INVITATION, key, PENDING),
+        (LAST_CALL, key, PENDING),
+        (D7, when, CANCELLED),
+        (D1, when, CANCELLED),
+    }
+
+
+def test_a_sent_invitation_is_not_sent_again_when_a_booking_is_given_up(consenting):
+    visit = plan(consenting, 3, 30)
+    invitation = one(visit, INVITATION)
+    assert deliver(invitation, claimed(invitation)) == "sent"
+    visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=ahead(10, 10))
+
+    unbook(visit)
+
+    assert one(visit, INVITATION).status == SENT
+    assert len(mail.outbox) == 1
+
+
+def test_an_invitation_claimed_after_its_visit_was_booked_is_cancelled_not_sent(consenting):
+    visit = plan(consenting, 3, 30)
+    invitation = one(visit, INVITATION)
+    claim_id = claimed(invitation)
+
+    visit_move(visit=visit, to=VisitStatus.BOOKED, scheduled_for=ahead(10, 10))
+
+    assert deliver(invitation, claim_id) == "cancelled"
+    assert invitation.status_reason == "The visit is booked: there is nothing to invite to."
+    assert mail.outbox == []
+
+
+def test_an_old_appointment_reminder_of_a_planned_visit_is_never_sent(consenting):
+    """Rule version 1 reminded planned visits as appointments: such a row, left from before, is
+    cancelled at sending time, never sent with a time nobody booked."""
+    visit = plan(consenting, 10, 20)
+    old = Reminder.objects.create(
+        visit=visit,
+        kind=D7,
+        visit_time=visit.scheduled_for,
+        due_at=timezone.now(),
+        next_attempt_at=timezone.now(),
+    )
+
+    assert deliver(old, claimed(old)) == "cancelled"
+    assert old.status_reason == "The visit is planned, not booked: only an appointment is reminded of."
+    assert mail.outbox == []
 
 
 def test_the_patients_own_time_zone_decides_the_day_and_the_hour(db):
@@ -187,13 +294,13 @@ def test_protocol_visits_planned_for_a_treatment_get_their_reminders(consenting,
     planned = live(session)
     assert planned
 
-    now = timezone.now()
     for visit in planned:
-        assert {r.kind for r in reminders_of(visit)} == {D7, D1}
-        for reminder in reminders_of(visit):
-            assert reminder.visit_time == visit.scheduled_for
-            assert reminder.status == (PENDING if reminder.due_at > now else SKIPPED)
-    assert pending_of(consenting).count() >= len(planned)
+        assert visit.status == VisitStatus.PLANNED
+        assert states(visit) == {
+            (INVITATION, window_noon(visit.window_start), PENDING),
+            (LAST_CALL, window_noon(visit.window_start), PENDING),
+        }
+    assert pending_of(consenting).count() == 2 * len(planned)
 
 
 def test_a_reschedule_cancels_the_old_reminders_and_plans_new_ones_for_the_new_time(consenting):
@@ -254,13 +361,19 @@ def test_a_cancelled_or_completed_visit_keeps_no_pending_reminder(consenting, ch
     assert {r.status for r in reminders_of(other)} == {PENDING}
 
 
-def test_unbooking_keeps_the_reminders_of_the_time_still_planned(consenting):
-    visit = book(consenting, ahead(20))
-    before = row_snapshot(consenting)
+def test_giving_up_a_booking_cancels_the_appointment_s_reminders_and_invites_to_book_again(consenting):
+    when = ahead(20)
+    visit = book(consenting, when)
 
     unbook(visit)
 
-    assert row_snapshot(consenting) == before
+    key = window_noon(visit.window_start)
+    assert states(visit) == {
+        (D7, when, CANCELLED),
+        (D1, when, CANCELLED),
+        (INVITATION, key, PENDING),
+        (LAST_CALL, key, PENDING),
+    }
 
 
 def test_a_missed_visit_gets_a_please_rebook_reminder_at_nine_the_day_after_its_window(consenting, today):

@@ -19,7 +19,7 @@ from followups import services as followups
 from followups.codes import ReminderKind, ReminderStatus, VisitSource, VisitStatus
 from followups.models import Reminder, Visit
 from followups.reminders import reminder_cancel, reminders_plan_bulk, reminders_plan_for
-from followups.reminders_bulk import reminders_plan_bulk_python, reminders_plan_bulk_sql
+from followups.reminders.planning_bulk import reminders_plan_bulk_python, reminders_plan_bulk_sql
 from patients import services as record
 from patients.models import Patient
 from tests.factories import PatientFactory

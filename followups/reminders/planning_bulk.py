@@ -1,4 +1,4 @@
-"""Planning the reminders of visits written in bulk, for ``reminders.reminders_plan_bulk``.
+"""Planning the reminders of visits written in bulk (an import, a restore, the demo seed).
 
 Two paths that insert the same rows: one INSERT ... SELECT per range of visits on PostgreSQL,
 where a million visits take well under a minute, and batches of ``wanted_for`` and
@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
-from followups.reminders import (
+from followups.reminders.planning import (
     ARCHIVED_REASON,
     DAYS_BEFORE,
+    INVITATION_DAYS_BEFORE_WINDOW,
+    LAST_CALL_DAYS_BEFORE_CLOSE,
     LATE_REASON,
     NO_CONSENT_REASON,
     asking_for_reminders,
@@ -34,23 +36,45 @@ from followups.reminders import (
 SQL_CHUNK = 50_000
 PYTHON_BATCH = 1_000
 
-# Kinds per visit status and the day they fall on: days from the visit's local day, or, for a
-# missed visit, from the day its window ended.
+# The kinds per visit status: the day each falls on (``anchor`` + ``shift`` days, where the anchor
+# is the appointment's local day, the window's first or last day, or the day after a missed
+# visit's window closed) and the day it is still worth sending on (the same, except for an
+# invitation: until the window closes). As ``planning.wanted_for`` says.
 _KINDS = [
-    (status, kind, -days)
-    for status in (VisitStatus.PLANNED, VisitStatus.BOOKED)
-    for kind, days in DAYS_BEFORE.items()
-] + [(VisitStatus.MISSED, ReminderKind.MISSED_VISIT, 1)]
+    *[
+        (VisitStatus.BOOKED, kind, "local_day", -days, "local_day", -days)
+        for kind, days in DAYS_BEFORE.items()
+    ],
+    (
+        VisitStatus.PLANNED,
+        ReminderKind.BOOKING_INVITATION,
+        "window_start",
+        -INVITATION_DAYS_BEFORE_WINDOW,
+        "window_end",
+        0,
+    ),
+    (
+        VisitStatus.PLANNED,
+        ReminderKind.BOOKING_LAST_CALL,
+        "window_end",
+        -LAST_CALL_DAYS_BEFORE_CLOSE,
+        "window_end",
+        -LAST_CALL_DAYS_BEFORE_CLOSE,
+    ),
+    (VisitStatus.MISSED, ReminderKind.MISSED_VISIT, "window_end", 1, "window_end", 1),
+]
 
 # Converting a time between zones is the costly part, so each visit's local day is computed once
 # and each due time once per (zone, local wall time), which many reminders share.
 # A due time is REMINDER_SEND_HOUR on a local day; Python places a wall time that occurs twice
 # (a clock turned back) at its first occurrence, PostgreSQL's AT TIME ZONE at its second. The
 # offset in force a day before gives the first one; it is kept when it really shows that wall time.
+# A planned visit's invitations are keyed on noon of its window's first day, which no clock
+# change touches.
 _INSERT = """
 WITH visit AS MATERIALIZED (
     SELECT
-        v.id, v.status, v.scheduled_for, v.window_end, z.zone,
+        v.id, v.status, v.scheduled_for, v.window_start, v.window_end, z.zone,
         (v.scheduled_for AT TIME ZONE z.zone)::date AS local_day,
         CASE
             WHEN p.archived THEN %(archived)s
@@ -61,25 +85,45 @@ WITH visit AS MATERIALIZED (
     CROSS JOIN LATERAL (SELECT coalesce(nullif(p.timezone, ''), %(clinic_zone)s) AS zone) z
     WHERE v.id > %(after)s AND v.id <= %(upto)s
       AND (
-        (v.status IN (%(planned)s, %(booked)s) AND v.scheduled_for >= %(recent)s)
+        (v.status = %(booked)s AND v.scheduled_for >= %(recent)s)
+        OR (v.status = %(planned)s AND v.window_end >= %(recent_day)s)
         OR (
             v.status = %(missed)s AND v.window_end >= %(recent_day)s
             AND NOT EXISTS (SELECT 1 FROM followups_visit rebooked WHERE rebooked.rebooked_from_id = v.id)
         )
       )
 ),
+kinds AS (
+    SELECT * FROM unnest(
+        %(kind_status)s::text[], %(kind)s::text[], %(kind_anchor)s::text[], %(kind_shift)s::integer[],
+        %(kind_by_anchor)s::text[], %(kind_by_shift)s::integer[]
+    ) AS k (status, kind, anchor, shift, by_anchor, by_shift)
+),
 wanted AS MATERIALIZED (
     SELECT
-        visit.id AS visit_id, k.kind, visit.scheduled_for AS visit_time, visit.zone, visit.ineligible,
+        visit.id AS visit_id, k.kind, visit.zone, visit.ineligible,
+        CASE
+            WHEN visit.status = %(planned)s THEN (visit.window_start + time '12:00') AT TIME ZONE visit.zone
+            ELSE visit.scheduled_for
+        END AS visit_time,
         (
-            CASE WHEN visit.status = %(missed)s THEN visit.window_end ELSE visit.local_day END + k.shift
-        ) + %(send_time)s AS wall
+            CASE k.anchor
+                WHEN 'local_day' THEN visit.local_day
+                WHEN 'window_start' THEN visit.window_start
+                ELSE visit.window_end
+            END + k.shift
+        ) + %(send_time)s AS wall,
+        (
+            CASE k.by_anchor WHEN 'local_day' THEN visit.local_day ELSE visit.window_end END + k.by_shift
+        ) + %(send_time)s AS by_wall
     FROM visit
-    JOIN unnest(%(kind_status)s::text[], %(kind)s::text[], %(kind_shift)s::integer[])
-        AS k (status, kind, shift) ON k.status = visit.status
+    JOIN kinds k ON k.status = visit.status
+),
+missing AS MATERIALIZED (
+    SELECT * FROM wanted w
     WHERE NOT EXISTS (
         SELECT 1 FROM followups_reminder r
-        WHERE r.visit_id = visit.id AND r.kind = k.kind AND r.visit_time = visit.scheduled_for
+        WHERE r.visit_id = w.visit_id AND r.kind = w.kind AND r.visit_time = w.visit_time
           AND r.visit_id > %(after)s AND r.visit_id <= %(upto)s
     )
 ),
@@ -90,7 +134,9 @@ placed AS MATERIALIZED (
             WHEN (earliest.due AT TIME ZONE wall.zone) = wall.wall THEN earliest.due
             ELSE later.due
         END AS due
-    FROM (SELECT DISTINCT zone, wall FROM wanted) wall
+    FROM (
+        SELECT zone, wall FROM missing UNION SELECT zone, by_wall FROM missing
+    ) wall
     CROSS JOIN LATERAL (SELECT wall.wall AT TIME ZONE wall.zone AS due) later
     CROSS JOIN LATERAL (
         SELECT (
@@ -106,16 +152,17 @@ INSERT INTO followups_reminder (
 )
 SELECT
     gen_random_uuid(), w.visit_id, w.kind, w.visit_time, placed.due,
-    CASE WHEN w.ineligible IS NULL AND placed.due > %(now)s THEN %(pending)s ELSE %(skipped)s END,
+    CASE WHEN w.ineligible IS NULL AND send_by.due > %(now)s THEN %(pending)s ELSE %(skipped)s END,
     CASE
         WHEN w.ineligible IS NOT NULL THEN w.ineligible
-        WHEN placed.due <= %(now)s THEN %(late)s
+        WHEN send_by.due <= %(now)s THEN %(late)s
         ELSE ''
     END,
-    CASE WHEN w.ineligible IS NULL AND placed.due > %(now)s THEN placed.due END,
+    CASE WHEN w.ineligible IS NULL AND send_by.due > %(now)s THEN placed.due END,
     0, '', '', %(written_at)s, %(written_at)s
-FROM wanted w
+FROM missing w
 JOIN placed ON placed.zone = w.zone AND placed.wall = w.wall
+JOIN placed send_by ON send_by.zone = w.zone AND send_by.wall = w.by_wall
 ON CONFLICT ON CONSTRAINT followups_reminder_once DO NOTHING
 """
 
@@ -141,9 +188,12 @@ def reminders_plan_bulk_sql(*, now: datetime, chunk: int = SQL_CHUNK) -> int:
         "late": LATE_REASON,
         "archived": ARCHIVED_REASON,
         "no_consent": NO_CONSENT_REASON,
-        "kind_status": [status.value for status, _, _ in _KINDS],
-        "kind": [kind.value for _, kind, _ in _KINDS],
-        "kind_shift": [shift for _, _, shift in _KINDS],
+        "kind_status": [row[0].value for row in _KINDS],
+        "kind": [row[1].value for row in _KINDS],
+        "kind_anchor": [row[2] for row in _KINDS],
+        "kind_shift": [row[3] for row in _KINDS],
+        "kind_by_anchor": [row[4] for row in _KINDS],
+        "kind_by_shift": [row[5] for row in _KINDS],
     }
     inserted, after = 0, 0
     with connection.cursor() as cursor:
@@ -185,7 +235,7 @@ def _insert_missing(visits: list[Visit], now: datetime) -> int:
         for want in wanted_for(visit, patient_zone(visit.patient)):
             if want.key not in existing:
                 row = Reminder(visit=visit, kind=want.kind, visit_time=want.visit_time)
-                set_open_state(row, want.due_at, ineligible, now)
+                set_open_state(row, want, ineligible, now)
                 rows.append(row)
     if not rows:
         return 0
@@ -193,3 +243,17 @@ def _insert_missing(visits: list[Visit], now: datetime) -> int:
     # Rows planned meanwhile by another transaction were skipped: count what is there now. The
     # caller's transaction makes this exact on SQLite, whose writers take turns.
     return in_range.count() - len(existing)
+
+
+def reminders_plan_bulk(*, now: datetime | None = None) -> int:
+    """Insert the reminder rows missing for every visit that asks for one; answer how many.
+
+    For visits written in bulk, which never went through ``planning.reminders_plan_for``: each
+    missing row is the one it would create for a visit with no rows yet, over the same horizon. It
+    only inserts; a row that exists stays as it is, whatever its state, so a second run inserts
+    nothing. Commits as it goes, one range of visits at a time.
+    """
+    now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        return reminders_plan_bulk_sql(now=now)
+    return reminders_plan_bulk_python(now=now)
