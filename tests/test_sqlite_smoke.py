@@ -48,9 +48,9 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
     assert summary["visits_planned"] == {
         "planned_days_by_treatment": {"mvd": [30, 90, 180, 365, 730, 1095, 1460, 1825]},
         "all_planned_in_an_open_window": True,
-        "reminders_per_visit": [2],
-        # The day-30 visit is today: both of its reminders were due before it was planned.
-        "reminders": {"pending": 14, "skipped": 2},
+        "reminder_kinds_per_visit": [["booking_invitation", "booking_last_call"]],
+        "invitations_pending": 8,
+        "last_calls_as_their_day_says": True,
     }
     assert summary["reminder_delivered"] == {
         "planned": "pending",
@@ -69,7 +69,8 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "calendar_attached": True,
         "clinical_words": [],
     }
-    assert len(list((var_dir / "mail").iterdir())) == 1
+    # The appointment reminder and the invitation: nothing else was sent.
+    assert len(list((var_dir / "mail").iterdir())) == 2
     assert summary["api_read"] == {
         "statuses": [200, 200],
         "patient_shown": True,
@@ -102,4 +103,17 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "booked_at_slot_time": True,
         "places_taken": 1,
         "full": "slot_full",
+    }
+    assert summary["booking_invitation_mailed"] == {
+        "outcome": "sent",
+        "names_the_window": True,
+        "booking_link": True,
+        "calendar_attached": False,
+        "clinical_words": [],
+    }
+    assert summary["session_cancelled"] == {
+        "visit": "planned",
+        "clinic_cancelled": True,
+        "notice": "pending",
+        "places_left_taken": 0,
     }

@@ -143,6 +143,8 @@ def visits_planned(flow: dict) -> dict:
         .select_related("treatment")
     )
     reminders = Reminder.objects.filter(visit__in=visits)
+    now = timezone.now()
+    last_calls = reminders.filter(kind=ReminderKind.BOOKING_LAST_CALL)
     return {
         "planned_days_by_treatment": {
             kind: sorted(v.protocol_day for v in visits if v.treatment.kind == kind)
@@ -151,11 +153,19 @@ def visits_planned(flow: dict) -> dict:
         "all_planned_in_an_open_window": all(
             v.status == VisitStatus.PLANNED and v.window_end >= today for v in visits
         ),
-        "reminders_per_visit": sorted({reminders.filter(visit=v).count() for v in visits}),
-        "reminders": {
-            status: reminders.filter(status=status).count()
-            for status in (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
-        },
+        # Planned visits are invited to be booked, never reminded of a time nobody booked.
+        "reminder_kinds_per_visit": sorted(
+            {tuple(sorted(reminders.filter(visit=v).values_list("kind", flat=True))) for v in visits}
+        ),
+        "invitations_pending": reminders.filter(
+            kind=ReminderKind.BOOKING_INVITATION, status=ReminderStatus.PENDING
+        ).count(),
+        # A last call whose day has passed (the day-30 visit's, 7 days before its window closes,
+        # falls today) is skipped; the others wait for their day.
+        "last_calls_as_their_day_says": all(
+            r.status == (ReminderStatus.PENDING if r.due_at > now else ReminderStatus.SKIPPED)
+            for r in last_calls
+        ),
     }
 
 
@@ -178,7 +188,7 @@ def reminder_delivered(flow: dict) -> dict:
 
     # The claim also queues a send task on the file broker after commit; no worker runs here, so
     # this process sends, and a worker started later finds the row no longer held.
-    claims = dict(reminders_claim_due())
+    flow["claims"] = claims = dict(reminders_claim_due())
     outcome = reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk])
     again = reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk])
     return {"planned": pending, "claimed": reminder.pk in claims, "outcome": outcome, "again": again}
@@ -342,6 +352,41 @@ def slot_booked(flow: dict) -> dict:
     }
 
 
+def booking_invitation_mailed(flow: dict) -> dict:
+    """The day-30 visit's invitation (due since before it was planned, so claimed with the rest)
+    goes out: a window and a booking link, no time, no calendar event."""
+    invitation = Reminder.objects.filter(
+        visit__patient=flow["patient"], kind=ReminderKind.BOOKING_INVITATION, pk__in=flow["claims"]
+    ).get()
+    before = mail_files()
+    outcome = reminder_deliver(reminder_id=invitation.pk, claim_id=flow["claims"][invitation.pk])
+    text = "".join(path.read_text(encoding="utf-8", errors="replace") for path in mail_files() - before)
+    return {
+        "outcome": outcome,
+        "names_the_window": "Your follow-up visit is due between" in text,
+        "booking_link": "/p/visit/" in text,
+        "calendar_attached": "BEGIN:VCALENDAR" in text,
+        "clinical_words": sorted(word for word in CLINICAL_WORDS if word in text.lower()),
+    }
+
+
+def session_cancelled(flow: dict) -> dict:
+    """The clinic cancels the session the visit was booked in: the visit is planned again, marked
+    for the call list, and a notice with the booking link is queued on this engine too."""
+    from followups.sessions import session_cancel
+
+    visit = Visit.objects.get(patient=flow["patient"], status=VisitStatus.BOOKED, slot__isnull=False)
+    session = visit.slot.session
+    session_cancel(session=session, reason="Public holiday")
+    visit.refresh_from_db()
+    return {
+        "visit": visit.status,
+        "clinic_cancelled": visit.clinic_cancelled_at is not None,
+        "notice": Reminder.objects.get(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED).status,
+        "places_left_taken": session.slots.filter(booked__gt=0).count(),
+    }
+
+
 STEPS = [
     database_in_use,
     patient_registered,
@@ -350,9 +395,11 @@ STEPS = [
     visits_planned,
     reminder_delivered,
     reminder_mail_written,
+    booking_invitation_mailed,
     api_read,
     clinical_rules_v2,
     slot_booked,
+    session_cancelled,
 ]
 
 
