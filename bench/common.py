@@ -29,9 +29,12 @@ def bench_environment() -> dict[str, str]:
     """The environment of every process of the benchmark: the bench database and Redis db, no DEBUG."""
     url = database_url()
     name = url.rsplit("/", 1)[-1].split("?", 1)[0]
-    # The benchmark truncates tables: only ever in a database of its own.
-    if not name.startswith("hfs_bench"):
-        raise SystemExit(f"BENCH_DATABASE_URL must name a database hfs_bench or hfs_bench_*, not {name!r}.")
+    # The benchmark truncates tables: only ever in a database of its own, named as one
+    # (hfs_bench, hfs_bench_*, or hfs_*_bench for a second copy beside it).
+    if not (name.startswith("hfs_bench") or (name.startswith("hfs_") and name.endswith("_bench"))):
+        raise SystemExit(
+            f"BENCH_DATABASE_URL must name a database hfs_bench, hfs_bench_* or hfs_*_bench, not {name!r}."
+        )
     return {
         "DATABASE_URL": url,
         "REDIS_URL": redis_url(),

@@ -13,7 +13,7 @@ import time
 
 from bench.common import log, setup_django
 
-PARTS = ("queries", "load", "planning", "claim", "dispatch")
+PARTS = ("queries", "load", "planning", "claim", "dispatch", "suggestions", "race")
 
 
 def main() -> None:
@@ -23,6 +23,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 3)))
     parser.add_argument("--claim-rows", default=os.environ.get("BENCH_CLAIM_ROWS", "100000,10000000"))
     parser.add_argument("--dispatch", type=int, default=int(os.environ.get("BENCH_DISPATCH", 2000)))
+    parser.add_argument(
+        "--suggestion-visits",
+        type=int,
+        default=int(os.environ.get("BENCH_SUGGESTION_VISITS", 50)),
+        help="Planned visits sampled per visit kind for the slot suggestions.",
+    )
+    parser.add_argument("--racers", type=int, default=int(os.environ.get("BENCH_RACERS", 50)))
     args = parser.parse_args()
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = set(parts) - set(PARTS)
@@ -32,7 +39,7 @@ def main() -> None:
 
     from django.db import connection
 
-    from bench import claim, dispatch, endpoints, load, planning, queries, report
+    from bench import booking, claim, dispatch, endpoints, load, planning, queries, report
     from followups.models import Visit
     from patients.models import Patient
 
@@ -68,8 +75,12 @@ def main() -> None:
             result = planning.measure()
         elif part == "claim":
             result = claim.measure(sizes=[int(n) for n in args.claim_rows.split(",")])
-        else:
+        elif part == "dispatch":
             result = dispatch.measure(n=args.dispatch)
+        elif part == "suggestions":
+            result = booking.suggestions_measure(per_kind=args.suggestion_visits)
+        else:
+            result = booking.race_measure(racers=args.racers)
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["took_s"] = round(time.perf_counter() - part_started, 1)
         sections[part] = result
@@ -77,6 +88,12 @@ def main() -> None:
     print()
     print(report.table(results))
     print(f"\nwritten to {report.RESULTS} in {time.perf_counter() - started:.0f} s")
+    race = sections.get("race") or {}
+    if "race" in parts and not race.get("exactly_places"):
+        raise SystemExit(
+            f"race: {race.get('booked')} bookings succeeded for {race.get('places')} places "
+            f"(exactly {race.get('places')} must), or Slot.booked differs from the visits held: see above"
+        )
 
 
 if __name__ == "__main__":
