@@ -28,6 +28,7 @@ demo: venv
 	$(BIN)/python manage.py seed_demo --if-empty --patients 300
 	$(BIN)/python manage.py sessions_generate
 	$(BIN)/python manage.py follow_up_refresh --only-unplanned
+	$(BIN)/python manage.py demo_bookings
 	$(BIN)/python manage.py demo_staff
 
 run: demo

@@ -333,3 +333,35 @@ def test_the_refreshed_demo_looks_like_a_clinic_under_rule_version_2(db, today):
     assert PatientFlag.objects.filter(code=FlagCode.BOTOX_INTERVAL_SHORT).count() < 0.1 * toxin_patients
     last_month = PatientFlag.objects.filter(since__gt=today - timedelta(days=30)).count()
     assert 0 < last_month <= 5 * 30 * PATIENTS / 1000
+
+
+# --- the demo clinic's appointments in its sessions ---------------------------------------------
+
+
+def test_the_demo_s_upcoming_appointments_take_places_in_slots_of_their_kind(db):
+    from followups.booking import sessions_generate
+    from followups.models import Slot
+
+    demo.seed_demo(patients=60, seed=SEED)
+    sessions_generate()
+    now = timezone.now()
+    upcoming = Visit.objects.filter(status=VisitStatus.BOOKED, scheduled_for__gt=now)
+    assert upcoming.filter(slot__isnull=True).exists()
+
+    out = StringIO()
+    call_command("demo_bookings", stdout=out)
+
+    in_slots = upcoming.filter(slot__isnull=False).select_related("slot__session__template")
+    assert in_slots.count() > upcoming.filter(slot__isnull=True).count()
+    for visit in in_slots:
+        assert visit.scheduled_for == visit.slot.starts_at
+        assert visit.visit_kind in visit.slot.session.template.kind_rows.values_list("visit_kind", flat=True)
+    counted = Counter(
+        Visit.objects.filter(status=VisitStatus.BOOKED, slot__isnull=False).values_list("slot", flat=True)
+    )
+    assert {slot.pk: slot.booked for slot in Slot.objects.filter(booked__gt=0)} == dict(counted)
+    assert f"Placed {in_slots.count()} upcoming appointments in slots" in out.getvalue()
+    # Run again, nothing moves.
+    before = sorted(Visit.objects.values_list("pk", "scheduled_for", "slot"))
+    call_command("demo_bookings", stdout=StringIO())
+    assert sorted(Visit.objects.values_list("pk", "scheduled_for", "slot")) == before
