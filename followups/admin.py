@@ -3,21 +3,24 @@
 Also the staff panel's own pages: the visit worklists behind the dashboard's counts
 (``followups.dashboard``), the patient page (``followups.patient_page``, served under the patient's
 admin, which this module extends so that ``patients`` never imports follow-up), and the actions on
-visits, reminders and patients, each a form that translates and a service that decides.
+visits, reminders and patients, each a form that translates and a service that decides. The
+clinic's sessions and their calendar are ``followups.admin_sessions``.
 """
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
+import followups.admin_sessions  # noqa: F401  (registers the admins of clinic sessions)
 from clinic.admin_services import (
     AuditedAdmin,
     ReadOnlyAdmin,
@@ -39,6 +42,7 @@ from followups.models import (
     Protocol,
     ProtocolStep,
     Reminder,
+    Slot,
     TreatmentOutcome,
     Visit,
 )
@@ -52,6 +56,22 @@ from patients.models import Patient
 
 def patient_page_url(patient_id) -> str:
     return reverse("admin:patients_patient_page", args=[patient_id])
+
+
+def visit_on_page_url(visit: Visit) -> str:
+    """The patient page, scrolled to the visit."""
+    return f"{patient_page_url(visit.patient_id)}#visit-{visit.pk}"
+
+
+def slots_on_page_url(visit: Visit) -> str:
+    """The patient page with the slots offered for the visit open, scrolled to them."""
+    return f"{patient_page_url(visit.patient_id)}?book={visit.pk}#visit-{visit.pk}-slots"
+
+
+def booked_message(visit: Visit, *, rebooked: bool = False) -> str:
+    when = formats.date_format(timezone.localtime(visit.scheduled_for), "j F Y, H:i")
+    where = f" ({visit.slot.session.label})" if visit.slot_id else ""
+    return f"{visit.purpose}: {'rebooked' if rebooked else 'booked'} for {when}{where}."
 
 
 def _back(request, patient_id) -> HttpResponseRedirect:
@@ -203,8 +223,51 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             path(
                 "<path:object_id>/act/", self.admin_site.admin_view(self.act_view), name="followups_visit_act"
             ),
+            path(
+                "<path:object_id>/book-slot/",
+                self.admin_site.admin_view(self.book_slot_view),
+                name="followups_visit_book_slot",
+            ),
             *super().get_urls(),
         ]
+
+    @staticmethod
+    def _done_message(action: str, label: str, result) -> str:
+        if action in ("book", "rebook"):
+            return booked_message(result, rebooked=action == "rebook")
+        return f"{label}: done ({result})."
+
+    def book_slot_view(self, request, object_id):
+        """Book the visit into a slot the patient page offered (a missed one: book its rebooking);
+        POST only. Back to the patient page at the visit; a refusal (the slot was just taken, the
+        session cancelled meanwhile) is a message there, above the slots offered afresh."""
+        visit = Visit.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if visit is None:
+            raise Http404
+        if request.method != "POST" or not self.has_write_permission(request):
+            raise PermissionDenied
+        slot_id = request.POST.get("slot", "")
+        slot = Slot.objects.filter(pk=slot_id).first() if slot_id.isdigit() else None
+        if slot is None:
+            messages.error(request, "This slot no longer exists: choose another.")
+            return HttpResponseRedirect(slots_on_page_url(visit))
+        rebooking = visit.status == codes.VisitStatus.MISSED
+        try:
+            with transaction.atomic():
+                if rebooking:
+                    booked = services.visit_rebook(visit=visit, slot=slot)
+                else:
+                    # Never a correction of a completed visit: that asks for a reason, on its own form.
+                    booked = visit_move(
+                        visit=visit, to=codes.VisitStatus.BOOKED, by=request.user, slot=slot, correction=False
+                    )
+        except ValidationError as error:
+            messages.error(request, f"Not booked: {' '.join(error.messages)}")
+            return HttpResponseRedirect(slots_on_page_url(visit))
+        response = HttpResponseRedirect(visit_on_page_url(booked))
+        self._audit(request, response, [booked], action=AuditEvent.Action.UPDATE)
+        self.message_user(request, booked_message(booked, rebooked=rebooking), messages.SUCCESS)
+        return response
 
     def act_view(self, request, object_id):
         """One visit's actions: each a form that translates and a service that decides."""
@@ -227,7 +290,9 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
                     if done:
                         response = _back(request, visit.patient_id)
                         self._audit(request, response, [visit], action=AuditEvent.Action.UPDATE)
-                        self.message_user(request, f"{label}: done ({result}).", messages.SUCCESS)
+                        self.message_user(
+                            request, self._done_message(action, label, result), messages.SUCCESS
+                        )
                         return response
                 bound = (action, form)
         forms_by_action = [
@@ -245,6 +310,7 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             "visit": visit,
             "patient_page": patient_page_url(visit.patient_id),
             "forms": forms_by_action,
+            "slots_url": slots_on_page_url(visit) if {"book", "rebook"} & set(allowed) else "",
             "may_assess": may(request.user, Kind.ASSESSMENT, write=True),
             "assessable": visit_assessable(visit),
             "today": timezone.localdate(),
@@ -592,11 +658,13 @@ class PatientPageAdmin(PatientAdmin):
     def page_view(self, request, object_id):
         patient = self._patient(request, object_id)
         user = request.user
+        book = request.GET.get("book", "")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"{patient.given_name} {patient.family_name} ({patient.mrn})",
-            "page": patient_page(patient=patient, user=user),
+            "page": patient_page(patient=patient, user=user, book=int(book) if book.isdigit() else None),
+            "page_url": patient_page_url(patient.pk),
             "may_edit_contact": self.has_change_permission(request, patient),
             "may_archive": self.has_archive_permission(request) and not patient.archived,
             "may_write_visits": may(user, Kind.VISIT, write=True),

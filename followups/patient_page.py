@@ -5,6 +5,8 @@ length of the record; staff who may not read the clinical record (the front desk
 data, visits and reminders only, and the clinical tables are not even queried for them.
 ``recovery_chart`` lays out the chart of spasms per day and Cohen-Albert grade as plain numbers
 for an inline SVG, so the page needs no script and no asset from outside the project.
+``slot_offers`` are the slots the page offers for booking one visit, the one staff chose
+(``?book=<visit>``): asked for one visit at a time, they keep the page's cost fixed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from clinic.roles import Kind, may, role_of
-from followups import visit_states
+from followups import booking, visit_states
+from followups.booking import Suggestion
 from followups.codes import AssessmentStatus, VisitStatus
 from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
 from followups.predicates import is_missed_not_rebooked
@@ -32,6 +35,11 @@ VISIT_ACTIONS = {
     VisitStatus.MISSED: "missed",
     VisitStatus.CANCELLED: "cancel",
 }
+
+
+# A missed visit's rebooking offers the free slots of this many days ahead, as the patient's own
+# rebooking link does (DOMAIN.md section 12).
+REBOOKING_DAYS = 30
 
 
 # Moves whose guards are dates alone: offered only once they would pass (no "missed" for a visit
@@ -62,6 +70,32 @@ def visit_assessable(visit: Visit, today: date | None = None) -> bool:
     if visit.status == VisitStatus.CANCELLED:
         return False
     return visit.status == VisitStatus.COMPLETED or (today or timezone.localdate()) >= visit_day(visit)
+
+
+def rebooking_offers(missed: Visit, now=None) -> list[Suggestion]:
+    """The free slots of the next 30 days that may take a missed visit's rebooking. The rebooked
+    visit's window is its own day, so none of them is outside it."""
+    now = now or timezone.now()
+    slots = booking.free_slots_for(missed, now=now).filter(starts_at__lt=now + timedelta(days=REBOOKING_DAYS))
+    return [Suggestion(slot, True) for slot in slots[: booking.SUGGESTIONS]]
+
+
+@dataclass(frozen=True)
+class SlotOffers:
+    """The slots offered for booking (or rebooking) one visit of the page."""
+
+    visit: Visit
+    action: str
+    suggestions: list[Suggestion]
+
+
+def slot_offers(visit: Visit) -> SlotOffers | None:
+    """What the page offers to book ``visit`` into, or None when it is not to be booked now."""
+    if "rebook" in visit.page_actions:
+        return SlotOffers(visit, "rebook", rebooking_offers(visit))
+    if "book" in visit.page_actions:
+        return SlotOffers(visit, "book", booking.slot_suggestions(visit=visit))
+    return None
 
 
 @dataclass(frozen=True)
@@ -198,6 +232,7 @@ class PatientPage:
     flags: list[PatientFlag] = field(default_factory=list)
     chart: Chart = field(default_factory=Chart)
     timeline: list[Event] = field(default_factory=list)
+    offers: SlotOffers | None = None
 
 
 def _local_day(when) -> date:
@@ -253,10 +288,13 @@ def _timeline(page: PatientPage) -> list[Event]:
     return sorted(events, key=lambda e: e.on, reverse=True)
 
 
-def patient_page(*, patient: Patient, user) -> PatientPage:
-    """Everything the patient page shows that this user may read, in a fixed number of queries."""
+def patient_page(*, patient: Patient, user, book: int | None = None) -> PatientPage:
+    """Everything the patient page shows that this user may read, in a fixed number of queries;
+    with ``book``, the slots offered for that visit of the patient, to staff who book visits."""
     clinical = may(user, Kind.CLINICAL, write=False)
-    visits = list(patient.visits.select_related("rebooked_as").order_by("-scheduled_for", "-id"))
+    visits = list(
+        patient.visits.select_related("rebooked_as", "slot__session").order_by("-scheduled_for", "-id")
+    )
     may_correct = role_of(user) in MAY_CORRECT
     for visit in visits:
         visit.page_actions = visit_actions(visit, may_correct=may_correct)
@@ -265,6 +303,9 @@ def patient_page(*, patient: Patient, user) -> PatientPage:
         Reminder.objects.filter(visit__patient=patient).select_related("visit").order_by("-due_at", "-id")
     )
     page = PatientPage(patient=patient, clinical=clinical, visits=visits, reminders=reminders)
+    to_book = next((visit for visit in visits if visit.pk == book), None)
+    if to_book is not None and may(user, Kind.VISIT, write=True):
+        page.offers = slot_offers(to_book)
     if clinical:
         page.diagnoses = list(patient.diagnoses.prefetch_related("muscle_rows"))
         page.imaging = list(patient.imaging_studies.prefetch_related("sequence_rows", "vessel_rows"))

@@ -19,7 +19,9 @@ from playwright.sync_api import sync_playwright
 
 from clinic.roles import Role, group_for
 from followups import services as followups
-from followups.codes import LabTest
+from followups.codes import LabTest, VisitKind
+from followups.models import SessionTemplate
+from followups.sessions import session_template_save
 from patients import codes
 from patients import services as record
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
@@ -141,6 +143,42 @@ def planted(db, today):
     )
     patient.refresh_from_db()
     return {"patient": patient, "diagnosis": diagnosis, "toxin": toxin, "course": course, "logs": logs}
+
+
+# --- clinic sessions (issue 13) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_templates(db):
+    """No session template: the migrations seed a default week, and a test that reads sessions
+    makes its own so that it knows every one of them."""
+    SessionTemplate.objects.all().delete()
+
+
+def session_template(
+    *,
+    on: date,
+    kinds=(VisitKind.REVIEW,),
+    label: str = "Review clinic",
+    starts: str = "09:00",
+    ends: str = "10:00",
+    minutes: int = 20,
+    capacity: int = 1,
+    valid_to: date | None = None,
+) -> SessionTemplate:
+    """A weekly template on ``on``'s weekday, in force from today, written through the service: its
+    sessions of the next 26 weeks (``on``'s among them) are there at once."""
+    return session_template_save(
+        visit_kinds=list(kinds),
+        label=label,
+        weekday=on.weekday(),
+        starts_at=time.fromisoformat(starts),
+        ends_at=time.fromisoformat(ends),
+        slot_minutes=minutes,
+        capacity=capacity,
+        valid_from=timezone.localdate(),
+        valid_to=valid_to,
+    ).template
 
 
 # --- a real browser (issue 6, item 6) -----------------------------------------------------------

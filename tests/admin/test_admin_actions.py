@@ -12,6 +12,7 @@ from django.utils import timezone
 from followups import services as followups
 from followups.codes import OutcomeCategory, ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Assessment, Reminder, TreatmentOutcome, Visit
+from followups.reminders.planning import EVENT_KINDS, WINDOW_KINDS
 from followups.visit_moves import visit_move
 from tests.admin.conftest import at_clinic, days
 from tests.factories import PatientFactory, diagnosis_for
@@ -63,7 +64,7 @@ def messages_of(response) -> list[str]:
 @pytest.fixture
 def planned(db, today):
     """A planned visit in 20 days, due within days 15 to 30, for a patient who consented to e-mail
-    reminders."""
+    reminders: not an appointment yet, so the patient is invited to book it (DOMAIN.md 6, 12)."""
     patient = PatientFactory(email_reminders=True)
     diagnosis_for(patient, diagnosed_on=today - days(30))
     visit = followups.visit_create(
@@ -75,8 +76,8 @@ def planned(db, today):
         status=VisitStatus.PLANNED,
     )
     assert [kind for kind, _, status in open_reminders(visit)] == [
-        ReminderKind.VISIT_1D,
-        ReminderKind.VISIT_7D,
+        ReminderKind.BOOKING_INVITATION,
+        ReminderKind.BOOKING_LAST_CALL,
     ]
     return visit
 
@@ -104,12 +105,12 @@ def test_booking_moves_the_visit_and_re_plans_its_reminders(planned, clinician, 
     assert response["Location"] == page_url(planned.patient)
     visit = Visit.objects.get(pk=planned.pk)
     assert (visit.status, visit.scheduled_for) == (VisitStatus.BOOKED, when)
-    assert {(kind, t) for kind, t, _ in open_reminders(visit)} == {
+    assert {(kind, t) for kind, t, _ in open_reminders(visit) if kind not in EVENT_KINDS} == {
         (ReminderKind.VISIT_7D, when),
         (ReminderKind.VISIT_1D, when),
     }
-    old = Reminder.objects.filter(visit=visit, visit_time=planned.scheduled_for)
-    assert {r.status for r in old} == {ReminderStatus.CANCELLED}
+    invitations = Reminder.objects.filter(visit=visit, kind__in=WINDOW_KINDS)
+    assert {r.status for r in invitations} == {ReminderStatus.CANCELLED}
 
 
 def test_rescheduling_a_booked_visit_re_plans_its_reminders_again(planned, clinician, today):
@@ -122,7 +123,7 @@ def test_rescheduling_a_booked_visit_re_plans_its_reminders_again(planned, clini
     assert response.status_code == 302
     visit = Visit.objects.get(pk=planned.pk)
     assert visit.scheduled_for == second and visit.sequence == 2
-    assert {t for _, t, _ in open_reminders(visit)} == {second}
+    assert {t for kind, t, _ in open_reminders(visit) if kind not in EVENT_KINDS} == {second}
 
 
 def test_booking_outside_the_window_asks_and_the_checkbox_confirms(planned, clinician, today):
@@ -160,7 +161,10 @@ def test_completing_or_missing_a_visit_goes_through_the_service(
 
     assert response.status_code == 302
     assert Visit.objects.get(pk=passed.pk).status == status
-    assert [kind for kind, _, _ in open_reminders(passed)] == reminder_kinds
+    still_open = open_reminders(passed)
+    assert [kind for kind, _, _ in still_open if kind not in WINDOW_KINDS] == reminder_kinds
+    # The invitations of a window that had closed were skipped when planned, and never go out.
+    assert {status for kind, _, status in still_open if kind in WINDOW_KINDS} <= {ReminderStatus.SKIPPED}
 
 
 @pytest.mark.parametrize(
