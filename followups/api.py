@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -19,21 +21,40 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from clinic.api import CursorPage, OffsetDateTimeFilter, ResourceFilter, ResourceViewSet
+from clinic.api import (
+    CursorPage,
+    OffsetDateTimeFilter,
+    ResourceFilter,
+    ResourceViewSet,
+    StrictBooleanFilter,
+)
+from clinic.api_auth import RolePermission
 from clinic.api_rows import row_plan
 from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
-from clinic.roles import Kind
-from followups import booking, codes, reminders, selectors, services
+from clinic.roles import Kind, Role, role_of
+from followups import booking, codes, reminders, selectors, services, sessions
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
-from followups.models import HFS7_ITEMS, Assessment, PatientFlag, Reminder, Slot, TreatmentOutcome, Visit
+from followups.models import (
+    HFS7_ITEMS,
+    Assessment,
+    ClinicSession,
+    PatientFlag,
+    Reminder,
+    SessionTemplate,
+    Slot,
+    TreatmentOutcome,
+    Visit,
+)
 from followups.visit_moves import CORRECTION_REASON_MAX_LENGTH, visit_move
 from patients.api import CodeList, RecordRef, StrictInput, public_id
 from patients.codes import TreatmentKind
@@ -59,6 +80,23 @@ class OffsetDateTime(serializers.DateTimeField):
         if timezone.is_naive(value):
             self.fail("naive")
         return super().enforce_timezone(value)
+
+
+CLOCK_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{CLOCK_TIME}$", "example": "13:30"})
+class ClinicClock(serializers.TimeField):
+    """A time of day on the clinic's clock, ``13:30`` or ``13:30:00`` (answered so). No offset: a
+    session keeps its hours whatever the clinic's UTC offset on its day, and Django would drop one
+    silently (``13:30+05:00`` read as 13:30)."""
+
+    default_error_messages = {"clock": "Give a time of day as HH:MM, clinic time, without an offset."}
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not re.fullmatch(CLOCK_TIME, value):
+            self.fail("clock")
+        return super().to_internal_value(value)
 
 
 class ClinicDateTime(serializers.DateTimeField):
@@ -125,23 +163,33 @@ class VisitOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SlotSuggestionOut(serializers.ModelSerializer):
-    """A free slot a visit may take (DOMAIN.md section 12), as ``visits/{id}/slot-suggestions/``
-    lists them."""
+class SlotOut(serializers.ModelSerializer):
+    """A slot of a clinic session (DOMAIN.md section 12): a time that takes up to ``capacity`` visits."""
 
     id = public_id("uuid")
     session = public_id("session.uuid")
-    label = serializers.CharField(source="session.label", read_only=True)
+    label = serializers.CharField(source="session.label", read_only=True, help_text="The session's label.")
     starts_at = ClinicDateTime(read_only=True)
-    free = serializers.IntegerField(read_only=True)
+    capacity = serializers.IntegerField(read_only=True, help_text="Visits the slot takes.")
+    booked = serializers.IntegerField(read_only=True, help_text="Visits booked into it.")
+    free = serializers.IntegerField(read_only=True, help_text="Places left: capacity - booked.")
+
+    class Meta:
+        model = Slot
+        fields = ("id", "session", "label", "starts_at", "capacity", "booked", "free")
+        read_only_fields = fields
+
+
+class SlotSuggestionOut(SlotOut):
+    """A free slot a visit may take, as ``visits/{id}/slot-suggestions/`` lists them."""
+
     inside_window = serializers.BooleanField(
         read_only=True,
         help_text="False for the nearest slots after the window, offered when none is free inside.",
     )
 
-    class Meta:
-        model = Slot
-        fields = ("id", "session", "label", "starts_at", "capacity", "booked", "free", "inside_window")
+    class Meta(SlotOut.Meta):
+        fields = (*SlotOut.Meta.fields, "inside_window")
         read_only_fields = fields
 
 
@@ -871,7 +919,8 @@ class ReminderViewSet(ResourceViewSet):
 
 
 class WorklistPage(CursorPage):
-    """A worklist in its order (soonest, oldest, longest-standing first), not newest-row first.
+    """A worklist in its order (soonest, oldest, longest-standing first), not newest-row first;
+    the clinic's sessions and slots, in the calendar's.
 
     The cursor's position is then a date or time, not an id: it is checked as one, so a crafted
     cursor is a 404 like any other invalid cursor.
@@ -1011,3 +1060,363 @@ class FlaggedWorklistViewSet(WorklistViewSet):
                 {"code": [f"Choose one of: {', '.join(codes.FlagCode.values)}."]}
             )
         return selectors.worklist_flagged(code=code)
+
+
+# --- the clinic's sessions and their slots (DOMAIN.md section 12) -------------------------------
+
+# The front desk runs the clinic's week with the clinicians. A nurse books visits into it but does
+# not set it, though the role matrix lets a nurse write visits: writes here ask for these roles too.
+MAY_RUN_SESSIONS = (Role.CLINICIAN, Role.FRONT_DESK)
+
+
+class RunsClinicSessions(RolePermission):
+    """Reading the clinic's sessions is reading visits; changing them is for ``MAY_RUN_SESSIONS``."""
+
+    def has_permission(self, request, view):
+        if not super().has_permission(request, view):
+            return False
+        return request.method in SAFE_METHODS or role_of(request.user) in MAY_RUN_SESSIONS
+
+
+class ClinicWeekViewSet(ResourceViewSet):
+    """Templates, sessions and slots: the clinic's week, nobody's record. There is no patient to
+    audit (the history tables keep who changed a template or cancelled a session)."""
+
+    kind = Kind.VISIT
+    permission_classes = [RunsClinicSessions]
+
+    def _audit(self, instances):
+        """Nothing of a patient's to record."""
+
+    def list(self, request, *args, **kwargs):
+        # Never ResourceViewSet's row path: it audits each row under its patient, and these have none.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+def days_from_to(field_name: str, what: str):
+    """Add the filters ``from`` and ``to``, inclusive days on ``field_name``. Python keywords, so
+    they are added by name rather than declared as attributes of the filter set."""
+
+    def add(filterset):
+        filterset.base_filters["from"] = filters.DateFilter(
+            field_name=field_name, lookup_expr="gte", label=f"Only {what} on or after this day."
+        )
+        filterset.base_filters["to"] = filters.DateFilter(
+            field_name=field_name, lookup_expr="lte", label=f"Only {what} on or before this day."
+        )
+        return filterset
+
+    return add
+
+
+def serving(path: str):
+    return filters.ChoiceFilter(
+        field_name=f"{path}kind_rows__visit_kind",
+        choices=codes.VisitKind.choices,
+        label="Only those serving this kind of visit.",
+    )
+
+
+class SessionTemplateOut(serializers.ModelSerializer):
+    id = public_id("uuid")
+    starts_at = ClinicClock(read_only=True)
+    ends_at = ClinicClock(read_only=True)
+    visit_kinds = CodeList(codes.VisitKind.choices, "kind_rows", "visit_kind", read_only=True)
+
+    class Meta:
+        model = SessionTemplate
+        fields = (
+            "id",
+            "label",
+            "weekday",
+            "starts_at",
+            "ends_at",
+            "slot_minutes",
+            "capacity",
+            "visit_kinds",
+            "valid_from",
+            "valid_to",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class SessionChangesOut(serializers.Serializer):
+    """What saving a template did to its sessions of the next 26 weeks."""
+
+    generated = serializers.IntegerField(help_text="Sessions made (with their slots).")
+    removed = serializers.IntegerField(
+        help_text="Sessions ahead without bookings taken away: made again from the template as it now "
+        "stands (counted in `generated` too), or for good when they fall outside it."
+    )
+    kept_with_bookings = serializers.IntegerField(
+        help_text="Sessions ahead holding bookings, kept as they were (their slots' capacity only grows): "
+        "move their visits if the hours changed under them."
+    )
+
+
+class SessionTemplateSavedOut(SessionTemplateOut):
+    """The template as a write answers it, with what the write did to its sessions."""
+
+    session_changes = serializers.SerializerMethodField()
+
+    class Meta(SessionTemplateOut.Meta):
+        fields = (*SessionTemplateOut.Meta.fields, "session_changes")
+        read_only_fields = fields
+
+    @extend_schema_field(SessionChangesOut)
+    def get_session_changes(self, template):
+        return SessionChangesOut(self.context["saved"]).data
+
+
+class SessionTemplateIn(StrictInput):
+    """A weekly session of the clinic: its day and hours, cut into slots of the kinds of visit it serves."""
+
+    # The bounds are the service's (followups.sessions): declared here so that the schema shows them.
+    label = serializers.CharField(max_length=120, help_text="Room or team, as staff and patients see it.")
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")
+    starts_at = ClinicClock()
+    ends_at = ClinicClock(help_text="After starts_at.")
+    slot_minutes = serializers.IntegerField(
+        min_value=5, max_value=480, required=False, help_text="Default 15; no longer than the session."
+    )
+    capacity = serializers.IntegerField(
+        min_value=1, max_value=50, required=False, help_text="Visits one slot takes. Default 1."
+    )
+    visit_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=codes.VisitKind.choices),
+        help_text="The kinds of visit its sessions serve (at least one).",
+    )
+    valid_from = serializers.DateField(help_text="The first day the template is in force.")
+    valid_to = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="The last day it is in force (null: no end). A template ends by setting it; it is "
+        "never deleted.",
+    )
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give at least one field to change.")
+        return attrs
+
+
+# What a PUT that leaves an optional field out means: its default, as when the template was created.
+SESSION_TEMPLATE_DEFAULTS = {"slot_minutes": 15, "capacity": 1, "valid_to": None}
+
+
+class SessionTemplateFilter(ResourceFilter):
+    visit_kind = serving("")
+
+    class Meta:
+        model = SessionTemplate
+        fields: list[str] = []
+
+
+SAVED = """
+
+The template's sessions of the next 26 weeks are brought in line at once: those without bookings are
+made again from it (or removed, outside its validity), those holding bookings are kept as they were
+and counted, so that staff can move their visits. `session_changes` says what happened. Clinicians and
+the front desk only."""
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The clinic's weekly session templates, newest first.",
+        responses=answers({200: SessionTemplateOut(many=True)}, 400, 404),
+    ),
+    retrieve=extend_schema(responses=answers({200: SessionTemplateOut}, 400, 404)),
+    create=extend_schema(
+        description="A new weekly session." + SAVED,
+        request=SessionTemplateIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses=answers({201: SessionTemplateSavedOut}, 400, 422),
+    ),
+    update=extend_schema(
+        description="Replace the template: `slot_minutes` and `capacity` left out take their defaults "
+        "(15 and 1), a `valid_to` left out is cleared." + SAVED,
+        request=SessionTemplateIn,
+        parameters=[IF_MATCH],
+        responses=answers({200: SessionTemplateSavedOut}, 400, 404, 412),
+    ),
+    partial_update=extend_schema(
+        description="Change some fields; set `valid_to` to end the template." + SAVED,
+        request=SessionTemplateIn,
+        parameters=[IF_MATCH],
+        responses=answers({200: SessionTemplateSavedOut}, 400, 404, 412),
+    ),
+)
+class SessionTemplateViewSet(ClinicWeekViewSet):
+    """The clinic's weekly sessions, from which its dated sessions are generated 26 weeks ahead."""
+
+    resource = "session_template"
+    routed_actions = ("list", "create", "retrieve", "update", "partial_update")
+    queryset = SessionTemplate.objects.prefetch_related("kind_rows")
+    input_serializer_class = SessionTemplateIn
+    filterset_class = SessionTemplateFilter
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update"):
+            return SessionTemplateSavedOut
+        return SessionTemplateOut
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "saved": getattr(self, "saved", None)}
+
+    def create_object(self, data):
+        self.saved = sessions.session_template_save(**data)
+        return self.saved.template
+
+    def update_object(self, template, data):
+        if self.action == "update":
+            data = {**SESSION_TEMPLATE_DEFAULTS, **data}
+        self.saved = sessions.session_template_save(template=template, **data)
+        return self.saved.template
+
+
+class ServedKinds(CodeList):
+    """The kinds of visit a session serves: its template's."""
+
+    def get_attribute(self, session):
+        return session.template
+
+
+class ClinicSessionOut(serializers.ModelSerializer):
+    id = public_id("uuid")
+    template = public_id("template.uuid")
+    on = serializers.DateField(read_only=True, help_text="The session's day.")
+    starts_at = ClinicClock(read_only=True)
+    ends_at = ClinicClock(read_only=True)
+    visit_kinds = ServedKinds(codes.VisitKind.choices, "kind_rows", "visit_kind", read_only=True)
+    capacity = serializers.IntegerField(read_only=True, help_text="Visits its slots take, all together.")
+    booked = serializers.IntegerField(read_only=True, help_text="Visits booked into its slots.")
+
+    class Meta:
+        model = ClinicSession
+        fields = (
+            "id",
+            "template",
+            "on",
+            "starts_at",
+            "ends_at",
+            "label",
+            "visit_kinds",
+            "cancelled",
+            "cancel_reason",
+            "capacity",
+            "booked",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class SessionCancelIn(StrictInput):
+    """Why one dated session does not take place."""
+
+    reason = serializers.CharField(
+        max_length=sessions.SESSION_CANCEL_REASON_MAX_LENGTH,
+        help_text="Why the session is cancelled (a holiday, an absence).",
+    )
+
+
+@days_from_to("on", "sessions")
+class ClinicSessionFilter(ResourceFilter):
+    template = filters.UUIDFilter(field_name="template__uuid", label="Only the sessions of this template.")
+    visit_kind = serving("template__")
+    cancelled = StrictBooleanFilter()
+
+    class Meta:
+        model = ClinicSession
+        fields: list[str] = []
+
+
+class SessionPage(WorklistPage):
+    ordering = ("on", "starts_at", "id")
+    position_is_date = True
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The clinic's dated sessions, cancelled ones included, in the order of the calendar.",
+        responses=answers({200: ClinicSessionOut(many=True)}, 400, 404),
+    ),
+    retrieve=extend_schema(responses=answers({200: ClinicSessionOut}, 400, 404)),
+)
+class ClinicSessionViewSet(ClinicWeekViewSet):
+    """The dated sessions generated from the templates; cancelled for a day, never deleted."""
+
+    resource = "clinic_session"
+    routed_actions = ("list", "retrieve")
+    queryset = (
+        ClinicSession.objects.select_related("template")
+        .prefetch_related("template__kind_rows")
+        .annotate(
+            capacity=Coalesce(Sum("slots__capacity"), 0),
+            booked=Coalesce(Sum("slots__booked"), 0),
+        )
+    )
+    serializer_class = ClinicSessionOut
+    input_serializer_class = SessionCancelIn
+    filterset_class = ClinicSessionFilter
+    pagination_class = SessionPage
+
+    def update_object(self, session, data):
+        return sessions.session_cancel(session=session, reason=data["reason"], by=self.request.user)
+
+    @extend_schema(
+        description="Cancel the session for its day (a holiday, an absence), with a reason. Its booked "
+        "visits go back to planned and onto the call list (clinic_cancelled), and their patients are "
+        "told, with their booking link. A session already cancelled (code already_cancelled) or over "
+        "(session_over) is a 400. Clinicians and the front desk only.",
+        request=SessionCancelIn,
+        parameters=[IF_MATCH],
+        responses=answers({200: ClinicSessionOut}, 400, 404, 412),
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        return self._update(request, partial=False)
+
+
+@days_from_to("session__on", "slots")
+class SlotFilter(filters.FilterSet):
+    # No updated_since: a slot keeps no time of change (a booking only counts a place in it).
+    session = filters.UUIDFilter(field_name="session__uuid", label="Only the slots of this session.")
+    visit_kind = serving("session__template__")
+
+    class Meta:
+        model = Slot
+        fields: list[str] = []
+
+
+class SlotPage(WorklistPage):
+    ordering = ("starts_at", "id")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The slots of the clinic's sessions, earliest first: where visits are booked "
+        "(`POST visits/{id}/book/` `{slot}`). The slots of a cancelled session are not listed, as they "
+        "take no booking: `sessions/` shows the session and why it was cancelled. A slot keeps no time "
+        "of change, so this list takes no `updated_since`: read a range of days again instead.",
+        responses=answers({200: SlotOut(many=True)}, 400, 404),
+    ),
+    retrieve=extend_schema(
+        description="One slot of a session that is not cancelled.",
+        responses=answers({200: SlotOut}, 400, 404),
+    ),
+)
+class SlotViewSet(ClinicWeekViewSet):
+    resource = "slot"
+    routed_actions = ("list", "retrieve")
+    queryset = Slot.objects.filter(session__cancelled=False).select_related("session")
+    serializer_class = SlotOut
+    filterset_class = SlotFilter
+    pagination_class = SlotPage
+
+    def retrieve(self, request, *args, **kwargs):
+        # No ETag: a slot keeps no version to make one of, and nothing changes it through this API.
+        return Response(self.get_serializer(self.get_object()).data)

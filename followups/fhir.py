@@ -414,11 +414,11 @@ def medication_statement_resource(treatment) -> dict:
 
 
 def appointment_resource(visit) -> dict:
-    """A visit. Needs ``patient`` and ``diagnosis`` fetched with it.
+    """A visit. Needs ``patient``, ``diagnosis`` and ``slot`` fetched with it.
 
     ``start`` is the visit time (for a planned visit, the protocol's target); the booking window
     is the requested period. FHIR wants an end with a start: the appointment length of the
-    calendar invitation the reminders carry.
+    calendar invitation the reminders carry. A visit booked into a clinic session's slot names it.
     """
     status = APPOINTMENT_STATUS[visit.status]
     return _without_empty(
@@ -447,6 +447,7 @@ def appointment_resource(visit) -> dict:
                 }
             ],
             "requestedPeriod": [{"start": day(visit.window_start), "end": day(visit.window_end)}],
+            "slot": [reference("Slot", visit.slot.uuid)] if visit.slot_id else [],
         }
     )
 
@@ -582,6 +583,91 @@ def communication_resource(reminder) -> dict:
     }
 
 
+# --- Schedule and Slot (the clinic's sessions) --------------------------------------------------
+
+VISIT_KIND_SYSTEM = f"{CODE_SYSTEM}/visit-kind"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _service_types(template) -> list[dict]:
+    """The kinds of visit a template's sessions serve. Needs its ``kind_rows`` fetched with it."""
+    kinds = sorted(row.visit_kind for row in template.kind_rows.all())
+    return [
+        concept(own("visit-kind", follow_codes.VisitKind, kind), text=follow_codes.VisitKind(kind).label)
+        for kind in kinds
+    ]
+
+
+def _clock(moment) -> str:
+    return moment.strftime("%H:%M")
+
+
+def schedule_resource(template, *, today: date) -> dict:
+    """A session template: the weekly hours its dated sessions, and their slots, are cut from. Needs
+    ``kind_rows`` fetched with it.
+
+    The actor is the room or team the label names, by display only: the clinic keeps no Location
+    for it. The planning horizon is the template's validity; it is active until its last day.
+    """
+    horizon = {"start": day(template.valid_from)}
+    if template.valid_to:
+        horizon["end"] = day(template.valid_to)
+    return _without_empty(
+        {
+            "resourceType": "Schedule",
+            "id": str(template.uuid),
+            "meta": meta(template),
+            "active": template.valid_to is None or template.valid_to >= today,
+            "serviceType": _service_types(template),
+            "actor": [{"display": template.label}],
+            "planningHorizon": horizon,
+            "comment": (
+                f"{WEEKDAYS[template.weekday]}s {_clock(template.starts_at)}-{_clock(template.ends_at)}: "
+                f"slots of {template.slot_minutes} minutes, each taking {template.capacity} "
+                f"visit{'s' if template.capacity != 1 else ''}."
+            ),
+        }
+    )
+
+
+def slot_status(slot) -> str:
+    """FHIR's slot status: a cancelled session's slots are unavailable, a full slot is busy."""
+    if slot.session.cancelled:
+        return "busy-unavailable"
+    return "busy" if slot.booked >= slot.capacity else "free"
+
+
+def slot_resource(slot) -> dict:
+    """A slot of a dated session. Needs ``session``, its ``template`` and the template's
+    ``kind_rows`` fetched with it.
+
+    A slot keeps its start only: it ends a template's slot length later. FHIR R4 has no element for
+    a slot's places, so they are in extensions (and in words in the comment). No ``meta``: a slot
+    keeps no time of change.
+    """
+    session, template = slot.session, slot.session.template
+    if session.cancelled:
+        comment = f"{session.label}: the session is cancelled ({session.cancel_reason})."
+    else:
+        comment = f"{session.label}: {slot.booked} of {slot.capacity} places booked."
+    return _without_empty(
+        {
+            "resourceType": "Slot",
+            "id": str(slot.uuid),
+            "extension": [
+                extension("slot-capacity", valuePositiveInt=slot.capacity),
+                extension("slot-booked", valueUnsignedInt=slot.booked),
+            ],
+            "serviceType": _service_types(template),
+            "schedule": reference("Schedule", template.uuid),
+            "status": slot_status(slot),
+            "start": instant(slot.starts_at),
+            "end": instant(slot.starts_at + timedelta(minutes=template.slot_minutes)),
+            "comment": comment,
+        }
+    )
+
+
 # --- Bundle, OperationOutcome, CapabilityStatement ----------------------------------------------
 
 
@@ -615,7 +701,10 @@ def operation_outcome(code: str, messages: Sequence[str], *, severity: str = "er
     }
 
 
-REST_DOCUMENTATION = "Read-only. A search needs the patient parameter and refuses any other."
+REST_DOCUMENTATION = (
+    "Read-only. A search of a patient's resources needs the patient parameter; Schedule and Slot "
+    "(the clinic's sessions) are searched by their own. Any other parameter is refused."
+)
 SECURITY_DESCRIPTION = (
     "Authorization: Token <key> for integration clients, or the staff session. "
     "Clinical resources answer 403 to the front-desk role."

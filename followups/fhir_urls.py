@@ -21,3 +21,13 @@ for _source in views.SEARCHABLE:
             name=f"{_name}-read",
         ),
     ]
+for _source in views.CLINIC_SOURCES:
+    _name = _source.resource_type.lower()
+    urlpatterns += [
+        path(_source.resource_type, views.ClinicSearch.as_view(source=_source), name=f"{_name}-search"),
+        path(
+            f"{_source.resource_type}/<str:id>",
+            views.ClinicRead.as_view(source=_source),
+            name=f"{_name}-read",
+        ),
+    ]

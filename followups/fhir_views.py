@@ -6,10 +6,13 @@ resource of a patient a request returns. A resource type reads the same rows, wi
 as its REST counterpart: Condition, Procedure and MedicationStatement are clinical, Observation
 is an assessment (both refused to the front desk), Patient is contact data, Appointment a visit,
 and Communication a reminder. ``$everything`` holds clinical resources, so it is clinical.
+Schedule and Slot (the clinic's sessions) are nobody's record: read as visits are, so the front
+desk reads them too, and never audited, as they name no patient.
 
-Every error is an OperationOutcome. A search needs ``patient`` and takes nothing else but
-``_format``; a patient that does not exist gives an empty searchset. Each request runs a fixed
-number of queries: each resource type is one query plus its prefetches, whatever the record's size.
+Every error is an OperationOutcome. A search of a patient's resources needs ``patient`` and takes
+nothing else but ``_format``; a patient that does not exist gives an empty searchset. Schedule and
+Slot take their own search parameters (``CLINIC_SOURCES``). Each request runs a fixed number of
+queries: each resource type is one query plus its prefetches, whatever the record's size.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_date
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -41,12 +45,12 @@ from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePerm
 from clinic.audit import audit_record
 from clinic.roles import Kind
 from followups import fhir
-from followups.codes import ReminderStatus
-from followups.models import Assessment, Reminder, Visit
+from followups.codes import ReminderStatus, VisitKind
+from followups.models import Assessment, Reminder, SessionTemplate, SessionTemplateKind, Slot, Visit
 from patients.models import Diagnosis, Patient, Treatment
 
 # The date this server's CapabilityStatement last changed: bump it with what is served.
-CAPABILITY_DATE = "2026-11-21"
+CAPABILITY_DATE = "2026-12-05"
 SOFTWARE = "HFS Follow-up"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 FORMAT_PARAM = "_format"
@@ -108,10 +112,15 @@ FORMAT = OpenApiParameter(FORMAT_PARAM, str, enum=sorted(JSON_FORMATS), descript
 
 
 class FhirSchema(AutoSchema):
-    """One view class serves several resource types: the operation id names the type."""
+    """One view class serves several resource types: the operation id names the type, and a type
+    searched by its own parameters lists them."""
 
     def get_operation_id(self):
         return self.view.operation_id()
+
+    def get_override_parameters(self):
+        own = getattr(self.view, "schema_parameters", None)
+        return [*super().get_override_parameters(), *(own() if own else [])]
 
 
 class FhirView(APIView):
@@ -233,7 +242,7 @@ MEDICATION_STATEMENTS = Source(
 APPOINTMENTS = Source(
     "Appointment",
     Kind.VISIT,
-    lambda: Visit.objects.select_related("patient", "diagnosis"),
+    lambda: Visit.objects.select_related("patient", "diagnosis", "slot"),
     "patient",
     lambda row: [fhir.appointment_resource(row)],
 )
@@ -277,6 +286,179 @@ def _patient_param(request) -> UUID:
         except ValueError:
             pass
     raise exceptions.ValidationError({"patient": ["Give a Patient id (a UUID) or Patient/<id>."]})
+
+
+# --- the clinic's sessions: Schedule and Slot, searched by their own parameters ----------------
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """A search parameter of a clinic resource. Each occurrence narrows the rows, as FHIR reads a
+    repeated parameter (AND); the comma-separated values of one occurrence are alternatives (OR)."""
+
+    name: str
+    type: str  # the FHIR search parameter type, as the CapabilityStatement lists it
+    documentation: str
+    narrow: Callable[[QuerySet, str], QuerySet]
+    repeats: bool = False  # given more than once for a range (start=ge...&start=le...)
+
+
+@dataclass(frozen=True)
+class ClinicSource:
+    """A resource type of the clinic's week: nobody's record, so no patient to search by or audit."""
+
+    resource_type: str
+    rows: Callable[[], QuerySet]
+    to_fhir: Callable[[Any], dict]
+    params: tuple[SearchParam, ...]
+
+    def search(self, query) -> QuerySet:
+        rows = self.rows()
+        for param in self.params:
+            for value in query.getlist(param.name):
+                rows = param.narrow(rows, value)
+        return rows
+
+
+def _refused(name: str, message: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError({name: [message]})
+
+
+def _alternatives(name: str, value: str) -> list[str]:
+    values = [part.strip() for part in value.split(",")]
+    if not all(values):
+        raise _refused(name, "Give a value (or several, separated by commas).")
+    return values
+
+
+def _reference_id(resource_type: str, value: str) -> UUID | None:
+    """The id of ``<id>`` or ``<type>/<id>``; None when it is neither."""
+    match = re.fullmatch(rf"(?:{resource_type}/)?(?P<id>[0-9a-fA-F-]{{36}})", value)
+    try:
+        return UUID(match["id"]) if match else None
+    except ValueError:
+        return None
+
+
+def _serving(template_path: str) -> Callable[[QuerySet, str], QuerySet]:
+    """``service-type``: the kinds of visit served, our codes, with or without their system."""
+
+    def narrow(rows: QuerySet, value: str) -> QuerySet:
+        kinds = []
+        for token in _alternatives("service-type", value):
+            system, _, code = token.rpartition("|")
+            if system not in ("", fhir.VISIT_KIND_SYSTEM) or code not in VisitKind.values:
+                raise _refused(
+                    "service-type",
+                    f"Give a kind of visit ({', '.join(VisitKind.values)}), of {fhir.VISIT_KIND_SYSTEM}.",
+                )
+            kinds.append(code)
+        served = SessionTemplateKind.objects.filter(template=OuterRef(template_path), visit_kind__in=kinds)
+        return rows.filter(Exists(served))
+
+    return narrow
+
+
+def _in_force(rows: QuerySet, value: str) -> QuerySet:
+    if value not in ("true", "false"):
+        raise _refused("active", "Give true or false.")
+    in_force = Q(valid_to__isnull=True) | Q(valid_to__gte=timezone.localdate())
+    return rows.filter(in_force) if value == "true" else rows.exclude(in_force)
+
+
+def _of_schedules(rows: QuerySet, value: str) -> QuerySet:
+    ids = [_reference_id("Schedule", token) for token in _alternatives("schedule", value)]
+    if None in ids:
+        raise _refused("schedule", "Give a Schedule id (a UUID) or Schedule/<id>.")
+    return rows.filter(session__template__uuid__in=ids)
+
+
+START = re.compile(r"(?P<prefix>eq|ge|gt|le|lt)?(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})")
+DAY_LOOKUP = {"eq": "exact", "ge": "gte", "gt": "gt", "le": "lte", "lt": "lt"}
+
+
+def _starting(rows: QuerySet, value: str) -> QuerySet:
+    """``start``: the day a slot starts on in the clinic's calendar (its session's day)."""
+    match = START.fullmatch(value.strip())
+    try:
+        on = parse_date(match["day"]) if match else None
+    except ValueError:  # well-formed but no day: 2026-02-30
+        on = None
+    if on is None:
+        raise _refused("start", "Give a day (YYYY-MM-DD), after ge, gt, le, lt or eq if need be.")
+    return rows.filter(**{f"session__on__{DAY_LOOKUP[match['prefix'] or 'eq']}": on})
+
+
+# As fhir.slot_status says: a cancelled session's slots are unavailable, a full slot is busy. No
+# slot is held tentatively or entered in error.
+SLOT_STATUS = {
+    "free": Q(session__cancelled=False, booked__lt=F("capacity")),
+    "busy": Q(session__cancelled=False, booked__gte=F("capacity")),
+    "busy-unavailable": Q(session__cancelled=True),
+    "busy-tentative": Q(pk__in=[]),
+    "entered-in-error": Q(pk__in=[]),
+}
+
+
+def _with_status(rows: QuerySet, value: str) -> QuerySet:
+    wanted = _alternatives("status", value)
+    if not set(wanted) <= set(SLOT_STATUS):
+        raise _refused("status", f"Give a slot status: {', '.join(SLOT_STATUS)}.")
+    either = Q(pk__in=[])
+    for status in wanted:
+        either |= SLOT_STATUS[status]
+    return rows.filter(either)
+
+
+SCHEDULES = ClinicSource(
+    "Schedule",
+    lambda: SessionTemplate.objects.prefetch_related("kind_rows").order_by("weekday", "starts_at", "id"),
+    lambda row: fhir.schedule_resource(row, today=timezone.localdate()),
+    (
+        SearchParam(
+            "active", "token", "true: the templates in force today or later; false: ended.", _in_force
+        ),
+        SearchParam("service-type", "token", "A kind of visit the sessions serve.", _serving("pk")),
+    ),
+)
+SLOTS = ClinicSource(
+    "Slot",
+    lambda: (
+        Slot.objects.select_related("session__template")
+        .prefetch_related("session__template__kind_rows")
+        .order_by("starts_at", "id")
+    ),
+    fhir.slot_resource,
+    (
+        SearchParam("schedule", "reference", "The Schedule's id, or Schedule/<id>.", _of_schedules),
+        SearchParam(
+            "start",
+            "date",
+            "The day the slot starts on (YYYY-MM-DD, clinic calendar), after ge, gt, le, lt or eq; "
+            "repeat it for a range.",
+            _starting,
+            repeats=True,
+        ),
+        SearchParam("status", "token", f"One of {', '.join(SLOT_STATUS)}.", _with_status),
+        SearchParam(
+            "service-type",
+            "token",
+            "A kind of visit the slot's session serves.",
+            _serving("session__template"),
+        ),
+    ),
+)
+CLINIC_SOURCES = (SCHEDULES, SLOTS)
+
+
+def _sessions_held_by(patient: Patient) -> list[tuple[dict, UUID]]:
+    """The slots the patient's visits hold and their Schedules: what the Appointments refer to."""
+    slots = SLOTS.rows().filter(Exists(Visit.objects.filter(slot=OuterRef("pk"), patient=patient)))
+    found, templates = [], {}
+    for slot in slots:
+        found.append((SLOTS.to_fhir(slot), patient.uuid))
+        templates.setdefault(slot.session.template_id, slot.session.template)
+    return found + [(SCHEDULES.to_fhir(template), patient.uuid) for template in templates.values()]
 
 
 # --- views --------------------------------------------------------------------------------------
@@ -362,10 +544,65 @@ class PatientEverything(FhirView):
         found = [(fhir.patient_resource(patient), patient.uuid)]
         for source in SEARCHABLE:
             found += source.resources_for("pk", patient.pk)
+        found += _sessions_held_by(patient)
         self.audit([(r["resourceType"], r["id"], uuid) for r, uuid in found])
         body = fhir.bundle(
             base=self.base_url(), self_url=request.build_absolute_uri(), resources=[r for r, _ in found]
         )
+        return Response(body)
+
+
+class ClinicRead(FhirView):
+    """``GET /fhir/Schedule/<id>`` or ``/fhir/Slot/<id>``."""
+
+    kind = Kind.VISIT
+    source: ClinicSource = SLOTS
+
+    def operation_id(self) -> str:
+        return f"fhir_{self.source.resource_type}_read"
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="Read one resource of the clinic's sessions",
+        parameters=[FORMAT],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS},
+    )
+    def get(self, request, id):
+        row = self.source.rows().filter(uuid=_logical_id(id)).first()
+        if row is None or str(row.uuid) != id:
+            raise Http404
+        return Response(self.source.to_fhir(row))
+
+
+class ClinicSearch(FhirView):
+    """``GET /fhir/Schedule?...`` or ``/fhir/Slot?...``: a searchset by the type's own parameters;
+    without any, every one there is."""
+
+    kind = Kind.VISIT
+    source: ClinicSource = SLOTS
+
+    @property
+    def query_params(self) -> tuple[str, ...]:
+        return tuple(param.name for param in self.source.params)
+
+    def operation_id(self) -> str:
+        return f"fhir_{self.source.resource_type}_search"
+
+    def schema_parameters(self) -> list[OpenApiParameter]:
+        return [
+            OpenApiParameter(param.name, str, description=param.documentation, many=param.repeats)
+            for param in self.source.params
+        ]
+
+    @extend_schema(
+        tags=["FHIR"],
+        summary="Search the clinic's sessions",
+        parameters=[FORMAT],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+    )
+    def get(self, request):
+        resources = [self.source.to_fhir(row) for row in self.source.search(request.query_params)]
+        body = fhir.bundle(base=self.base_url(), self_url=request.build_absolute_uri(), resources=resources)
         return Response(body)
 
 
@@ -377,6 +614,13 @@ SERVED = (
             search_params=(("patient", "reference", "The patient's id, or Patient/<id>; required."),),
         )
         for source in SEARCHABLE
+    ),
+    *(
+        fhir.Served(
+            source.resource_type,
+            search_params=tuple((param.name, param.type, param.documentation) for param in source.params),
+        )
+        for source in CLINIC_SOURCES
     ),
 )
 

@@ -2,6 +2,7 @@ import pytest
 from django.conf import settings
 from django.utils import translation
 
+from followups.models import SessionTemplate
 from tests.factories import PatientFactory, diagnosis_for, seeded_rows_restore
 
 
@@ -13,6 +14,13 @@ def patient(db):
 @pytest.fixture
 def diagnosis(patient):
     return diagnosis_for(patient)
+
+
+@pytest.fixture
+def no_templates(db):
+    """No session template: the migrations seed a default week, and a test that reads sessions
+    makes its own so that it knows every one of them."""
+    SessionTemplate.objects.all().delete()
 
 
 @pytest.fixture(autouse=True)

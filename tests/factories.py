@@ -1,6 +1,6 @@
 """Test data through factory_boy; records that carry rules are made through the services."""
 
-from datetime import date
+from datetime import date, time
 
 import factory
 
@@ -66,3 +66,33 @@ def seeded_rows_restore() -> None:
     session_templates_load_defaults(SessionTemplate, SessionTemplateKind, valid_from=date.today())
     for role in Role:
         group_for(role)
+
+
+def session_template_row(
+    *,
+    weekday,
+    valid_from,
+    kinds,
+    label="Review clinic",
+    starts="09:00",
+    ends="10:00",
+    minutes=20,
+    capacity=1,
+    **more,
+) -> SessionTemplate:
+    """A session template written as a row, without its sessions (a test generates them when it
+    wants them; ``followups.sessions.session_template_save`` writes one as staff do)."""
+    template = SessionTemplate.objects.create(
+        label=label,
+        weekday=weekday,
+        starts_at=time.fromisoformat(starts),
+        ends_at=time.fromisoformat(ends),
+        slot_minutes=minutes,
+        capacity=capacity,
+        valid_from=valid_from,
+        **more,
+    )
+    SessionTemplateKind.objects.bulk_create(
+        SessionTemplateKind(template=template, visit_kind=k) for k in kinds
+    )
+    return template

@@ -148,13 +148,6 @@ def planted(db, today):
 # --- clinic sessions (issue 13) --------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_templates(db):
-    """No session template: the migrations seed a default week, and a test that reads sessions
-    makes its own so that it knows every one of them."""
-    SessionTemplate.objects.all().delete()
-
-
 def session_template(
     *,
     on: date,

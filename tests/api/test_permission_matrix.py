@@ -56,6 +56,9 @@ MAY_WRITE = {
     Role.FRONT_DESK: frozenset({Kind.CONTACT, Kind.VISIT, Kind.REMINDER}),
     Role.INTEGRATION_READ: frozenset(),
 }
+# DOMAIN.md 12: the clinic's sessions are read as visits are, and set by the clinicians and the front
+# desk who run the clinic's week; a nurse books visits into them but does not set them.
+RUN_SESSIONS = frozenset({Role.CLINICIAN.value, Role.FRONT_DESK.value})
 
 # --- the table --------------------------------------------------------------------------------------
 
@@ -79,6 +82,8 @@ class Op:
     same_for_all: int | None = None
     # (caller, status) pairs for a caller the role lets in but the service refuses (a 400).
     refused_for: tuple[tuple[str, int], ...] = ()
+    # The roles that may, where a route narrows the writers of its kind (the clinic's sessions).
+    only: frozenset[str] | None = None
 
     def expected(self, caller: str) -> int:
         if self.same_for_all is None and caller in dict(self.refused_for):
@@ -94,6 +99,8 @@ class Op:
         if caller == ANONYMOUS:
             return 401
         allowed = (MAY_WRITE if self.write else MAY_READ)[Role(caller)]
+        if self.only is not None and caller not in self.only:
+            return 403
         return self.ok if self.kind in allowed else 403
 
 
@@ -109,6 +116,11 @@ def write(kind: Kind, ok: int, body=None, at=None, refused_for=()) -> Op:
 def move(body=None, at=None, refused_for=()) -> dict[str, Op]:
     """A visit move (POST visits/{id}/<move>/): a write of visits answering the visit, and OPTIONS."""
     return {"POST": write(Kind.VISIT, 200, body, at, refused_for), "OPTIONS": Op(Kind.VISIT, at=at)}
+
+
+def run_sessions(ok: int, body=None, at=None) -> Op:
+    """A write of the clinic's week: visits' kind, for clinicians and the front desk only."""
+    return Op(Kind.VISIT, write=True, ok=ok, at=at, body=body, only=RUN_SESSIONS)
 
 
 def fhir_reads(kind: Kind, at=None, query=None) -> dict[str, Op]:
@@ -172,11 +184,24 @@ def _assessment_body(seeded: Seeded) -> dict:
     return {**_of_patient(seeded), "assessed_on": "2024-09-01", "spasms_per_day": 4}
 
 
+def _template_body(seeded: Seeded) -> dict:
+    template = seeded.session_template
+    return {
+        "label": "Review clinic",
+        "weekday": template.weekday,
+        "starts_at": "09:00",
+        "ends_at": "10:00",
+        "visit_kinds": ["review"],
+        "valid_from": template.valid_from.isoformat(),
+    }
+
+
 PATIENT, DIAGNOSIS, STUDY = _id("patient"), _id("diagnosis"), _id("imaging_study")
 MEDICATION, MVD, ASSESSMENT = _id("medication"), _id("mvd"), _id("assessment")
 BOOKED, MISSED, PASSED = _id("booked_visit"), _id("missed_visit"), _id("passed_visit")
 FLAG = lambda seeded: seeded.flag_id()  # noqa: E731
 SENT, PENDING, CANCELLED = _id("sent_reminder"), _id("pending_reminder"), _id("cancelled_reminder")
+TEMPLATE, SESSION, SLOT = _id("session_template"), _id("session"), _id("slot")
 C, CL, V, A, R = Kind.CONTACT, Kind.CLINICAL, Kind.VISIT, Kind.ASSESSMENT, Kind.REMINDER
 V1 = "api/v1/"
 
@@ -245,6 +270,21 @@ EXPECTED: dict[str, dict[str, Op]] = {
         "OPTIONS": Op(R, at=PENDING),
     },
     f"{V1}reminders/{{id}}/resend/": {"POST": write(R, 200, at=CANCELLED), "OPTIONS": Op(R, at=CANCELLED)},
+    # The clinic's week (DOMAIN.md 12): read as visits, written by clinicians and the front desk.
+    f"{V1}session-templates/": {**reads(V), "POST": run_sessions(201, _template_body)},
+    f"{V1}session-templates/{{id}}/": {
+        **reads(V, TEMPLATE),
+        "PUT": run_sessions(200, _template_body, TEMPLATE),
+        "PATCH": run_sessions(200, lambda s: {"capacity": 3}, TEMPLATE),
+    },
+    f"{V1}sessions/": reads(V),
+    f"{V1}sessions/{{id}}/": reads(V, SESSION),
+    f"{V1}sessions/{{id}}/cancel/": {
+        "POST": run_sessions(200, lambda s: {"reason": "Public holiday"}, SESSION),
+        "OPTIONS": Op(V, at=SESSION),
+    },
+    f"{V1}slots/": reads(V),
+    f"{V1}slots/{{id}}/": reads(V, SLOT),
     f"{V1}worklists/overdue/": reads(V),
     f"{V1}worklists/due/": reads(V, query=lambda s: {"days": "30"}),
     f"{V1}worklists/flagged/": reads(CL),
@@ -272,6 +312,11 @@ EXPECTED: dict[str, dict[str, Op]] = {
     "fhir/Observation/{id}": fhir_reads(A, lambda s: s.observation_id()),
     "fhir/Communication": fhir_reads(R, query=_of_patient),
     "fhir/Communication/{id}": fhir_reads(R, SENT),
+    # The clinic's sessions: nobody's record, read as visits are.
+    "fhir/Schedule": fhir_reads(V),
+    "fhir/Schedule/{id}": fhir_reads(V, TEMPLATE),
+    "fhir/Slot": fhir_reads(V, query=lambda s: {"schedule": str(s.session_template.uuid)}),
+    "fhir/Slot/{id}": fhir_reads(V, SLOT),
 }
 
 # --- what the resolver serves -----------------------------------------------------------------------

@@ -113,6 +113,13 @@ MUST_REACH: dict[str, set[int]] = {
     "GET /fhir/Communication/{id}": {200},
     "GET /fhir/Patient/{id}/$everything": {200},
     "GET /fhir/metadata": {200},
+    # The clinic's week (DOMAIN.md 12). Its writes reach the record by luck only (a generated If-Match
+    # is a 412, most generated templates no clinic could run): tests/api/test_sessions_api.py has them.
+    **{f"GET {V1}/{name}/": {200} for name in ("session-templates", "sessions", "slots")},
+    **{f"GET {V1}/{name}/{{id}}/": {200} for name in ("session-templates", "sessions", "slots")},
+    f"GET {V1}/visits/{{id}}/slot-suggestions/": {200},
+    **{f"GET /fhir/{name}": {200} for name in ("Schedule", "Slot")},
+    **{f"GET /fhir/{name}/{{id}}": {200} for name in ("Schedule", "Slot")},
 }
 MIN_OPERATIONS = 30
 
@@ -139,6 +146,7 @@ def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
         f"{V1}/treatments/{{id}}/": treatments,
         f"{V1}/visits/{{id}}/": visits,
         f"{V1}/visits/{{id}}/rebook/": visits,
+        f"{V1}/visits/{{id}}/slot-suggestions/": visits,
         f"{V1}/assessments/{{id}}/": _ids(seeded.assessment),
         f"{V1}/reminders/{{id}}/": reminders,
         f"{V1}/reminders/{{id}}/cancel/": reminders,
@@ -151,6 +159,12 @@ def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
         "/fhir/Appointment/{id}": visits,
         "/fhir/Observation/{id}": [f"{seeded.assessment.uuid}-{scale}" for scale in scales],
         "/fhir/Communication/{id}": _ids(seeded.sent_reminder),
+        f"{V1}/session-templates/{{id}}/": _ids(seeded.session_template),
+        f"{V1}/sessions/{{id}}/": _ids(seeded.session),
+        f"{V1}/sessions/{{id}}/cancel/": _ids(seeded.session),
+        f"{V1}/slots/{{id}}/": _ids(seeded.slot),
+        "/fhir/Schedule/{id}": _ids(seeded.session_template),
+        "/fhir/Slot/{id}": _ids(seeded.slot),
     }
 
 
@@ -162,6 +176,9 @@ def references(seeded: Seeded) -> dict[str, list[str]]:
         "treatment": _ids(seeded.medication, seeded.mvd),
         "visit": _ids(seeded.booked_visit, seeded.missed_visit),
         "redo_of": _ids(seeded.mvd),
+        "template": _ids(seeded.session_template),
+        "session": _ids(seeded.session),
+        "schedule": _ids(seeded.session_template),
     }
 
 
@@ -181,7 +198,11 @@ def flatmap_path_parameters(context, path_parameters):
 @schema.hook
 def flatmap_query(context, query):
     refs = RECORD["references"]
-    names = [name for name in ("patient", "visit") if isinstance(query, dict) and name in query]
+    names = [
+        name
+        for name in ("patient", "visit", "template", "session", "schedule")
+        if isinstance(query, dict) and name in query
+    ]
     if not names:
         return st.just(query)
     chosen = st.fixed_dictionaries({name: st.sampled_from(refs[name]) for name in names})

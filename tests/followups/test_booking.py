@@ -18,32 +18,15 @@ from followups.protocol_defaults import DEFAULT_SESSION_TEMPLATES, session_templ
 from followups.tasks import sessions_generate
 from followups.visit_moves import visit_move
 from patients import services as record
+from tests.factories import session_template_row
 from tests.followups.conftest import days, live, record_toxin, refused
 
 ZONE = ZoneInfo(settings.CLINIC_TIME_ZONE)
 E = VisitMoveError
 
 
-def template(
-    *, weekday, kinds=(VisitKind.REVIEW,), starts="09:00", ends="10:00", minutes=20, capacity=1, **more
-):
-    made = SessionTemplate.objects.create(
-        label=more.pop("label", "Review clinic"),
-        weekday=weekday,
-        starts_at=time.fromisoformat(starts),
-        ends_at=time.fromisoformat(ends),
-        slot_minutes=minutes,
-        capacity=capacity,
-        valid_from=more.pop("valid_from"),
-        **more,
-    )
-    SessionTemplateKind.objects.bulk_create(SessionTemplateKind(template=made, visit_kind=k) for k in kinds)
-    return made
-
-
-@pytest.fixture
-def no_templates(db):
-    SessionTemplate.objects.all().delete()
+def template(*, weekday, kinds=(VisitKind.REVIEW,), **more):
+    return session_template_row(weekday=weekday, kinds=kinds, **more)
 
 
 def slots_of(visit_kind=None):

@@ -198,7 +198,9 @@ def test_an_invitation_is_not_sent_once_the_window_has_closed_and_a_last_call_no
     )
 
 
-def test_booking_a_planned_visit_cancels_its_invitations_and_giving_the_booking_up_brings_them_back(consenting):
+def test_booking_a_planned_visit_cancels_its_invitations_and_giving_the_booking_up_brings_them_back(
+    consenting,
+):
     visit = plan(consenting, 20, 40, target=25)
     key = window_noon(timezone.localdate() + days(20))
     when = ahead(25, 10)

@@ -19,7 +19,7 @@ from followups.sessions import session_cancel, session_template_save
 from followups.visit_moves import visit_move
 from tests.factories import PatientFactory
 from tests.followups.conftest import days, diagnosis_for, live, record_toxin
-from tests.followups.test_booking import no_templates, template  # noqa: F401 (fixture)
+from tests.followups.test_booking import template
 
 
 def weekday_ahead(today, n: int = 7):
@@ -72,12 +72,15 @@ def test_changing_the_hours_remakes_the_empty_sessions_ahead_and_keeps_those_wit
     # A booked manual review in the session four weeks ahead.
     held = saved.template.sessions.get(on=today + days(28))
     slot = held.slots.order_by("starts_at").first()
-    visit = visit_move(
-        visit=_planned_review(patient, today + days(28)), to=VisitStatus.BOOKED, slot=slot
-    )
+    visit = visit_move(visit=_planned_review(patient, today + days(28)), to=VisitStatus.BOOKED, slot=slot)
 
     changed = session_template_save(
-        template=saved.template, starts_at=time(14), ends_at=time(15), slot_minutes=20, capacity=3, today=today
+        template=saved.template,
+        starts_at=time(14),
+        ends_at=time(15),
+        slot_minutes=20,
+        capacity=3,
+        today=today,
     )
 
     assert changed.kept_with_bookings == 1
@@ -216,7 +219,10 @@ def test_the_cancellation_notice_of_a_patient_without_consent_is_skipped(booked_
     session_cancel(session=session, reason="Holiday")
 
     notice = Reminder.objects.get(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED)
-    assert (notice.status, notice.status_reason) == (ReminderStatus.SKIPPED, "No consent to e-mail reminders.")
+    assert (notice.status, notice.status_reason) == (
+        ReminderStatus.SKIPPED,
+        "No consent to e-mail reminders.",
+    )
 
 
 def test_the_message_of_an_invitation_names_the_window_never_a_time_and_attaches_no_calendar(booked_session):
