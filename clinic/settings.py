@@ -259,6 +259,7 @@ SPECTACULAR_SETTINGS = {
         "AssessmentStatusEnum": "followups.codes.AssessmentStatus",
         "FlagCodeEnum": "followups.codes.FlagCode",
         "TreatmentKindEnum": "patients.codes.TreatmentKind",
+        "VisitKindEnum": "followups.codes.VisitKind",
     },
 }
 
@@ -285,8 +286,23 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # A patient link's token is a key to their appointment: paths that carry one are logged without it.
+    "filters": {"hide_link_tokens": {"()": "followups.patient_pages.logs.HideLinkTokens"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["hide_link_tokens"]},
+        "django.security.csrf": {"filters": ["hide_link_tokens"]},
+    },
 }
+
+# --- Patient pages (followups/patient_pages: booking links, DOMAIN.md section 12) ----------------
+# django-ratelimit counts in the default cache (Redis whenever REDIS_URL is set: one count for
+# every web process); each request counts once per address and once per link.
+PATIENT_PAGES_RATE_PER_ADDRESS = "60/m"
+PATIENT_PAGES_RATE_PER_LINK = "20/m"
+RATELIMIT_IP_META_KEY = "followups.patient_pages.limits.client_address"
+# A form refused for its CSRF token explains itself to a patient; staff pages keep Django's page.
+CSRF_FAILURE_VIEW = "followups.patient_pages.views.csrf_failure"
 
 # --- Reminders (DOMAIN.md section 6; the flow in followups/reminders.py) ---------------------
 REMINDER_SEND_HOUR = env.int("REMINDER_SEND_HOUR", default=9)

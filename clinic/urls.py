@@ -35,6 +35,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("reminders/opt-out/<str:token>/", opt_out, name="reminders-opt-out"),
+    # The pages a patient's booking and rebooking links open (followups.patient_links makes them).
+    path("p/", include("followups.patient_pages.urls")),
     path("api/v1/", include("clinic.api_urls")),
     path("fhir/", include("followups.fhir_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,0 +1,60 @@
+"""Rate limits of the patient pages, counted by django-ratelimit in the shared cache.
+
+Two counts for every request, GET and POST alike: one per address (someone trying link after
+link) and one per link (a link forwarded and hammered). The rates are settings, read at each
+request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from django.conf import settings
+from django_ratelimit.core import is_ratelimited
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+GROUP_ADDRESS = "patient-pages-address"
+GROUP_LINK = "patient-pages-link"
+
+
+def rate_per_address(group, request) -> str:
+    return settings.PATIENT_PAGES_RATE_PER_ADDRESS
+
+
+def rate_per_link(group, request) -> str:
+    return settings.PATIENT_PAGES_RATE_PER_LINK
+
+
+def link_token(group, request) -> str:
+    return request.resolver_match.kwargs["token"]
+
+
+def client_address(request) -> str:
+    """The patient's address, for ``RATELIMIT_IP_META_KEY``. Behind the TLS proxy of production
+    (``SECURE_PROXY_SSL_HEADER`` set) ``REMOTE_ADDR`` is the proxy's own, so every patient would
+    share one count; the proxy appends the address it saw to X-Forwarded-For, and that last entry
+    is the one a client cannot write."""
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            pass
+    return request.META["REMOTE_ADDR"]
+
+
+def over_limit(request) -> bool:
+    """Count this request against both limits; True when either is exceeded. Without the cache
+    (Redis down) the page is served unlimited: a patient booking matters more than the count."""
+    try:
+        limited = [
+            is_ratelimited(request, group=GROUP_ADDRESS, key="ip", rate=rate_per_address, increment=True),
+            is_ratelimited(request, group=GROUP_LINK, key=link_token, rate=rate_per_link, increment=True),
+        ]
+    except (RedisError, OSError):
+        logger.warning("Rate limit counters unavailable: patient page served without a limit.")
+        return False
+    return any(limited)
