@@ -304,7 +304,7 @@ RATELIMIT_IP_META_KEY = "followups.patient_pages.limits.client_address"
 # A form refused for its CSRF token explains itself to a patient; staff pages keep Django's page.
 CSRF_FAILURE_VIEW = "followups.patient_pages.views.csrf_failure"
 
-# --- Reminders (DOMAIN.md section 6; the flow in followups/reminders.py) ---------------------
+# --- Reminders (DOMAIN.md section 6; the flow in followups/reminders/__init__.py) -----------
 REMINDER_SEND_HOUR = env.int("REMINDER_SEND_HOUR", default=9)
 # How often beat runs the sweeper, how many rows one claim takes, and at most how many one sweep.
 REMINDER_SWEEP_SECONDS = env.float("REMINDER_SWEEP_SECONDS", default=60.0)

@@ -1174,16 +1174,24 @@ class SessionTemplateSavedOut(SessionTemplateOut):
 class SessionTemplateIn(StrictInput):
     """A weekly session of the clinic: its day and hours, cut into slots of the kinds of visit it serves."""
 
-    # The bounds are the service's (followups.sessions): declared here so that the schema shows them.
-    label = serializers.CharField(max_length=120, help_text="Room or team, as staff and patients see it.")
+    # The bounds are the service's (followups.sessions), repeated here so that the schema shows them.
+    label = serializers.CharField(
+        max_length=sessions.LABEL_MAX_LENGTH, help_text="Room or team, as staff and patients see it."
+    )
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")
     starts_at = ClinicClock()
     ends_at = ClinicClock(help_text="After starts_at.")
     slot_minutes = serializers.IntegerField(
-        min_value=5, max_value=480, required=False, help_text="Default 15; no longer than the session."
+        min_value=sessions.SLOT_MINUTES[0],
+        max_value=sessions.SLOT_MINUTES[1],
+        required=False,
+        help_text=f"Default {sessions.DEFAULT_SLOT_MINUTES}; no longer than the session.",
     )
     capacity = serializers.IntegerField(
-        min_value=1, max_value=50, required=False, help_text="Visits one slot takes. Default 1."
+        min_value=sessions.CAPACITY[0],
+        max_value=sessions.CAPACITY[1],
+        required=False,
+        help_text=f"Visits one slot takes. Default {sessions.DEFAULT_CAPACITY}.",
     )
     visit_kinds = serializers.ListField(
         child=serializers.ChoiceField(choices=codes.VisitKind.choices),
@@ -1204,7 +1212,11 @@ class SessionTemplateIn(StrictInput):
 
 
 # What a PUT that leaves an optional field out means: its default, as when the template was created.
-SESSION_TEMPLATE_DEFAULTS = {"slot_minutes": 15, "capacity": 1, "valid_to": None}
+SESSION_TEMPLATE_DEFAULTS = {
+    "slot_minutes": sessions.DEFAULT_SLOT_MINUTES,
+    "capacity": sessions.DEFAULT_CAPACITY,
+    "valid_to": None,
+}
 
 
 class SessionTemplateFilter(ResourceFilter):

@@ -22,6 +22,8 @@ from followups.models import ClinicSession, SessionTemplate, Slot, Visit
 
 SESSIONS_AHEAD_WEEKS = 26
 SUGGESTIONS = 10
+# A missed visit is rebooked into the free slots of the next 30 days (DOMAIN.md section 12).
+REBOOKING_DAYS = 30
 
 
 def _slot_times(template: SessionTemplate, on: date) -> list[datetime]:
@@ -95,6 +97,15 @@ def free_slots_for(visit: Visit, *, now: datetime | None = None):
     if visit.source == VisitSource.PROTOCOL and visit.anchor_on:
         slots = slots.filter(session__on__gte=visit.anchor_on)
     return slots.select_related("session").order_by("starts_at", "id")
+
+
+def rebooking_slots(missed: Visit, *, now: datetime | None = None):
+    """The free slots that may take a missed visit's rebooking, by staff or through the patient's
+    link: of sessions serving its kind, from now to 30 days ahead, earliest first."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    until = today + timedelta(days=REBOOKING_DAYS)
+    return free_slots_for(missed, now=now).filter(session__on__range=(today, until))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ URL_NAMES = {
     DIARY: "patient-diary",
     OPT_OUT: "reminders-opt-out",
 }
-REBOOKING_DAYS = 30
+REBOOKING_LINK_DAYS = 30
 DIARY_DAYS = 30
 # The opt-out links of the first build were signed with this salt over the bare patient id.
 OPT_OUT_SALT = "followups.reminders.opt-out"
@@ -105,7 +105,7 @@ def booking_url(visit: Visit) -> str:
 
 
 def rebooking_link_valid_until(missed: Visit) -> date:
-    return missed.window_end + timedelta(days=1 + REBOOKING_DAYS)
+    return missed.window_end + timedelta(days=1 + REBOOKING_LINK_DAYS)
 
 
 def rebooking_url(missed: Visit) -> str:

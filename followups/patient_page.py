@@ -39,7 +39,6 @@ VISIT_ACTIONS = {
 
 # A missed visit's rebooking offers the free slots of this many days ahead, as the patient's own
 # rebooking link does (DOMAIN.md section 12).
-REBOOKING_DAYS = 30
 
 
 # Moves whose guards are dates alone: offered only once they would pass (no "missed" for a visit
@@ -75,8 +74,7 @@ def visit_assessable(visit: Visit, today: date | None = None) -> bool:
 def rebooking_offers(missed: Visit, now=None) -> list[Suggestion]:
     """The free slots of the next 30 days that may take a missed visit's rebooking. The rebooked
     visit's window is its own day, so none of them is outside it."""
-    now = now or timezone.now()
-    slots = booking.free_slots_for(missed, now=now).filter(starts_at__lt=now + timedelta(days=REBOOKING_DAYS))
+    slots = booking.rebooking_slots(missed, now=now)
     return [Suggestion(slot, True) for slot in slots[: booking.SUGGESTIONS]]
 
 

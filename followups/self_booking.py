@@ -25,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from clinic.errors import FieldErrors
-from followups.booking import free_slots_for
+from followups.booking import free_slots_for, rebooking_slots
 from followups.codes import VisitMoveError, VisitStatus
 from followups.models import Slot, Visit
 from followups.predicates import is_missed_not_rebooked
@@ -37,7 +37,6 @@ E = VisitMoveError
 
 # The clinic plans its day the day before: closer to the appointment, only a phone call changes it.
 CHANGE_NOTICE = timedelta(hours=24)
-REBOOKING_DAYS = 30
 
 # What a link shows the patient now.
 CHOOSE = "choose"  # free slots to pick from
@@ -80,10 +79,7 @@ def slots_for_booking(visit: Visit, *, now: datetime):
 
 
 def slots_for_rebooking(missed: Visit, *, now: datetime):
-    today = timezone.localdate(now)
-    return free_slots_for(missed, now=now).filter(
-        session__on__range=(today, today + timedelta(days=REBOOKING_DAYS))
-    )
+    return rebooking_slots(missed, now=now)
 
 
 def _closed_reason(visit: Visit, now: datetime) -> str | None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, time
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from clinic.errors import FieldErrors
@@ -21,6 +22,8 @@ from followups.codes import ReminderKind, VisitKind, VisitStatus
 from followups.models import ClinicSession, SessionTemplate, SessionTemplateKind, Slot, Visit
 from followups.reminders import reminder_enqueue
 from followups.visit_moves import visit_move
+from patients.models import Patient
+from patients.services import patient_lock
 
 TEMPLATE_FIELDS = (
     "label",
@@ -32,6 +35,14 @@ TEMPLATE_FIELDS = (
     "valid_from",
     "valid_to",
 )
+# What shapes the dated sessions and their slots: changing one of these remakes the empty sessions
+# ahead; any other change (label, places, kinds, validity) leaves every session and slot in place,
+# so the ids integrators hold stay valid.
+SHAPE_FIELDS = ("weekday", "starts_at", "ends_at", "slot_minutes")
+LABEL_MAX_LENGTH = 120
+SLOT_MINUTES = (5, 480)
+CAPACITY = (1, 50)
+DEFAULT_SLOT_MINUTES, DEFAULT_CAPACITY = 15, 1
 SESSION_CANCEL_REASON_MAX_LENGTH = 200
 
 
@@ -47,8 +58,8 @@ def _check_template(fields: dict, kinds, errors: FieldErrors) -> None:
     label = (fields.get("label") or "").strip()
     if not label:
         errors.add("label", "Name the session (room or team).", "required")
-    elif len(label) > 120:
-        errors.add("label", "Keep the label to 120 characters.", "max_length")
+    elif len(label) > LABEL_MAX_LENGTH:
+        errors.add("label", f"Keep the label to {LABEL_MAX_LENGTH} characters.", "max_length")
     weekday = fields.get("weekday")
     if not isinstance(weekday, int) or not 0 <= weekday <= 6:
         errors.add("weekday", "Give the weekday as 0 (Monday) to 6 (Sunday).", "invalid")
@@ -57,8 +68,8 @@ def _check_template(fields: dict, kinds, errors: FieldErrors) -> None:
         if not isinstance(fields.get(field), time):
             errors.add(field, "Give a time of day.", "invalid")
     minutes = fields.get("slot_minutes")
-    if not isinstance(minutes, int) or not 5 <= minutes <= 480:
-        errors.add("slot_minutes", "A slot lasts 5 to 480 minutes.", "invalid")
+    if not isinstance(minutes, int) or not SLOT_MINUTES[0] <= minutes <= SLOT_MINUTES[1]:
+        errors.add("slot_minutes", "A slot lasts {} to {} minutes.".format(*SLOT_MINUTES), "invalid")
     elif isinstance(starts_at, time) and isinstance(ends_at, time):
         length = (ends_at.hour * 60 + ends_at.minute) - (starts_at.hour * 60 + starts_at.minute)
         if length <= 0:
@@ -66,8 +77,8 @@ def _check_template(fields: dict, kinds, errors: FieldErrors) -> None:
         elif length < minutes:
             errors.add("slot_minutes", "The session is shorter than one slot.", "invalid")
     capacity = fields.get("capacity")
-    if not isinstance(capacity, int) or not 1 <= capacity <= 50:
-        errors.add("capacity", "A slot takes 1 to 50 visits.", "invalid")
+    if not isinstance(capacity, int) or not CAPACITY[0] <= capacity <= CAPACITY[1]:
+        errors.add("capacity", "A slot takes {} to {} visits.".format(*CAPACITY), "invalid")
     valid_from, valid_to = fields.get("valid_from"), fields.get("valid_to")
     if not isinstance(valid_from, date):
         errors.add("valid_from", "Give the first day the template is in force.", "required")
@@ -91,9 +102,11 @@ def session_template_save(
 ) -> TemplateSaved:
     """Create a template, or change one, and bring its sessions of the next 26 weeks in line.
 
-    Sessions ahead that hold no booking and are not cancelled are made again from the template as
-    it now stands; those holding bookings keep their slots (their capacity only grows to the new
-    one), and are counted so that staff can move their visits. Past sessions stay as they were.
+    A change of weekday, hours or slot length makes the empty sessions ahead again from the
+    template as it now stands; a change of validity removes the empty ones it no longer covers;
+    label and places follow in place. Sessions holding bookings keep their slots (their places
+    only grow to the new number) and are counted so that staff can move their visits. Past and
+    cancelled sessions stay as they were.
     """
     today = today or timezone.localdate()
     creating = template is None
@@ -106,8 +119,8 @@ def session_template_save(
         raise TypeError(f"Unknown template fields: {', '.join(sorted(unknown))}")
     fields = {name: changes.get(name, getattr(template, name)) for name in TEMPLATE_FIELDS}
     if creating:
-        fields["slot_minutes"] = changes.get("slot_minutes", 15)
-        fields["capacity"] = changes.get("capacity", 1)
+        fields["slot_minutes"] = changes.get("slot_minutes", DEFAULT_SLOT_MINUTES)
+        fields["capacity"] = changes.get("capacity", DEFAULT_CAPACITY)
     kinds = (
         list(dict.fromkeys(visit_kinds))
         if visit_kinds is not None
@@ -119,6 +132,7 @@ def session_template_save(
     _check_template(fields, kinds, errors)
     errors.raise_if_any()
     fields["label"] = fields["label"].strip()
+    reshaped = not creating and any(fields[name] != getattr(template, name) for name in SHAPE_FIELDS)
     for name, value in fields.items():
         setattr(template, name, value)
     template.save()
@@ -128,21 +142,31 @@ def session_template_save(
     )
     removed = kept = 0
     if not creating:
-        ahead = template.sessions.filter(on__gte=today, cancelled=False)
-        with_bookings = _booked(ahead)
-        kept = with_bookings.count()
-        # Slots of the sessions that hold bookings: capacity follows the template, never below
-        # the places already taken (the database's check would refuse it).
-        for slot in Slot.objects.filter(session__in=with_bookings):
-            capacity = max(template.capacity, slot.booked)
-            if slot.capacity != capacity:
-                Slot.objects.filter(pk=slot.pk).update(capacity=capacity)
-        with_bookings.update(label=template.label)
-        empty = ahead.exclude(pk__in=with_bookings.values("pk"))
-        Slot.objects.filter(session__in=empty).delete()
-        removed, _ = empty.delete()
+        removed, kept = _sessions_ahead_follow(template, today, reshaped)
     generated = booking.sessions_generate(today=today, templates=[template])
     return TemplateSaved(template, generated, removed, kept)
+
+
+def _sessions_ahead_follow(template: SessionTemplate, today: date, reshaped: bool) -> tuple[int, int]:
+    """Bring the template's sessions ahead in line with it; answer (removed, kept with bookings).
+
+    Sessions outside its validity, or of another shape when ``reshaped``, are removed when empty
+    (``sessions_generate`` then makes what is missing); those holding bookings stay, and are
+    counted for staff to move. Labels and places follow in place, never below the places already
+    taken (the database's check would refuse it)."""
+    ahead = template.sessions.filter(on__gte=today, cancelled=False)
+    outside = Q(on__lt=template.valid_from)
+    if template.valid_to is not None:
+        outside |= Q(on__gt=template.valid_to)
+    going = ahead if reshaped else ahead.filter(outside)
+    held = _booked(going).values("pk")
+    empty = going.exclude(pk__in=held)
+    Slot.objects.filter(session__in=empty).delete()
+    removed, _ = empty.delete()
+    kept = going.count()
+    ahead.update(label=template.label, updated_at=timezone.now())
+    Slot.objects.filter(session__in=ahead).update(capacity=Greatest(Value(template.capacity), F("booked")))
+    return removed, kept
 
 
 @transaction.atomic
@@ -163,12 +187,16 @@ def session_cancel(*, session: ClinicSession, reason: str, by=None) -> ClinicSes
     elif session.on < timezone.localdate():
         errors.add("on", "This session is over: it cannot be cancelled.", "session_over")
     errors.raise_if_any()
+    booked = list(
+        Visit.objects.filter(slot__session=session, status=VisitStatus.BOOKED).order_by("patient_id", "pk")
+    )
+    # Every patient first, in one order, before any slot is touched: a booking holds its patient
+    # and then takes a place, so taking the patients first never waits in a circle with one.
+    for patient_id in sorted({visit.patient_id for visit in booked}):
+        patient_lock(Patient(pk=patient_id))
     session.cancelled, session.cancel_reason = True, reason
     session.save(update_fields=["cancelled", "cancel_reason", "updated_at"])
     now = timezone.now()
-    booked = Visit.objects.filter(slot__session=session, status=VisitStatus.BOOKED).order_by(
-        "patient_id", "pk"
-    )
     for visit in booked:
         appointment = visit.scheduled_for
         visit = visit_move(visit=visit, to=VisitStatus.PLANNED, by=by)

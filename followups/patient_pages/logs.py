@@ -7,8 +7,8 @@ check; a token is the patient's key to their appointment, so the logs get the pa
 import logging
 import re
 
-# The patient pages' paths, as clinic/urls.py includes them under p/.
-LINK_PATH = re.compile(r"(/p/(?:visit|rebook)/)[^/\s\"']+")
+# The paths that carry a patient's token: the patient pages (under p/) and the opt-out.
+LINK_PATH = re.compile(r"(/p/(?:visit|rebook)/|/reminders/opt-out/)[^/\s\"']+")
 
 
 class HideLinkTokens(logging.Filter):

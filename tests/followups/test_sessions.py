@@ -96,6 +96,20 @@ def test_changing_the_hours_remakes_the_empty_sessions_ahead_and_keeps_those_wit
     assert Slot.objects.filter(session__in=remade).count() == 26 * 3
 
 
+def test_a_new_label_or_number_of_places_keeps_every_session_and_slot_in_place(no_templates, today):
+    saved = save(weekday=today.weekday(), capacity=2, today=today)
+    slots = sorted(Slot.objects.filter(session__template=saved.template).values_list("pk", flat=True))
+
+    changed = session_template_save(
+        template=saved.template, label="Review clinic (room 4)", capacity=3, today=today
+    )
+
+    assert (changed.generated, changed.removed, changed.kept_with_bookings) == (0, 0, 0)
+    assert sorted(Slot.objects.filter(session__template=saved.template).values_list("pk", flat=True)) == slots
+    assert set(saved.template.sessions.values_list("label", flat=True)) == {"Review clinic (room 4)"}
+    assert set(Slot.objects.filter(pk__in=slots).values_list("capacity", flat=True)) == {3}
+
+
 def test_a_template_ended_early_removes_its_empty_sessions_after_that_day(no_templates, today):
     saved = save(weekday=today.weekday(), today=today)
 

@@ -19,7 +19,7 @@ from django.utils.formats import time_format
 
 from followups.codes import VisitStatus
 from followups.models import Slot, Visit
-from followups.patient_links import BOOKING, REBOOKING, booking_link_valid_until, link_token
+from followups.patient_links import BOOKING, OPT_OUT, REBOOKING, booking_link_valid_until, link_token
 from followups.visit_moves import visit_move
 from patients.services import patient_archive, patient_update
 from tests.followups.conftest import days
@@ -417,3 +417,17 @@ def test_the_page_is_in_the_patient_s_language(phone, planned):
     assert response["Content-Language"] == "de"
     # Django's own German names of the days; the project's catalogues come with their issue.
     assert re.search(r"(Montag|Dienstag|Mittwoch|Donnerstag|Freitag|Samstag|Sonntag), ", html(response))
+
+
+def test_an_opt_out_token_never_reaches_the_log_either(planned, caplog):
+    from django.test import Client
+
+    token = link_token(OPT_OUT, planned.patient.uuid)
+    mistyped = token[:-5]
+
+    with caplog.at_level(logging.INFO):
+        Client().get(reverse("reminders-opt-out", args=[mistyped]))  # a 404, logged by Django
+
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/reminders/opt-out/[token]/" in logged
+    assert mistyped not in logged
