@@ -29,7 +29,12 @@ from clinic.roles import Kind
 from followups.codes import VisitKind, VisitStatus
 from followups.models import ClinicSession, SessionTemplate, Visit
 from followups.session_calendar import WEEK, clinic_calendar, week_start
-from followups.sessions import SESSION_CANCEL_REASON_MAX_LENGTH, session_cancel, session_template_save
+from followups.sessions import (
+    SESSION_CANCEL_REASON_MAX_LENGTH,
+    TEMPLATE_FIELDS,
+    session_cancel,
+    session_template_save,
+)
 
 
 def long_day(on: date) -> str:
@@ -51,17 +56,7 @@ class SessionTemplateForm(ServiceForm):
 
     class Meta:
         model = SessionTemplate
-        fields = (
-            "label",
-            "weekday",
-            "starts_at",
-            "ends_at",
-            "slot_minutes",
-            "capacity",
-            "valid_from",
-            "valid_to",
-            "visit_kinds",
-        )
+        fields = (*TEMPLATE_FIELDS, "visit_kinds")
         help_texts = {
             "valid_to": "A template is never deleted: to end it, give its last day. Its sessions after "
             "that day go, unless they hold bookings."

@@ -1126,20 +1126,7 @@ class SessionTemplateOut(serializers.ModelSerializer):
 
     class Meta:
         model = SessionTemplate
-        fields = (
-            "id",
-            "label",
-            "weekday",
-            "starts_at",
-            "ends_at",
-            "slot_minutes",
-            "capacity",
-            "visit_kinds",
-            "valid_from",
-            "valid_to",
-            "created_at",
-            "updated_at",
-        )
+        fields = ("id", *sessions.TEMPLATE_FIELDS, "visit_kinds", "created_at", "updated_at")
         read_only_fields = fields
 
 
