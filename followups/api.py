@@ -138,6 +138,17 @@ class VisitOut(serializers.ModelSerializer):
     rebooked_as = _uuid_ref(allow_null=True, help_text="The visit booked for this one, once missed.")
     slot = _uuid_ref(allow_null=True, help_text="The clinic session's slot a booked visit holds.")
     scheduled_for = ClinicDateTime(read_only=True)
+    due_on = serializers.DateField(
+        read_only=True,
+        help_text="The day the visit aims at. A planned visit's scheduled_for is never an appointment: "
+        "only a booked visit's is.",
+    )
+    clinic_cancelled_at = ClinicDateTime(
+        read_only=True,
+        allow_null=True,
+        help_text="When the clinic cancelled the session this visit was booked in; "
+        "cleared once it is booked again.",
+    )
 
     class Meta:
         model = Visit
@@ -149,6 +160,7 @@ class VisitOut(serializers.ModelSerializer):
             "visit_kind",
             "slot",
             "scheduled_for",
+            "due_on",
             "window_start",
             "window_end",
             "status",
@@ -157,6 +169,7 @@ class VisitOut(serializers.ModelSerializer):
             "sequence",
             "rebooked_from",
             "rebooked_as",
+            "clinic_cancelled_at",
             "created_at",
             "updated_at",
         )

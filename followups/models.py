@@ -6,10 +6,12 @@ their inputs; nothing else writes them.
 """
 
 import uuid
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from clinic.models import ClinicalRecord, in_range, not_before, one_of
@@ -286,6 +288,14 @@ class Visit(ClinicalRecord):
 
     def __str__(self):
         return f"{self.purpose} ({self.scheduled_for:%Y-%m-%d}, {self.status})"
+
+    @property
+    def due_on(self) -> date:
+        """The day the visit aims at (API.md ``due_on``): a protocol visit's day from its anchor,
+        else the day staff set. A planned visit's ``scheduled_for`` is no appointment; this is."""
+        if self.anchor_on is not None and self.protocol_day is not None:
+            return self.anchor_on + timedelta(days=self.protocol_day)
+        return timezone.localdate(self.scheduled_for)
 
 
 HFS7_ITEMS = tuple(f"hfs7_item_{n}" for n in range(1, 8))

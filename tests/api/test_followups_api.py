@@ -52,6 +52,8 @@ VISIT_FIELDS = {
     "rebooked_as",
     "visit_kind",
     "slot",
+    "due_on",
+    "clinic_cancelled_at",
     "created_at",
     "updated_at",
 }
@@ -197,6 +199,9 @@ def test_a_visit_reads_with_the_fields_of_the_contract(clinician, toxin, planned
     )
     assert (body["purpose"], body["rebooked_from"], body["rebooked_as"]) == (planned.purpose, None, None)
     assert (body["visit_kind"], body["slot"]) == (planned.visit_kind, None)
+    # The toxin's day-21 review aims at its protocol day, whatever time planning gave it.
+    assert body["due_on"] == (toxin.started_on + days(21)).isoformat()
+    assert body["clinic_cancelled_at"] is None
     assert response["ETag"].startswith('"')
 
 

@@ -451,6 +451,9 @@ def test_cancelling_a_session_puts_its_booked_visits_back_to_planned(front_desk,
         assert (visit.status, visit.slot) == (VisitStatus.PLANNED, None)
         assert visit.clinic_cancelled_at is not None
         assert Reminder.objects.filter(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED).exists()
+        read = front_desk.get(f"{API}visits/{visit.uuid}/").json()
+        assert (read["status"], read["slot"]) == ("planned", None)
+        assert parse_datetime(read["clinic_cancelled_at"]) == visit.clinic_cancelled_at
     assert stored(elsewhere).status == VisitStatus.BOOKED
     # Its slots take no booking now, so they leave the slots the clinic offers.
     offered = {row["id"] for row in all_rows(front_desk, SLOTS)}
