@@ -196,3 +196,10 @@ class AuditedAdmin(admin.ModelAdmin):
             if obj is not None:
                 self._audit(request, response, [obj])
         return response
+
+
+def row_id(value) -> int | None:
+    """A row id from a URL or a form field, or None: ASCII digits only ("²" is a digit to Python,
+    not to the database)."""
+    text = str(value or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None

@@ -29,6 +29,7 @@ from clinic.admin_services import (
     ServiceAdmin,
     ServiceForm,
     form_service_call,
+    row_id,
 )
 from clinic.models import AuditEvent
 from clinic.roles import Kind, Role, may, role_of
@@ -241,13 +242,13 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
         """Book the visit into a slot the patient page offered (a missed one: book its rebooking);
         POST only. Back to the patient page at the visit; a refusal (the slot was just taken, the
         session cancelled meanwhile) is a message there, above the slots offered afresh."""
-        visit = Visit.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        visit = Visit.objects.filter(pk=row_id(object_id)).first()
         if visit is None:
             raise Http404
         if request.method != "POST" or not self.has_write_permission(request):
             raise PermissionDenied
         slot_id = request.POST.get("slot", "")
-        slot = Slot.objects.filter(pk=slot_id).first() if slot_id.isdigit() else None
+        slot = Slot.objects.filter(pk=row_id(slot_id)).first()
         if slot is None:
             messages.error(request, "This slot no longer exists: choose another.")
             return HttpResponseRedirect(slots_on_page_url(visit))
@@ -259,7 +260,13 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
                 else:
                     # Never a correction of a completed visit: that asks for a reason, on its own form.
                     booked = visit_move(
-                        visit=visit, to=codes.VisitStatus.BOOKED, by=request.user, slot=slot, correction=False
+                        visit=visit,
+                        to=codes.VisitStatus.BOOKED,
+                        by=request.user,
+                        slot=slot,
+                        correction=False,
+                        # The page marks a slot after the window as such: picking it confirms it.
+                        confirm_outside_window=True,
                     )
         except ValidationError as error:
             messages.error(request, f"Not booked: {' '.join(error.messages)}")
@@ -484,7 +491,7 @@ class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
 
     def acknowledge_view(self, request, object_id):
         flags = PatientFlag.objects.select_related("patient", "acknowledged_by")
-        flag = flags.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        flag = flags.filter(pk=row_id(object_id)).first()
         if flag is None:
             raise Http404
         if role_of(request.user) != Role.CLINICIAN:
@@ -648,7 +655,7 @@ class PatientPageAdmin(PatientAdmin):
         ]
 
     def _patient(self, request, object_id) -> Patient:
-        patient = Patient.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        patient = Patient.objects.filter(pk=row_id(object_id)).first()
         if patient is None:
             raise Http404
         if not self.has_view_permission(request, patient):
@@ -663,7 +670,7 @@ class PatientPageAdmin(PatientAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"{patient.given_name} {patient.family_name} ({patient.mrn})",
-            "page": patient_page(patient=patient, user=user, book=int(book) if book.isdigit() else None),
+            "page": patient_page(patient=patient, user=user, book=row_id(book)),
             "page_url": patient_page_url(patient.pk),
             "may_edit_contact": self.has_change_permission(request, patient),
             "may_archive": self.has_archive_permission(request) and not patient.archived,

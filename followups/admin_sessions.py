@@ -22,7 +22,7 @@ from django.utils import formats, timezone
 from django.utils.dates import WEEKDAYS
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm
+from clinic.admin_services import ReadOnlyAdmin, ServiceAdmin, ServiceForm, row_id
 from clinic.audit import audit_record
 from clinic.models import AuditEvent
 from clinic.roles import Kind
@@ -182,7 +182,7 @@ class ClinicSessionAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(calendar_url("day", session.on))
 
     def _session(self, request, object_id) -> ClinicSession:
-        session = ClinicSession.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        session = ClinicSession.objects.filter(pk=row_id(object_id)).first()
         if session is None:
             raise Http404
         if not self.has_view_permission(request):

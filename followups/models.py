@@ -541,7 +541,7 @@ class Reminder(models.Model):
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders")
     kind = models.CharField(max_length=24, choices=codes.ReminderKind.choices)
     # The appointment time the reminder was planned for; for a booking invitation or last call,
-    # which are about a window and not a time, noon of the window's first day (patient's zone),
+    # which are about a window and not a time, noon UTC of the window's first day,
     # so that booking and giving up a booking never invites twice for the same window.
     visit_time = models.DateTimeField(help_text="The appointment time this reminder was planned for.")
     due_at = models.DateTimeField()

@@ -30,7 +30,7 @@ from followups.codes import VisitMoveError, VisitStatus
 from followups.models import Slot, Visit
 from followups.predicates import is_missed_not_rebooked
 from followups.services import visit_rebook
-from followups.visit_moves import booking_confirm, visit_move
+from followups.visit_moves import booking_confirm, session_lock_for, visit_move
 from patients.services import patient_lock
 
 E = VisitMoveError
@@ -74,12 +74,14 @@ def may_change_online(visit: Visit, now: datetime) -> bool:
 def slots_for_booking(visit: Visit, *, now: datetime):
     """The free slots a patient may book (or move) the visit into: inside its window, never the
     one it holds already."""
-    slots = free_slots_for(visit, now=now).filter(session__on__range=(visit.window_start, visit.window_end))
+    slots = free_slots_for(visit, now=now).filter(
+        session__on__range=(visit.window_start, visit.window_end), starts_at__gte=now + CHANGE_NOTICE
+    )
     return slots.exclude(pk=visit.slot_id) if visit.slot_id else slots
 
 
 def slots_for_rebooking(missed: Visit, *, now: datetime):
-    return rebooking_slots(missed, now=now)
+    return rebooking_slots(missed, now=now).filter(starts_at__gte=now + CHANGE_NOTICE)
 
 
 def _closed_reason(visit: Visit, now: datetime) -> str | None:
@@ -171,6 +173,7 @@ def booking_by_patient(*, visit: Visit, slot: Slot, now: datetime | None = None)
     """Book the planned visit into ``slot``, or move its booking there. Booking the slot it holds
     already changes nothing (a double tap on the button)."""
     now = now or timezone.now()
+    slot = session_lock_for(slot)
     visit = _locked(visit)
     if visit.status == VisitStatus.BOOKED and visit.slot_id == slot.pk:
         return visit
@@ -197,6 +200,7 @@ def booking_cancel_by_patient(*, visit: Visit, now: datetime | None = None) -> V
 def rebooking_by_patient(*, missed: Visit, slot: Slot, now: datetime | None = None) -> Visit:
     """Book the visit that replaces a missed one into ``slot``; a rebooking link books once."""
     now = now or timezone.now()
+    slot = session_lock_for(slot)
     missed = _locked(missed)
     if missed.patient.archived:
         _refuse("patient", "This patient is archived.", E.ARCHIVED)

@@ -42,6 +42,7 @@ from followups.visit_moves import (
     TOO_FAR_AHEAD,
     after_visit_change,
     check_visit_time,
+    session_lock_for,
     visit_move,
     visit_move_errors,
     visits_move_bulk,
@@ -112,11 +113,12 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
 def visit_rebook(*, visit: Visit, scheduled_for: datetime | None = None, slot: Slot | None = None) -> Visit:
     """Book a new visit for one the patient missed, at ``scheduled_for`` or into ``slot``; the
     missed one stays on the record."""
+    if slot is not None:
+        slot = session_lock_for(slot)  # the session first, then the patient, as every booking does
     patient_lock(visit.patient)
     missed = Visit.objects.select_related("patient").get(pk=visit.pk)
     errors = FieldErrors()
     if slot is not None:
-        slot = Slot.objects.select_related("session").get(pk=slot.pk)
         scheduled_for = slot.starts_at
         errors.add(
             "slot",

@@ -21,7 +21,7 @@ from followups import booking
 from followups.codes import ReminderKind, VisitKind, VisitStatus
 from followups.models import ClinicSession, SessionTemplate, SessionTemplateKind, Slot, Visit
 from followups.reminders import reminder_enqueue
-from followups.visit_moves import visit_move
+from followups.visit_moves import after_visit_change, visit_move, visits_move_bulk
 from patients.models import Patient
 from patients.services import patient_lock
 
@@ -159,6 +159,9 @@ def _sessions_ahead_follow(template: SessionTemplate, today: date, reshaped: boo
     if template.valid_to is not None:
         outside |= Q(on__gt=template.valid_to)
     going = ahead if reshaped else ahead.filter(outside)
+    # Locked before they are judged empty: a booking takes its session's lock first, so it either
+    # finished (its session is kept) or waits and then finds its slot gone.
+    list(going.select_for_update().values_list("pk", flat=True))
     held = _booked(going).values("pk")
     empty = going.exclude(pk__in=held)
     Slot.objects.filter(session__in=empty).delete()
@@ -187,23 +190,37 @@ def session_cancel(*, session: ClinicSession, reason: str, by=None) -> ClinicSes
     elif session.on < timezone.localdate():
         errors.add("on", "This session is over: it cannot be cancelled.", "session_over")
     errors.raise_if_any()
-    booked = list(
-        Visit.objects.filter(slot__session=session, status=VisitStatus.BOOKED).order_by("patient_id", "pk")
-    )
-    # Every patient first, in one order, before any slot is touched: a booking holds its patient
-    # and then takes a place, so taking the patients first never waits in a circle with one.
-    for patient_id in sorted({visit.patient_id for visit in booked}):
+    # The session is locked first: a booking takes it before its patient, so none lands in it
+    # from here on. The bookings it holds stay put until their patients are locked too (in one
+    # order), and are read again then: a patient may have moved one elsewhere meanwhile.
+    holding = Visit.objects.filter(slot__session=session, status=VisitStatus.BOOKED)
+    for patient_id in sorted(set(holding.values_list("patient_id", flat=True))):
         patient_lock(Patient(pk=patient_id))
     session.cancelled, session.cancel_reason = True, reason
     session.save(update_fields=["cancelled", "cancel_reason", "updated_at"])
     now = timezone.now()
-    for visit in booked:
-        appointment = visit.scheduled_for
-        visit = visit_move(visit=visit, to=VisitStatus.PLANNED, by=by)
-        visit.clinic_cancelled_at = now
-        visit._change_reason = "The clinic cancelled the session."
-        visit.save(update_fields=["clinic_cancelled_at", "updated_at"])
-        reminder_enqueue(
-            visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED, visit_time=appointment, now=now
-        )
+    # An appointment of the day already over (the session is cancelled in the afternoon) took
+    # place or was missed: it stays as it is.
+    for visit in holding.filter(scheduled_for__gt=now).select_related("patient").order_by("patient_id", "pk"):
+        _send_back(visit, now, by)
     return session
+
+
+def _send_back(visit: Visit, now, by) -> None:
+    """One booking of a cancelled session: back to planned, marked for the call list, the patient
+    told with their booking link. An archived patient's booking is simply cancelled (their
+    follow-up is over; nobody is to be told)."""
+    appointment = visit.scheduled_for
+    if visit.patient.archived:
+        visits_move_bulk(
+            moves=[(visit, "The clinic cancelled the session.")],
+            to=VisitStatus.CANCELLED,
+            history_reason="The clinic cancelled the session.",
+        )
+        after_visit_change(visit.patient)
+        return
+    visit = visit_move(visit=visit, to=VisitStatus.PLANNED, by=by)
+    visit.clinic_cancelled_at = now
+    visit._change_reason = "The clinic cancelled the session."
+    visit.save(update_fields=["clinic_cancelled_at", "updated_at"])
+    reminder_enqueue(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED, visit_time=appointment, now=now)

@@ -21,7 +21,7 @@ from clinic.validation import check_clinical_date
 from followups import booking, visit_states
 from followups.codes import AssessmentStatus, ReminderKind, VisitMoveError, VisitSource, VisitStatus
 from followups.flags_store import flags_sync
-from followups.models import Slot, Visit
+from followups.models import ClinicSession, Slot, Visit
 from followups.reminders import reminder_enqueue, reminders_plan_for
 from patients.models import Patient
 from patients.services import patient_lock
@@ -35,6 +35,8 @@ TOO_FAR_AHEAD = "This is more than ten years ahead."
 # simple-history keeps a change's reason in 100 characters: a correction's reason lives there; a
 # cancellation's in the visit's own column of 200.
 CORRECTION_REASON_MAX_LENGTH = 100
+# How long a planned visit stays bookable when a booking made after its window is given up.
+REOPENED_WINDOW_DAYS = 14
 CANCEL_REASON_MAX_LENGTH = 200
 MAY_CORRECT = (Role.CLINICIAN, Role.NURSE)
 
@@ -148,6 +150,31 @@ def _locked_visit(visit: Visit) -> Visit:
     return Visit.objects.select_related("patient", "rebooked_as").get(pk=visit.pk)
 
 
+def session_lock_for(slot: Slot) -> Slot:
+    """Lock the session of ``slot`` (before the patient: every path takes a session first, then its
+    patients) and answer the slot as it stands now. A session being cancelled finishes first, so a
+    booking never lands in it unseen; ``followups.sessions`` takes the same order."""
+    session_id = Slot.objects.filter(pk=slot.pk).values_list("session_id", flat=True).first()
+    if session_id is not None:
+        list(ClinicSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
+    current = Slot.objects.select_related("session").filter(pk=slot.pk).first()
+    if current is None:  # the clinic's hours changed meanwhile and the slot went with them
+        errors = FieldErrors()
+        errors.add("slot", "This slot no longer exists: choose another.", E.SLOT_UNAVAILABLE)
+        errors.raise_if_any()
+    return current
+
+
+def window_reopened(visit: Visit, today: date) -> bool:
+    """A booking given up after its window closed (booked outside it, confirmed) would leave a
+    planned visit nobody can book and the nightly run would call it missed: its window reopens
+    from today for ``REOPENED_WINDOW_DAYS``. Answer whether it did."""
+    if visit.window_end >= today:
+        return False
+    visit.window_end = today + timedelta(days=REOPENED_WINDOW_DAYS)
+    return True
+
+
 def _hold_slot(visit: Visit, slot: Slot | None) -> None:
     """Give back the place the visit held, if it moves off it, and take one in ``slot``; a full
     slot refuses the booking (and the transaction gives the old place back)."""
@@ -257,11 +284,11 @@ def visit_move(
     ``role`` stands for ``by``'s role where a service acts for a recorder it knows by role only.
     """
     now = now or timezone.now()
+    if slot is not None:
+        slot = session_lock_for(slot)
+        scheduled_for = slot.starts_at
     visit = _locked_visit(visit)
     correcting = visit_states.is_correction(visit.status, to)
-    if slot is not None:
-        slot = Slot.objects.select_related("session").get(pk=slot.pk)
-        scheduled_for = slot.starts_at
     if to == VisitStatus.BOOKED and not correcting and scheduled_for is None:
         scheduled_for = visit.scheduled_for
     errors = visit_move_errors(
@@ -287,6 +314,8 @@ def visit_move(
     if (to == VisitStatus.BOOKED and not correcting) or to in (VisitStatus.PLANNED, VisitStatus.CANCELLED):
         _hold_slot(visit, slot if to == VisitStatus.BOOKED else None)
         fields.append("slot")
+    if to == VisitStatus.PLANNED and window_reopened(visit, timezone.localdate(now)):
+        fields.append("window_end")
     if to == VisitStatus.BOOKED and not correcting and visit.clinic_cancelled_at is not None:
         visit.clinic_cancelled_at = None  # booked again: off the call list's "clinic cancelled"
         fields.append("clinic_cancelled_at")

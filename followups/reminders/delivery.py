@@ -61,10 +61,13 @@ def _why_not_send(reminder: Reminder) -> str | None:
         zone = patient_zone(visit.patient)
         if visit.status != VisitStatus.PLANNED:
             return f"The visit is {visit.status}: there is nothing to invite to."
-        if window_key_time(visit.window_start, zone) != reminder.visit_time:
+        if window_key_time(visit.window_start) != reminder.visit_time:
             return "The visit's window moved."
         if now.astimezone(zone).date() > visit.window_end:
             return "The visit's window has closed."
+        if kind == ReminderKind.BOOKING_INVITATION and visit.clinic_cancelled_at is not None:
+            # Sent back by a cancelled session: the clinic's notice carries the booking link.
+            return "The clinic's cancellation notice invites to book again."
         return None
     if kind == ReminderKind.APPOINTMENT_CANCELLED:
         return None if visit.status == VisitStatus.PLANNED else "The visit was booked again or closed."

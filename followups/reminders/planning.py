@@ -17,7 +17,7 @@ Visits written in bulk never pass through here: ``planning_bulk`` inserts the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -56,10 +56,10 @@ def at_send_hour(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(settings.REMINDER_SEND_HOUR), tzinfo=zone)
 
 
-def window_key_time(window_start: date, zone: ZoneInfo) -> datetime:
-    """The ``visit_time`` of a window's invitations: noon of its first day (no clock change falls
-    at noon, so the bulk planner's SQL places it the same way)."""
-    return datetime.combine(window_start, time(12), tzinfo=zone)
+def window_key_time(window_start: date) -> datetime:
+    """The ``visit_time`` of a window's invitations: noon UTC of its first day. Not the patient's
+    zone: a patient who moves zone keeps the same key, so is never invited twice for one window."""
+    return datetime.combine(window_start, time(12), tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def wanted_for(visit: Visit, zone: ZoneInfo) -> list[Wanted]:
             wanted.append(Wanted(visit, kind, visit.scheduled_for, due, due))
         return wanted
     if visit.status == VisitStatus.PLANNED:
-        key_time = window_key_time(visit.window_start, zone)
+        key_time = window_key_time(visit.window_start)
         window_closes = at_send_hour(visit.window_end, zone)
         invitation = at_send_hour(visit.window_start - timedelta(days=INVITATION_DAYS_BEFORE_WINDOW), zone)
         last_call = at_send_hour(visit.window_end - timedelta(days=LAST_CALL_DAYS_BEFORE_CLOSE), zone)

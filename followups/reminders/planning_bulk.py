@@ -69,8 +69,7 @@ _KINDS = [
 # A due time is REMINDER_SEND_HOUR on a local day; Python places a wall time that occurs twice
 # (a clock turned back) at its first occurrence, PostgreSQL's AT TIME ZONE at its second. The
 # offset in force a day before gives the first one; it is kept when it really shows that wall time.
-# A planned visit's invitations are keyed on noon of its window's first day, which no clock
-# change touches.
+# A planned visit's invitations are keyed on noon UTC of its window's first day.
 _INSERT = """
 WITH visit AS MATERIALIZED (
     SELECT
@@ -103,7 +102,7 @@ wanted AS MATERIALIZED (
     SELECT
         visit.id AS visit_id, k.kind, visit.zone, visit.ineligible,
         CASE
-            WHEN visit.status = %(planned)s THEN (visit.window_start + time '12:00') AT TIME ZONE visit.zone
+            WHEN visit.status = %(planned)s THEN (visit.window_start + time '12:00') AT TIME ZONE 'UTC'
             ELSE visit.scheduled_for
         END AS visit_time,
         (

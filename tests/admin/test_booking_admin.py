@@ -289,3 +289,29 @@ def test_the_visit_s_actions_page_leads_to_its_slots_while_it_can_be_booked(revi
 
     assert slots_link in bookable
     assert 'data-test="visit-act-slots"' not in cancelled
+
+
+def test_a_slot_offered_after_the_window_books_with_one_click(review_clinic, clinician):
+    """The page marks it "outside the window": picking it is the confirmation."""
+    for slot in slots(review_clinic["session"]):
+        visit_move(
+            visit=planned_visit(PatientFactory(), review_clinic["on"]), to=VisitStatus.BOOKED, slot=slot
+        )
+    visit, later = review_clinic["visit"], slots(review_clinic["later"])[0]
+
+    response = clinician.post(book_slot_url(visit), {"slot": later.pk})
+
+    assert response.status_code == 302
+    visit.refresh_from_db()
+    assert (visit.status, visit.slot_id) == (VisitStatus.BOOKED, later.pk)
+
+
+@pytest.mark.parametrize("odd", ["\u00b2", "\u0663", "99999999999999999999999"])
+def test_an_id_that_is_no_row_id_is_a_clear_answer_never_an_error(review_clinic, clinician, odd):
+    visit = review_clinic["visit"]
+
+    page = clinician.get(f"{page_url(visit.patient)}?book={odd}")
+    slot = clinician.post(book_slot_url(visit), {"slot": odd})
+
+    assert page.status_code == 200
+    assert slot.status_code == 302 and messages_of(slot) == ["This slot no longer exists: choose another."]

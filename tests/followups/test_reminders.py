@@ -146,9 +146,9 @@ def test_a_booked_visit_gets_a_reminder_7_days_and_1_day_before_at_nine_in_the_c
         assert (reminder.attempts, reminder.claim_id, reminder.sent_at) == (0, None, None)
 
 
-def window_noon(day: date, zone: str = CLINIC_ZONE) -> datetime:
-    """The ``visit_time`` of a window's invitations: noon of its first day."""
-    return on_day(day, 12, zone=zone)
+def window_noon(day: date) -> datetime:
+    """The ``visit_time`` of a window's invitations: noon UTC of its first day."""
+    return on_day(day, 12, zone="UTC")
 
 
 def plan(patient, start: int, end: int, target: int | None = None):
@@ -814,3 +814,15 @@ def test_a_double_click_on_resend_sends_once(settings, consenting, reminder):
     with pytest.raises(ValidationError):
         reminder_resend(reminder=reminder)
     assert reminders_claim_due() == []
+
+
+def test_a_patient_who_moves_to_another_time_zone_is_not_invited_again_for_the_same_window(consenting):
+    visit = plan(consenting, 3, 30)
+    invitation = one(visit, INVITATION)
+    assert deliver(invitation, claimed(invitation)) == "sent"
+
+    record.patient_update(patient=consenting, timezone=NEW_YORK)
+
+    assert Reminder.objects.filter(visit=visit, kind=INVITATION).count() == 1
+    assert one(visit, INVITATION).status == SENT
+    assert not pending_of(consenting).filter(kind=INVITATION).exists()

@@ -26,6 +26,7 @@ from tests.factories import PatientFactory
 from tests.smoke import environment, manage
 
 D7, D1, MISSED = ReminderKind.VISIT_7D, ReminderKind.VISIT_1D, ReminderKind.MISSED_VISIT
+INVITATION, LAST_CALL = ReminderKind.BOOKING_INVITATION, ReminderKind.BOOKING_LAST_CALL
 PENDING, SKIPPED, SENT = ReminderStatus.PENDING, ReminderStatus.SKIPPED, ReminderStatus.SENT
 NEW_YORK, BERLIN, AUCKLAND = "America/New_York", "Europe/Berlin", "Pacific/Auckland"
 UTC = ZoneInfo("UTC")
@@ -95,11 +96,29 @@ def visits_written_in_bulk(patients: list[Patient], now: datetime) -> list[Visit
             status = (VisitStatus.PLANNED, VisitStatus.BOOKED)[n % 2]
             # Late in the evening and just after midnight, the patient's day is not the clinic's.
             when = datetime.combine(day, time((0, 10, 23)[n % 3], 30), tzinfo=zone)
-            visits.append(visit(patient, when, status))
+            # A planned visit's invitations fall from its window's first and last days: windows
+            # of many lengths, so that each end of the window is checked on its own.
+            window = {
+                "window_start": day - timedelta(days=n % 4),
+                "window_end": day + timedelta(days=3 * (n % 5)),
+            }
+            visits.append(visit(patient, when, status, **(window if status == VisitStatus.PLANNED else {})))
         for status in VisitStatus:
             for ahead in (-10, -3, -1, 0.5, 3, 20):
                 when = now + timedelta(days=ahead)
                 visits.append(visit(patient, when, status))
+        for opens, closes in ((-20, -1), (-10, 3), (-2, 12), (1, 4), (5, 40), (30, 60)):
+            # Invited at once or on its day, a last call late, ahead, or before the window opens.
+            today = now.date()
+            visits.append(
+                visit(
+                    patient,
+                    now + timedelta(days=max(opens, 0) + 0.5),
+                    VisitStatus.PLANNED,
+                    window_start=today + timedelta(days=opens),
+                    window_end=today + timedelta(days=closes),
+                )
+            )
         for ahead in (-3, -1):
             when = now + timedelta(days=ahead)
             on = when.date()
@@ -144,10 +163,10 @@ def test_bulk_planning_inserts_exactly_the_rows_planning_per_patient_creates(db,
     assert bulk == planned_per_patient(now)
     # The data set reaches every outcome, so the comparison covers each of them.
     assert {(kind, status, reason) for _, kind, _, _, status, reason, _ in bulk} >= {
-        (kind, PENDING, "") for kind in (D7, D1, MISSED)
+        (kind, PENDING, "") for kind in (D7, D1, MISSED, INVITATION, LAST_CALL)
     } | {
         (kind, SKIPPED, reason)
-        for kind in (D7, D1, MISSED)
+        for kind in (D7, D1, MISSED, INVITATION, LAST_CALL)
         for reason in (
             "The patient is archived.",
             "No consent to e-mail reminders.",

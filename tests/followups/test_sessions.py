@@ -2,7 +2,7 @@
 sessions ahead, a session cancelled for a day sends its booked visits back to planned, onto the call
 list's ``clinic_cancelled``, with an e-mail that carries the booking link."""
 
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from django.core import mail
@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from followups import booking
 from followups.codes import ReminderKind, ReminderStatus, VisitKind, VisitStatus
-from followups.models import ClinicSession, Reminder, SessionTemplate, Slot
-from followups.patient_links import BOOKING, link_read
+from followups.models import ClinicSession, Reminder, SessionTemplate, Slot, Visit
+from followups.patient_links import BOOKING, booking_link_valid_until, link_read, link_token
 from followups.reminders import reminder_deliver, reminders_claim_due
 from followups.reminders.messages import reminder_message
 from followups.sessions import session_cancel, session_template_save
@@ -252,3 +252,75 @@ def test_the_message_of_an_invitation_names_the_window_never_a_time_and_attaches
     assert not message.attachments
     for clock in (" a.m.", " p.m.", "noon", "midnight"):
         assert clock not in message.body
+
+
+# --- what a cancelled session does to the bookings that are not ordinary ---------------------------
+
+
+def test_a_booking_made_after_its_window_and_sent_back_stays_bookable(booked_session, today):
+    """Booked after its window (the nearest slots after it, confirmed): sent back to planned, its
+    window reopens, so the link in the notice still books it and the nightly run does not call
+    it missed."""
+    session, visit = booked_session
+    visit.window_start, visit.window_end = today - days(20), today - days(1)
+    visit.save(update_fields=["window_start", "window_end"])
+
+    session_cancel(session=session, reason="Holiday")
+
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.PLANNED
+    assert visit.window_end == today + days(14)
+    assert booking.slot_suggestions(visit=visit)[0].inside_window
+    assert (
+        link_read(link_token(BOOKING, visit.uuid, booking_link_valid_until(visit)), BOOKING).valid_until
+        >= today
+    )
+
+
+def test_an_archived_patient_s_booking_is_cancelled_with_the_session_and_nobody_is_told(booked_session):
+    from patients import services as record
+
+    session, visit = booked_session
+    # A manual booking stays booked when its patient is archived (only protocol visits are cancelled).
+    Visit.objects.filter(pk=visit.pk).update(source="manual")
+    record.patient_archive(patient=visit.patient)
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.BOOKED
+
+    session_cancel(session=session, reason="Holiday")
+
+    visit.refresh_from_db()
+    assert (visit.status, visit.slot_id) == (VisitStatus.CANCELLED, None)
+    assert not Slot.objects.filter(session=session, booked__gt=0).exists()
+    assert not Reminder.objects.filter(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED).exists()
+
+
+def test_an_appointment_already_over_stays_when_its_session_is_cancelled_the_same_day(booked_session, today):
+    earlier, visit = booked_session
+    # Today's session of the same clinic, whose first appointment was an hour ago.
+    session = ClinicSession.objects.get(template=earlier.template, on=today)
+    slot = session.slots.order_by("starts_at").first()
+    Slot.objects.filter(pk=visit.slot_id).update(booked=0)
+    Slot.objects.filter(pk=slot.pk).update(booked=1)
+    Visit.objects.filter(pk=visit.pk).update(slot=slot, scheduled_for=timezone.now() - timedelta(hours=1))
+
+    session_cancel(session=session, reason="Fire alarm")
+
+    visit.refresh_from_db()
+    assert (visit.status, visit.slot_id) == (VisitStatus.BOOKED, slot.pk)
+    assert not Reminder.objects.filter(visit=visit, kind=ReminderKind.APPOINTMENT_CANCELLED).exists()
+
+
+def test_after_a_clinic_cancellation_only_the_notice_invites_to_book(booked_session):
+    session, visit = booked_session
+    session_cancel(session=session, reason="Holiday")
+    # Cancelled when the visit was booked, open again now that it is planned; due, as on its day.
+    invitation = Reminder.objects.get(visit=visit, kind=ReminderKind.BOOKING_INVITATION)
+    assert invitation.status == ReminderStatus.PENDING
+    Reminder.objects.filter(pk=invitation.pk).update(next_attempt_at=timezone.now())
+
+    claims = dict(reminders_claim_due())
+
+    assert reminder_deliver(reminder_id=invitation.pk, claim_id=claims[invitation.pk]) == "cancelled"
+    invitation.refresh_from_db()
+    assert invitation.status_reason == "The clinic's cancellation notice invites to book again."

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
+from django.utils import timezone
 
 from followups import self_booking
 from followups.codes import ReminderKind, VisitMoveError, VisitStatus
@@ -247,3 +248,16 @@ def test_a_missed_protocol_visit_is_rebooked_through_its_link_and_its_booking_li
 
     assert situation.state == self_booking.CHOOSE
     assert self_booking.booking_situation(stored(missed)).reason == self_booking.PASSED
+
+
+def test_a_patient_is_never_offered_a_slot_starting_within_24_hours(planned):
+    soon = inside(planned)[0]
+    Slot.objects.filter(pk=soon.pk).update(starts_at=timezone.now() + hours(3))
+
+    offered = self_booking.booking_situation(planned).slots
+
+    assert soon.pk not in {slot.pk for slot in offered}
+    refused(
+        lambda: self_booking.booking_by_patient(visit=planned, slot=Slot.objects.get(pk=soon.pk)),
+        {"slot": [("This slot is not one the link offers.", E.SLOT_UNAVAILABLE)]},
+    )
