@@ -291,6 +291,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["hide_link_tokens"]},
+        "django.server": {"filters": ["hide_link_tokens"]},
         "django.security.csrf": {"filters": ["hide_link_tokens"]},
     },
 }

@@ -105,7 +105,9 @@ def booking_url(visit: Visit) -> str:
 
 
 def rebooking_link_valid_until(missed: Visit) -> date:
-    return missed.window_end + timedelta(days=1 + REBOOKING_LINK_DAYS)
+    # From the day after it was missed: its window's end, or its appointment's day if later.
+    missed_on = max(missed.window_end, timezone.localdate(missed.scheduled_for))
+    return missed_on + timedelta(days=1 + REBOOKING_LINK_DAYS)
 
 
 def rebooking_url(missed: Visit) -> str:

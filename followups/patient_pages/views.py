@@ -257,7 +257,7 @@ def booking(request, token: str, visit: Visit):
         return _show(request, token, BOOKING, self_booking.booking_situation(visit))
     form = SlotChoiceForm(request.POST)
     if not form.is_valid():
-        return _show(request, token, BOOKING, _choosing(visit), form=form)
+        return _show(request, token, BOOKING, _choosing(visit), form=form, status=400)
     try:
         self_booking.booking_by_patient(visit=visit, slot=form.cleaned_data["slot"])
     except ValidationError as error:
@@ -320,7 +320,9 @@ def rebooking(request, token: str, missed: Visit):
         return _show(request, token, REBOOKING, self_booking.rebooking_situation(missed))
     form = SlotChoiceForm(request.POST)
     if not form.is_valid():
-        return _show(request, token, REBOOKING, self_booking.rebooking_situation(missed), form=form)
+        return _show(
+            request, token, REBOOKING, self_booking.rebooking_situation(missed), form=form, status=400
+        )
     try:
         self_booking.rebooking_by_patient(missed=missed, slot=form.cleaned_data["slot"])
     except ValidationError as error:

@@ -7,7 +7,7 @@ in step with their visits:
   time. Both are about the window, so they are keyed on it, not on a time: booking a visit
   cancels them, giving the booking up reopens them, and a window is never invited twice;
 - a booked visit: a reminder 7 days and 1 day before the appointment;
-- a missed visit not rebooked: a "please rebook" e-mail the day after its window closed.
+- a missed visit not rebooked: a "please rebook" e-mail the day after it was missed.
 Stale rows are cancelled, rows whose time has passed are skipped. Two kinds are not derived from a
 visit's state but from an event, and are queued by the service that sees it
 (``reminder_enqueue``): the booking confirmation, and the clinic's cancellation of a session.
@@ -96,9 +96,15 @@ def wanted_for(visit: Visit, zone: ZoneInfo) -> list[Wanted]:
             Wanted(visit, ReminderKind.BOOKING_LAST_CALL, key_time, last_call, last_call),
         ]
     if is_missed_not_rebooked(visit):
-        due = at_send_hour(visit.window_end + timedelta(days=1), zone)
+        due = at_send_hour(missed_on(visit, zone) + timedelta(days=1), zone)
         return [Wanted(visit, ReminderKind.MISSED_VISIT, visit.scheduled_for, due, due)]
     return []
+
+
+def missed_on(visit: Visit, zone: ZoneInfo) -> date:
+    """The day a visit was missed: its window's last day, or its appointment's when booked after
+    the window (the nightly close counts from the appointment then)."""
+    return max(visit.window_end, visit.scheduled_for.astimezone(zone).date())
 
 
 def asking_for_reminders(recent: datetime) -> Q:
@@ -108,6 +114,7 @@ def asking_for_reminders(recent: datetime) -> Q:
         Q(status=VisitStatus.BOOKED, scheduled_for__gte=recent)
         | Q(status=VisitStatus.PLANNED, window_end__gte=recent.date())
         | Q(status=VisitStatus.MISSED, window_end__gte=recent.date())
+        | Q(status=VisitStatus.MISSED, scheduled_for__gte=recent)
     )
 
 

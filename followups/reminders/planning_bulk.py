@@ -37,9 +37,10 @@ SQL_CHUNK = 50_000
 PYTHON_BATCH = 1_000
 
 # The kinds per visit status: the day each falls on (``anchor`` + ``shift`` days, where the anchor
-# is the appointment's local day, the window's first or last day, or the day after a missed
-# visit's window closed) and the day it is still worth sending on (the same, except for an
-# invitation: until the window closes). As ``planning.wanted_for`` says.
+# is the appointment's local day, the window's first or last day, or the day a visit was missed:
+# its window's last day, or its appointment's when that came later) and the day it is still
+# worth sending on (the same, except for an invitation: until the window closes). As
+# ``planning.wanted_for`` says.
 _KINDS = [
     *[
         (VisitStatus.BOOKED, kind, "local_day", -days, "local_day", -days)
@@ -61,7 +62,7 @@ _KINDS = [
         "window_end",
         -LAST_CALL_DAYS_BEFORE_CLOSE,
     ),
-    (VisitStatus.MISSED, ReminderKind.MISSED_VISIT, "window_end", 1, "window_end", 1),
+    (VisitStatus.MISSED, ReminderKind.MISSED_VISIT, "missed_on", 1, "missed_on", 1),
 ]
 
 # Converting a time between zones is the costly part, so each visit's local day is computed once
@@ -87,7 +88,7 @@ WITH visit AS MATERIALIZED (
         (v.status = %(booked)s AND v.scheduled_for >= %(recent)s)
         OR (v.status = %(planned)s AND v.window_end >= %(recent_day)s)
         OR (
-            v.status = %(missed)s AND v.window_end >= %(recent_day)s
+            v.status = %(missed)s AND (v.window_end >= %(recent_day)s OR v.scheduled_for >= %(recent)s)
             AND NOT EXISTS (SELECT 1 FROM followups_visit rebooked WHERE rebooked.rebooked_from_id = v.id)
         )
       )
@@ -109,11 +110,16 @@ wanted AS MATERIALIZED (
             CASE k.anchor
                 WHEN 'local_day' THEN visit.local_day
                 WHEN 'window_start' THEN visit.window_start
+                WHEN 'missed_on' THEN GREATEST(visit.window_end, visit.local_day)
                 ELSE visit.window_end
             END + k.shift
         ) + %(send_time)s AS wall,
         (
-            CASE k.by_anchor WHEN 'local_day' THEN visit.local_day ELSE visit.window_end END + k.by_shift
+            CASE k.by_anchor
+                WHEN 'local_day' THEN visit.local_day
+                WHEN 'missed_on' THEN GREATEST(visit.window_end, visit.local_day)
+                ELSE visit.window_end
+            END + k.by_shift
         ) + %(send_time)s AS by_wall
     FROM visit
     JOIN kinds k ON k.status = visit.status

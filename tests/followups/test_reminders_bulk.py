@@ -126,6 +126,16 @@ def visits_written_in_bulk(patients: list[Patient], now: datetime) -> list[Visit
             visits.append(
                 visit(patient, when, VisitStatus.MISSED, window_start=on, window_end=on + timedelta(days=2))
             )
+            # Booked after its window, then missed: asked to rebook the day after the appointment.
+            visits.append(
+                visit(
+                    patient,
+                    when,
+                    VisitStatus.MISSED,
+                    window_start=on - timedelta(days=12),
+                    window_end=on - timedelta(days=5),
+                )
+            )
         missed_then_rebooked.append(visit(patient, now - timedelta(days=1), VisitStatus.MISSED))
     visits = Visit.objects.bulk_create(visits + missed_then_rebooked)
     Visit.objects.bulk_create(

@@ -95,7 +95,7 @@ def test_staff_pages_keep_django_s_csrf_page(phone, db):
 def test_sending_no_slot_asks_to_choose_one(phone, planned):
     response = submit(phone, link(planned), {})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Please choose a time." in html(response)
     assert slot_choices(response)
 
