@@ -72,7 +72,8 @@ def slots_on_page_url(visit: Visit) -> str:
 def booked_message(visit: Visit, *, rebooked: bool = False) -> str:
     when = formats.date_format(timezone.localtime(visit.scheduled_for), "j F Y, H:i")
     where = f" ({visit.slot.session.label})" if visit.slot_id else ""
-    return f"{visit.purpose}: {'rebooked' if rebooked else 'booked'} for {when}{where}."
+    # The kind of clinic, not the purpose: the front desk books, and a purpose names the treatment.
+    return f"{visit.get_visit_kind_display()}: {'rebooked' if rebooked else 'booked'} for {when}{where}."
 
 
 def _back(request, patient_id) -> HttpResponseRedirect:

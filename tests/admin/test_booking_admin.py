@@ -213,7 +213,7 @@ def test_a_missed_visit_is_rebooked_into_a_slot_of_the_next_30_days(review_clini
         slot.starts_at,
     )
     assert response["Location"] == f"{page_url(missed.patient)}#visit-{rebooked.pk}"
-    assert messages_of(response) == [f"Missed review: rebooked for {when(slot)} (Review clinic (room 1))."]
+    assert messages_of(response) == [f"Review: rebooked for {when(slot)} (Review clinic (room 1))."]
 
 
 def test_a_free_time_booked_from_the_page_comes_back_to_the_visit(review_clinic, clinician, today):

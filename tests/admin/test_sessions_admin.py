@@ -306,12 +306,14 @@ def test_the_front_desk_calendar_names_patients_but_nothing_clinical(
     patient = planted["patient"]
     on = today + days(9)
     session = session_template(on=on).sessions.get(on=on)
-    booked_visit(patient, session.slots.first())
+    booked_visit(patient, session.slots.first(), purpose="Re-injection visit (day 84)")
 
     pages = [front_desk.get(f"{view}?on={on.isoformat()}").content.decode() for view in (WEEK, DAY)]
 
     for html in pages:
         assert patient.family_name in html
+        # The kind of clinic the visit needs, never its purpose (which names the treatment).
+        assert "Re-injection" not in html
         for marker in ("PLANTED-", "Carbamazepine", "HLA-B", "Cohen-Albert", "37.25", "recovery-chart"):
             assert marker not in html
 
