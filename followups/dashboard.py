@@ -19,7 +19,7 @@ from django.utils import timezone
 from clinic.roles import Kind, may
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
-from followups.predicates import overdue_visits_filter
+from followups.predicates import in_follow_up, overdue_visits_filter
 from followups.selectors import flags_to_review
 
 # The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
@@ -36,8 +36,8 @@ def _start_of(day: date) -> datetime:
 
 
 def visit_worklist_filter(worklist: str, today: date) -> Q:
-    """The visits of one worklist (``WORKLISTS``), of patients not archived."""
-    open_visits = Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED), patient__archived=False)
+    """The visits of one worklist (``WORKLISTS``), of patients in follow-up."""
+    open_visits = Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED)) & in_follow_up()
     if worklist == "today":
         return open_visits & Q(
             scheduled_for__gte=_start_of(today), scheduled_for__lt=_start_of(today + timedelta(days=1))
@@ -48,7 +48,7 @@ def visit_worklist_filter(worklist: str, today: date) -> Q:
             scheduled_for__lt=_start_of(today + timedelta(days=DUE_DAYS + 1)),
         )
     if worklist == "overdue":
-        return overdue_visits_filter(today) & Q(patient__archived=False)
+        return overdue_visits_filter(today) & in_follow_up()
     raise ValueError(f"Unknown worklist {worklist!r}")
 
 

@@ -6,7 +6,7 @@ plan of another. Planning is a sync of what the protocols ask for against the vi
 - it never touches completed, missed or manually created visits;
 - a planned visit that no longer applies is cancelled, with the reason;
 - a booked visit is the clinic's appointment with the patient: it is cancelled only when its
-  treatment or diagnosis is retracted or the patient archived;
+  treatment or diagnosis is retracted, the patient archived or their follow-up ended;
 - a visit whose window has already closed is never created (a treatment recorded afterwards
   does not fill the overdue list with visits nobody could have attended);
 - planning twice changes nothing.
@@ -44,7 +44,7 @@ class Owner:
     wanted: dict[tuple, protocols.Occurrence] = field(default_factory=dict)
     # Why its planned visits that are no longer wanted are cancelled.
     cancel_reason: str = "The plan changed (dates, dose or protocol)."
-    # Retracted or archived: its booked visits go too.
+    # Retracted, archived or follow-up ended: its booked visits go too.
     cancel_booked: bool = False
 
 
@@ -87,10 +87,20 @@ def _palsy_anchor(surgery: Treatment, assessments: list[Assessment], next_surger
     return palsy[0] if palsy else None
 
 
-def treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, archived) -> Owner:
+def follow_up_stopped(patient) -> str | None:
+    """Why no visit is planned for the patient any more (the reason their open ones are cancelled
+    with), or None while they are in follow-up."""
+    if patient.archived:
+        return "The patient was archived."
+    if patient.follow_up_ended_on is not None:
+        return "The patient's follow-up ended."
+    return None
+
+
+def treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, stopped) -> Owner:
     owner = Owner(treatment=treatment, diagnosis=treatment.diagnosis)
-    if archived:
-        owner.cancel_reason, owner.cancel_booked = "The patient was archived.", True
+    if stopped:
+        owner.cancel_reason, owner.cancel_booked = stopped, True
         return owner
     if treatment.status == TreatmentStatus.ENTERED_IN_ERROR:
         owner.cancel_reason, owner.cancel_booked = "The treatment was entered in error.", True
@@ -130,10 +140,10 @@ def treatment_owner(treatment, steps, *, today, next_same_kind_on, assessments, 
     return owner
 
 
-def untreated_owner(diagnosis, steps, *, today, treated, archived) -> Owner:
+def untreated_owner(diagnosis, steps, *, today, treated, stopped) -> Owner:
     owner = Owner(treatment=None, diagnosis=diagnosis)
-    if archived:
-        owner.cancel_reason, owner.cancel_booked = "The patient was archived.", True
+    if stopped:
+        owner.cancel_reason, owner.cancel_booked = stopped, True
     elif diagnosis.status not in LIVE_DIAGNOSIS:
         owner.cancel_reason, owner.cancel_booked = "The diagnosis was refuted or entered in error.", True
     elif treated:
@@ -184,7 +194,7 @@ def owners_from(patient, treatments, diagnoses, assessments, steps, *, today: da
             today=today,
             next_same_kind_on=next_on[treatment.pk],
             assessments=assessments,
-            archived=patient.archived,
+            stopped=follow_up_stopped(patient),
         )
         for treatment in treatments
     ]
@@ -195,7 +205,7 @@ def owners_from(patient, treatments, diagnoses, assessments, steps, *, today: da
             steps.get("", []),
             today=today,
             treated=diagnosis.pk in treated,
-            archived=patient.archived,
+            stopped=follow_up_stopped(patient),
         )
         for diagnosis in diagnoses
     ]

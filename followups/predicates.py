@@ -71,3 +71,9 @@ def latest_palsy_after_surgery(
     if latest.house_brackmann_grade < FACIAL_PALSY_FROM_GRADE:
         return None
     return latest.assessed_on, latest.house_brackmann_grade
+
+
+def in_follow_up(prefix: str = "patient__") -> Q:
+    """Patients the clinic still follows: not archived, follow-up not ended (DOMAIN.md section 9).
+    No worklist, reminder or plan reaches the others."""
+    return Q(**{f"{prefix}archived": False, f"{prefix}follow_up_ended_on__isnull": True})

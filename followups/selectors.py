@@ -22,7 +22,7 @@ from followups.flags import (
     TreatmentFacts,
 )
 from followups.models import Assessment, LabResult, PatientFlag, TreatmentOutcome, Visit
-from followups.predicates import overdue_visits_filter
+from followups.predicates import in_follow_up, overdue_visits_filter
 from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentKind, TreatmentStatus
 from patients.models import Patient
 
@@ -39,8 +39,8 @@ def worklist_due(*, days: int, today: date | None = None) -> QuerySet[Visit]:
             status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED),
             scheduled_for__gte=_start_of(today),
             scheduled_for__lt=_start_of(today + timedelta(days=days + 1)),
-            patient__archived=False,
         )
+        .filter(in_follow_up())
         .select_related("patient", "treatment")
         .order_by("scheduled_for", "id")
     )
@@ -50,7 +50,7 @@ def worklist_overdue(*, today: date | None = None) -> QuerySet[Visit]:
     """Missed visits nobody rebooked, and planned visits whose window has closed, oldest first."""
     today = today or timezone.localdate()
     return (
-        Visit.objects.filter(overdue_visits_filter(today), patient__archived=False)
+        Visit.objects.filter(overdue_visits_filter(today), in_follow_up())
         .select_related("patient", "treatment")
         .order_by("window_end", "id")
     )
@@ -59,7 +59,7 @@ def worklist_overdue(*, today: date | None = None) -> QuerySet[Visit]:
 def flags_to_review() -> QuerySet[PatientFlag]:
     """The flags that ask for a clinician: of live patients, not acknowledged (DOMAIN.md 8 v2).
     The flagged worklist, the dashboard's counts and the patient list's flag filter agree on it."""
-    return PatientFlag.objects.filter(patient__archived=False, acknowledged_at__isnull=True)
+    return PatientFlag.objects.filter(in_follow_up(), acknowledged_at__isnull=True)
 
 
 def worklist_flagged(*, code: str | None = None) -> QuerySet[PatientFlag]:
@@ -80,7 +80,8 @@ def outcomes_for_patient(*, patient: Patient) -> QuerySet[TreatmentOutcome]:
 
 def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
     """What the flag rules read of one patient, in eight queries whatever the record's size."""
-    if patient.archived:
+    if patient.archived or patient.follow_up_ended_on is not None:
+        # Archived or follow-up ended: no flag asks for a clinician (DOMAIN.md sections 8 and 9).
         return FlagInputs(archived=True)
     outcomes = {
         o.treatment_id: o

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from followups import booking
+from followups import booking, predicates
 from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
 from followups.services import patient_follow_up_refresh, visits_mark_missed_due
 from patients.models import Patient
@@ -26,9 +26,9 @@ def followups_daily():
     """
     today = timezone.localdate()
     missed = visits_mark_missed_due(today=today)
-    in_follow_up = Patient.objects.filter(archived=False, diagnoses__isnull=False).values_list(
-        "pk", flat=True
-    )
+    in_follow_up = Patient.objects.filter(
+        predicates.in_follow_up(prefix=""), diagnoses__isnull=False
+    ).values_list("pk", flat=True)
     refreshed = 0
     for patient_id in in_follow_up.distinct().iterator():
         with transaction.atomic():

@@ -10,6 +10,16 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class FollowUpEndReason(models.TextChoices):
+    """Why a patient's follow-up ended (DOMAIN.md section 9): the record stays, the follow-up stops."""
+
+    DECLINED_FOLLOW_UP = "declined_follow_up", _("Declined follow-up")
+    MOVED_AWAY = "moved_away", _("Moved away")
+    DECEASED = "deceased", _("Deceased")
+    TRANSFERRED = "transferred", _("Transferred to another clinic")
+    DISCHARGED = "discharged", _("Discharged")
+
+
 class Sex(models.TextChoices):
     FEMALE = "female", _("Female")
     MALE = "male", _("Male")

@@ -42,6 +42,12 @@ class Patient(ClinicalRecord):
     )
     archived = models.BooleanField(default=False, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Follow-up ended (DOMAIN.md section 9): the record stays open, but no visit is planned, no
+    # reminder sent and no worklist shows the patient until a clinician resumes it.
+    follow_up_ended_on = models.DateField(null=True, blank=True)
+    follow_up_end_reason = models.CharField(
+        max_length=24, choices=codes.FollowUpEndReason.choices, blank=True
+    )
 
     history = HistoricalRecords()
 
@@ -55,6 +61,11 @@ class Patient(ClinicalRecord):
                 | (~Q(email="") & Q(email_reminders_consented_at__isnull=False)),
                 name="patients_patient_consent_needs_email_and_time",
                 violation_error_message="E-mail reminders need an e-mail address.",
+            ),
+            models.CheckConstraint(
+                condition=Q(follow_up_ended_on__isnull=True, follow_up_end_reason="")
+                | (Q(follow_up_ended_on__isnull=False) & ~Q(follow_up_end_reason="")),
+                name="patients_patient_follow_up_end_has_reason",
             ),
             models.CheckConstraint(
                 condition=Q(archived=False, archived_at__isnull=True)

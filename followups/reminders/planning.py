@@ -44,6 +44,7 @@ OPEN = (ReminderStatus.PENDING, ReminderStatus.SKIPPED)
 # Why a reminder row was skipped; reminders_bulk writes the same words from SQL.
 LATE_REASON = "Its time had passed when it was planned."
 ARCHIVED_REASON = "The patient is archived."
+ENDED_REASON = "The patient's follow-up has ended."
 NO_CONSENT_REASON = "No consent to e-mail reminders."
 _VISIT_CHANGED = "The visit changed (rescheduled, cancelled, completed or rebooked)."
 
@@ -121,6 +122,8 @@ def asking_for_reminders(recent: datetime) -> Q:
 def ineligible_reason(patient: Patient) -> str | None:
     if patient.archived:
         return ARCHIVED_REASON
+    if patient.follow_up_ended_on is not None:
+        return ENDED_REASON
     if not patient.email_reminders or not patient.email:
         return NO_CONSENT_REASON
     return None

@@ -20,6 +20,7 @@ from followups.models import Reminder, Visit
 from followups.reminders.planning import (
     ARCHIVED_REASON,
     DAYS_BEFORE,
+    ENDED_REASON,
     INVITATION_DAYS_BEFORE_WINDOW,
     LAST_CALL_DAYS_BEFORE_CLOSE,
     LATE_REASON,
@@ -78,6 +79,7 @@ WITH visit AS MATERIALIZED (
         (v.scheduled_for AT TIME ZONE z.zone)::date AS local_day,
         CASE
             WHEN p.archived THEN %(archived)s
+            WHEN p.follow_up_ended_on IS NOT NULL THEN %(ended)s
             WHEN NOT p.email_reminders OR p.email = '' THEN %(no_consent)s
         END AS ineligible
     FROM followups_visit v
@@ -192,6 +194,7 @@ def reminders_plan_bulk_sql(*, now: datetime, chunk: int = SQL_CHUNK) -> int:
         "skipped": ReminderStatus.SKIPPED.value,
         "late": LATE_REASON,
         "archived": ARCHIVED_REASON,
+        "ended": ENDED_REASON,
         "no_consent": NO_CONSENT_REASON,
         "kind_status": [row[0].value for row in _KINDS],
         "kind": [row[1].value for row in _KINDS],

@@ -80,8 +80,12 @@ def patients_of_every_kind() -> list[Patient]:
         PatientFactory(email_reminders=False, timezone="Asia/Kolkata"),
         PatientFactory(email_reminders=False, email=""),
         PatientFactory(email_reminders=True, timezone=NEW_YORK),
+        PatientFactory(email_reminders=True, timezone=BERLIN),
     ]
-    record.patient_archive(patient=patients[-1])
+    record.patient_archive(patient=patients[-2])
+    Patient.objects.filter(pk=patients[-1].pk).update(
+        follow_up_ended_on=timezone.localdate(), follow_up_end_reason="moved_away"
+    )
     return list(Patient.objects.filter(pk__in=[p.pk for p in patients]).order_by("pk"))
 
 
@@ -179,6 +183,7 @@ def test_bulk_planning_inserts_exactly_the_rows_planning_per_patient_creates(db,
         for kind in (D7, D1, MISSED, INVITATION, LAST_CALL)
         for reason in (
             "The patient is archived.",
+            "The patient's follow-up has ended.",
             "No consent to e-mail reminders.",
             "Its time had passed when it was planned.",
         )
