@@ -225,12 +225,12 @@ def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
             # While it ran, a stopped course asked for what a course that ended that day asks for.
             ran = copy.copy(treatment)
             ran.status = TreatmentStatus.COMPLETED
-            then = planning.treatment_owner(ran, kind_steps, archived=False, **arguments)
+            then = planning.treatment_owner(ran, kind_steps, stopped=None, **arguments)
             then.treatment = treatment
             ended_after = treatment.ended_on + timedelta(days=1) if treatment.ended_on else None
             stopped_on = min(filter(None, (archived_on, ended_after)), default=None)
         elif patient.archived:
-            then = planning.treatment_owner(treatment, kind_steps, archived=False, **arguments)
+            then = planning.treatment_owner(treatment, kind_steps, stopped=None, **arguments)
         yield from pairs(now, then, stopped_on)
 
     first_treated_on = {}
@@ -242,7 +242,7 @@ def _owners(patient, treatments, diagnoses, graded, steps_by_kind, *, today):
         then = None
         if treated_on is not None or patient.archived:
             then = planning.untreated_owner(
-                diagnosis, steps_by_kind.get("", []), today=today, treated=False, archived=False
+                diagnosis, steps_by_kind.get("", []), today=today, treated=False, stopped=None
             )
         stopped_on = min(filter(None, (archived_on, treated_on)), default=None)
         yield from pairs(now, then, stopped_on)

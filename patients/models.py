@@ -56,6 +56,7 @@ class Patient(ClinicalRecord):
         constraints = [
             one_of("sex", codes.Sex),
             one_of("hla_b1502_result", codes.HlaB1502Result),
+            one_of("follow_up_end_reason", codes.FollowUpEndReason, blank=True),
             models.CheckConstraint(
                 condition=Q(email_reminders=False)
                 | (~Q(email="") & Q(email_reminders_consented_at__isnull=False)),
@@ -65,7 +66,7 @@ class Patient(ClinicalRecord):
             models.CheckConstraint(
                 condition=Q(follow_up_ended_on__isnull=True, follow_up_end_reason="")
                 | (Q(follow_up_ended_on__isnull=False) & ~Q(follow_up_end_reason="")),
-                name="patients_patient_follow_up_end_has_reason",
+                name="patients_patient_follow_up_ended_with_reason",
             ),
             models.CheckConstraint(
                 condition=Q(archived=False, archived_at__isnull=True)

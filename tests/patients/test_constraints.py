@@ -206,6 +206,8 @@ def companions(model, field_name, value):
         return {"daily_dose_mg": Decimal("10")}
     if model is Diagnosis and field_name == "kind" and value == codes.HfsKind.SECONDARY:
         return {"secondary_cause": codes.SecondaryCause.OTHER}
+    if model is Patient and field_name == "follow_up_end_reason" and value:
+        return {"follow_up_ended_on": date(2026, 1, 5)}  # an end has its reason and its day
     if model is Diagnosis and field_name == "secondary_cause" and value:
         return {"kind": codes.HfsKind.SECONDARY}
     return {}
@@ -215,6 +217,7 @@ def test_the_vocabulary_fields_are_the_ones_the_domain_names():
     assert {f"{m.__name__}.{f.name}" for m, f in coded_fields()} == {
         "Patient.sex",
         "Patient.hla_b1502_result",
+        "Patient.follow_up_end_reason",
         "Diagnosis.kind",
         "Diagnosis.secondary_cause",
         "Diagnosis.side",
