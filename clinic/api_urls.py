@@ -53,6 +53,16 @@ urlpatterns = [
         name="patient-outcomes",
     ),
     path(
+        "patients/<uuid:id>/end-follow-up/",
+        followup_api.PatientFollowUpView.as_view({"post": "end"}),
+        name="patient-end-follow-up",
+    ),
+    path(
+        "patients/<uuid:id>/resume-follow-up/",
+        followup_api.PatientFollowUpView.as_view({"post": "resume"}),
+        name="patient-resume-follow-up",
+    ),
+    path(
         "patients/<uuid:id>/flags/",
         followup_api.PatientFlagsView.as_view({"get": "retrieve"}),
         name="patient-flags",

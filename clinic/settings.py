@@ -260,6 +260,7 @@ SPECTACULAR_SETTINGS = {
         "FlagCodeEnum": "followups.codes.FlagCode",
         "TreatmentKindEnum": "patients.codes.TreatmentKind",
         "VisitKindEnum": "followups.codes.VisitKind",
+        "FollowUpEndReasonEnum": "patients.codes.FollowUpEndReason",
     },
 }
 

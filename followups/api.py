@@ -44,6 +44,7 @@ from clinic.roles import Kind, Role, role_of
 from followups import booking, codes, reminders, selectors, services, sessions
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
+from followups.follow_up_end import MAY_RESUME, follow_up_end, follow_up_resume
 from followups.models import (
     HFS7_ITEMS,
     Assessment,
@@ -56,8 +57,8 @@ from followups.models import (
     Visit,
 )
 from followups.visit_moves import CORRECTION_REASON_MAX_LENGTH, visit_move
-from patients.api import CodeList, RecordRef, StrictInput, public_id
-from patients.codes import TreatmentKind
+from patients.api import CodeList, PatientOut, RecordRef, StrictInput, public_id
+from patients.codes import FollowUpEndReason, TreatmentKind
 from patients.models import Patient, Treatment
 
 # --- what the schema says about errors ----------------------------------------------------------
@@ -777,6 +778,55 @@ class FlagViewSet(ResourceViewSet):
         flag = flag_acknowledge(flag=flag, by=request.user, note=data.validated_data["note"])
         self._audit([flag])
         return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
+
+
+class FollowUpEndIn(StrictInput):
+    reason = serializers.ChoiceField(choices=FollowUpEndReason.choices, help_text="Why follow-up ends.")
+    on = serializers.DateField(required=False, help_text="The day it ended (not ahead); today when left out.")
+
+
+class PatientFollowUpView(ResourceViewSet):
+    """Ending and resuming one patient's follow-up (DOMAIN.md section 9), mounted at
+    ``patients/<uuid:id>/end-follow-up/`` and ``patients/<uuid:id>/resume-follow-up/``. Whoever
+    writes contact data ends it (the front desk hears of a move or a death first); a clinician
+    resumes it."""
+
+    kind = Kind.CONTACT
+    resource = "patient"
+    serializer_class = PatientOut
+    pagination_class = None
+    filter_backends = []
+    patient_lookup = "uuid"
+
+    def _answer(self, patient):
+        self._audit([patient])
+        return Response(PatientOut(patient, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="End the patient's follow-up",
+        description="Cancels every planned and booked visit ahead with its reminders, takes the patient "
+        "off every worklist and keeps the whole record; `deceased` also withdraws e-mail consent. "
+        "A second end is a 400 (`already_ended`).",
+        request=FollowUpEndIn,
+        responses=answers({200: PatientOut}, 400, 404),
+    )
+    def end(self, request, *args, **kwargs):
+        patient = get_object_or_404(Patient, uuid=kwargs["id"])
+        data = FollowUpEndIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._answer(follow_up_end(patient=patient, by=request.user, **data.validated_data))
+
+    @extend_schema(
+        summary="Resume the patient's follow-up",
+        description="Clinicians only: the protocols plan the patient's visits again as of today.",
+        request=None,
+        responses=answers({200: PatientOut}, 400, 404),
+    )
+    def resume(self, request, *args, **kwargs):
+        if role_of(request.user) not in MAY_RESUME:
+            raise exceptions.PermissionDenied("Only a clinician resumes a patient's follow-up.")
+        patient = get_object_or_404(Patient, uuid=kwargs["id"])
+        return self._answer(follow_up_resume(patient=patient, by=request.user))
 
 
 class PatientSnapshotView(ResourceViewSet):

@@ -81,12 +81,28 @@ def hidden_patient_fields(request) -> tuple[str, ...]:
 
 class PatientOut(serializers.ModelSerializer):
     id = public_id("uuid")
+    follow_up_end_reason = serializers.ChoiceField(
+        choices=codes.FollowUpEndReason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Why follow-up ended; empty while the patient is in follow-up.",
+    )
     # For clinic.api_rows: to_representation below drops what PatientViewSet.hidden_fields() names.
     representation_only_hides_fields = True
 
     class Meta:
         model = Patient
-        fields = ("id", *services.PATIENT_FIELDS, "archived", "created_at", "updated_at")
+        fields = (
+            "id",
+            *services.PATIENT_FIELDS,
+            "archived",
+            "follow_up_ended_on",
+            "follow_up_end_reason",
+            "created_at",
+            "updated_at",
+        )
+        # Ended and resumed through patients/{id}/end-follow-up/ and resume-follow-up/ only.
+        read_only_fields = ("archived", "follow_up_ended_on", "follow_up_end_reason")
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

@@ -214,6 +214,23 @@ EXPECTED: dict[str, dict[str, Op]] = {
         "PATCH": write(C, 200, lambda s: {"phone": "+49 30 7654321"}, PATIENT),
         "DELETE": write(C, 204, at=PATIENT),  # archives
     },
+    # DOMAIN.md 9: whoever writes contact data ends follow-up; only a clinician resumes it, and the
+    # seeded patient's has not ended, so the clinician's resume is the service's 400.
+    f"{V1}patients/{{id}}/end-follow-up/": {
+        "POST": write(C, 200, lambda s: {"reason": "discharged"}, PATIENT),
+        "OPTIONS": Op(C, at=PATIENT),
+    },
+    f"{V1}patients/{{id}}/resume-follow-up/": {
+        "POST": Op(
+            C,
+            write=True,
+            at=PATIENT,
+            body=lambda s: {},
+            only=frozenset({Role.CLINICIAN.value}),
+            refused_for=((Role.CLINICIAN.value, 400),),
+        ),
+        "OPTIONS": Op(C, at=PATIENT),
+    },
     f"{V1}patients/{{id}}/outcomes/": reads(CL, PATIENT),
     f"{V1}patients/{{id}}/flags/": reads(CL, PATIENT),
     f"{V1}diagnoses/": {**reads(CL), "POST": write(CL, 201, _diagnosis_body)},

@@ -91,6 +91,8 @@ def test_a_patient_has_every_field_of_api_md(clinician, patient_record):
         "at_risk_hla_b1502",
         "hla_b1502_result",
         "archived",
+        "follow_up_ended_on",
+        "follow_up_end_reason",
         "created_at",
         "updated_at",
     }

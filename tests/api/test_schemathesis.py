@@ -141,6 +141,8 @@ def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
         f"{V1}/patients/{{id}}/": _ids(seeded.patient, seeded.other_patient),
         f"{V1}/patients/{{id}}/outcomes/": _ids(seeded.patient),
         f"{V1}/patients/{{id}}/flags/": _ids(seeded.patient),
+        f"{V1}/patients/{{id}}/end-follow-up/": _ids(seeded.patient, seeded.other_patient),
+        f"{V1}/patients/{{id}}/resume-follow-up/": _ids(seeded.patient),
         f"{V1}/diagnoses/{{id}}/": _ids(seeded.diagnosis),
         f"{V1}/imaging-studies/{{id}}/": _ids(seeded.imaging_study),
         f"{V1}/treatments/{{id}}/": treatments,
