@@ -158,6 +158,30 @@ class FlagCode(models.TextChoices):
     OVERDUE_FOLLOW_UP = "overdue_follow_up", _("Overdue follow-up")
 
 
+class ContactChannel(models.TextChoices):
+    """How the clinic tried to reach a patient (DOMAIN.md section 9)."""
+
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("Text message")
+    LETTER = "letter", _("Letter")
+    IN_PERSON = "in_person", _("In person")
+
+
+class ContactOutcome(models.TextChoices):
+    """What came of a contact attempt (DOMAIN.md section 9)."""
+
+    NO_ANSWER = "no_answer", _("No answer")
+    LEFT_MESSAGE = "left_message", _("Left a message")
+    AGREED_TO_VISIT = "agreed_to_visit", _("Agreed to a visit")
+    CALL_LATER = "call_later", _("Asked to be called later")
+    WRONG_NUMBER = "wrong_number", _("Wrong number")
+    ALREADY_SEEN_ELSEWHERE = "already_seen_elsewhere", _("Already seen elsewhere")
+    DECLINED_FOLLOW_UP = "declined_follow_up", _("Declined follow-up")
+    MOVED_AWAY = "moved_away", _("Moved away")
+    DECEASED = "deceased", _("Deceased")
+
+
 class ReminderKind(models.TextChoices):
     VISIT_7D = "visit_7d", _("7 days before the visit")
     VISIT_1D = "visit_1d", _("1 day before the visit")

@@ -488,6 +488,46 @@ class TreatmentOutcome(models.Model):
         return f"{self.get_category_display()} (rule {self.rule_version})"
 
 
+class ContactAttempt(models.Model):
+    """The clinic reaching out to a patient who fell out of follow-up (DOMAIN.md section 9): who,
+    when, how and with what answer. Recorded through ``followups.contact_attempts``; never deleted."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="contact_attempts")
+    # The visit the call was about (the one due), when there was one.
+    visit = models.ForeignKey(
+        "Visit", on_delete=models.PROTECT, related_name="contact_attempts", null=True, blank=True
+    )
+    at = models.DateTimeField()
+    channel = models.CharField(max_length=16, choices=codes.ContactChannel.choices)
+    outcome = models.CharField(max_length=24, choices=codes.ContactOutcome.choices)
+    remind_on = models.DateField(null=True, blank=True, help_text="Call again from this day (call later).")
+    note = models.CharField(max_length=500, blank=True)
+    # Who made the attempt; none for the system's own (the automatic missed-visit e-mail).
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["patient", "-at"])]
+        constraints = [
+            one_of("channel", codes.ContactChannel),
+            one_of("outcome", codes.ContactOutcome),
+            models.CheckConstraint(
+                condition=Q(outcome="call_later", remind_on__isnull=False)
+                | (~Q(outcome="call_later") & Q(remind_on__isnull=True)),
+                name="followups_contact_remind_on_only_to_call_later",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_channel_display()}: {self.get_outcome_display()}"
+
+
 class PatientFlag(models.Model):
     """A flag a clinician should see (DOMAIN.md sections 4 and 8), derived and kept current.
 

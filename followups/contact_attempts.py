@@ -1,0 +1,124 @@
+"""Recording a contact attempt with the effect its outcome has (DOMAIN.md section 9).
+
+One service call, one transaction: the attempt and its effect are written together or not at all.
+- ``no_answer``, ``left_message``: the attempt only (the call list counts them: unreachable after
+  3 in 30 days);
+- ``call_later``: the attempt with ``remind_on``, a day ahead (the call list hides the patient
+  until then);
+- ``agreed_to_visit``: needs the booking made in the same step, into a slot or at a time (a missed
+  visit is rebooked as staff rebook it);
+- ``declined_follow_up``, ``moved_away``, ``deceased``: follow-up ends (``follow_up_end``).
+``wrong_number`` and ``already_seen_elsewhere`` are recorded; their effects (the
+``contact_details_invalid`` flag, completing the visit as reported elsewhere) come with the rest of
+the call list (issue 14).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from clinic.errors import FieldErrors
+from followups import services
+from followups.codes import ContactChannel, ContactOutcome, VisitStatus
+from followups.follow_up_end import follow_up_end
+from followups.models import ContactAttempt, Slot, Visit
+from followups.visit_moves import session_lock_for, visit_move
+from patients.codes import FollowUpEndReason
+from patients.models import Patient
+from patients.services import patient_lock
+
+Outcome = ContactOutcome
+ENDING = {
+    Outcome.DECLINED_FOLLOW_UP: FollowUpEndReason.DECLINED_FOLLOW_UP,
+    Outcome.MOVED_AWAY: FollowUpEndReason.MOVED_AWAY,
+    Outcome.DECEASED: FollowUpEndReason.DECEASED,
+}
+CALL_LATER_AT_MOST = timedelta(days=365)
+NOTE_MAX_LENGTH = 500
+
+
+def _check(patient, channel, outcome, visit, remind_on, note, slot, scheduled_for, today) -> FieldErrors:
+    errors = FieldErrors()
+    if channel not in ContactChannel.values:
+        errors.add("channel", f"Choose among: {', '.join(ContactChannel.values)}.", "invalid_choice")
+    if outcome not in ContactOutcome.values:
+        errors.add("outcome", f"Choose among: {', '.join(ContactOutcome.values)}.", "invalid_choice")
+    if len(note or "") > NOTE_MAX_LENGTH:
+        errors.add("note", f"Keep the note to {NOTE_MAX_LENGTH} characters.", "max_length")
+    if patient.archived:
+        errors.add("patient", "This patient is archived.", "archived")
+    if visit is not None and visit.patient_id != patient.pk:
+        errors.add("visit", "This visit belongs to another patient.", "other_patient")
+    if outcome == Outcome.CALL_LATER:
+        if not isinstance(remind_on, date) or remind_on <= today:
+            errors.add("remind_on", "Give the day to call again, after today.", "required")
+        elif remind_on > today + CALL_LATER_AT_MOST:
+            errors.add("remind_on", "Call again within a year.", "too_far_ahead")
+    elif remind_on is not None:
+        errors.add("remind_on", "Only a call-later attempt has a day to call again.", "not_allowed")
+    if outcome == Outcome.AGREED_TO_VISIT:
+        if visit is None:
+            errors.add("visit", "Name the visit the patient agreed to.", "required")
+        if (slot is None) == (scheduled_for is None):
+            errors.add(
+                "slot", "Book the visit in the same step: a slot or a time, one of the two.", "required"
+            )
+    elif slot is not None or scheduled_for is not None:
+        errors.add("slot", "Only an agreed visit is booked with the attempt.", "not_allowed")
+    return errors
+
+
+def _book(visit: Visit, by, slot, scheduled_for, confirm_outside_window) -> Visit:
+    visit = Visit.objects.get(pk=visit.pk)  # as it stands under the patient's lock
+    if visit.status == VisitStatus.MISSED:
+        return services.visit_rebook(visit=visit, slot=slot, scheduled_for=scheduled_for)
+    return visit_move(
+        visit=visit,
+        to=VisitStatus.BOOKED,
+        by=by,
+        slot=slot,
+        scheduled_for=scheduled_for,
+        confirm_outside_window=confirm_outside_window,
+        correction=False,
+    )
+
+
+@transaction.atomic
+def contact_attempt_record(
+    *,
+    patient: Patient,
+    channel: str,
+    outcome: str,
+    by=None,
+    visit: Visit | None = None,
+    at: datetime | None = None,
+    remind_on: date | None = None,
+    note: str = "",
+    slot: Slot | None = None,
+    scheduled_for: datetime | None = None,
+    confirm_outside_window: bool = False,
+) -> ContactAttempt:
+    """Record one attempt to reach ``patient`` and carry out what its outcome asks for."""
+    today = timezone.localdate()
+    if slot is not None:
+        slot = session_lock_for(slot)  # the session first, then the patient, as every booking
+    patient = patient_lock(patient)
+    _check(patient, channel, outcome, visit, remind_on, note, slot, scheduled_for, today).raise_if_any()
+    attempt = ContactAttempt.objects.create(
+        patient=patient,
+        visit=visit,
+        at=at or timezone.now(),
+        channel=channel,
+        outcome=outcome,
+        remind_on=remind_on,
+        note=(note or "").strip(),
+        by=by,
+    )
+    if outcome == Outcome.AGREED_TO_VISIT:
+        _book(visit, by, slot, scheduled_for, confirm_outside_window)
+    elif outcome in ENDING:
+        follow_up_end(patient=patient, reason=ENDING[outcome], on=today, by=by)
+    return attempt
