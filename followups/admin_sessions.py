@@ -44,6 +44,19 @@ def long_day(on: date) -> str:
 # --- templates ----------------------------------------------------------------------------------
 
 
+def _audit_visits(request, visits, status: int, **action) -> None:
+    """The audit of a page that names booked patients (read) or changed their visits (update)."""
+    if visits:
+        audit_record(
+            request=request,
+            channel="admin",
+            resource="visit",
+            status=status,
+            targets=[(visit.uuid, visit.patient.uuid) for visit in visits],
+            **action,
+        )
+
+
 class SessionTemplateForm(ServiceForm):
     weekday = forms.TypedChoiceField(choices=list(WEEKDAYS.items()), coerce=int)
     # Left optional here: the service says when no kind is ticked.
@@ -225,15 +238,7 @@ class ClinicSessionAdmin(ReadOnlyAdmin):
         }
         response = TemplateResponse(request, "admin/followups/clinic_calendar.html", context)
         # The calendar names the booked patients: their records were read.
-        visits = calendar.visits
-        if visits:
-            audit_record(
-                request=request,
-                channel="admin",
-                resource="visit",
-                status=response.status_code,
-                targets=[(visit.uuid, visit.patient.uuid) for visit in visits],
-            )
+        _audit_visits(request, calendar.visits, response.status_code)
         return response
 
     def cancel_view(self, request, object_id):
@@ -269,15 +274,7 @@ class ClinicSessionAdmin(ReadOnlyAdmin):
 
     def _cancelled(self, request, session: ClinicSession, booked: list[Visit]) -> HttpResponseRedirect:
         response = HttpResponseRedirect(calendar_url("day", session.on))
-        if booked:
-            audit_record(
-                request=request,
-                channel="admin",
-                resource="visit",
-                status=response.status_code,
-                targets=[(visit.uuid, visit.patient.uuid) for visit in booked],
-                action=AuditEvent.Action.UPDATE,
-            )
+        _audit_visits(request, booked, response.status_code, action=AuditEvent.Action.UPDATE)
         told = (
             f" {len(booked)} booked visit(s) went back to planned and wait on the call list; "
             "their patients who take e-mails are asked to book again."
