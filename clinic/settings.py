@@ -189,6 +189,10 @@ CLINIC_TIME_ZONE = env.str("CLINIC_TIME_ZONE", default="Europe/Berlin")
 CLINIC_VISIT_HOUR = env.int("CLINIC_VISIT_HOUR", default=9)
 if not 0 <= CLINIC_VISIT_HOUR <= 23:
     raise ImproperlyConfigured("CLINIC_VISIT_HOUR must be an hour from 0 to 23.")
+# Lost to follow-up (DOMAIN.md section 9): follow-up due and no attended visit for this many days.
+LOST_TO_FOLLOW_UP_DAYS = env.int("LOST_TO_FOLLOW_UP_DAYS", default=365)
+if not 30 <= LOST_TO_FOLLOW_UP_DAYS <= 3650:
+    raise ImproperlyConfigured("LOST_TO_FOLLOW_UP_DAYS must be a number of days from 30 to 3650.")
 # The sender is what a patient's inbox shows first: the clinic, never the condition it follows.
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{CLINIC_NAME} <appointments@clinic.invalid>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

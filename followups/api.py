@@ -42,9 +42,9 @@ from clinic.api_rows import row_plan
 from clinic.api_schema import ERRORS, IDEMPOTENCY_KEY, IF_MATCH
 from clinic.roles import Kind, Role, role_of
 from followups import booking, codes, reminders, selectors, services, sessions
+from followups.calls.follow_up_end import MAY_RESUME, follow_up_end, follow_up_resume
 from followups.fhir import clinic_time
 from followups.flags_store import flag_acknowledge
-from followups.follow_up_end import MAY_RESUME, follow_up_end, follow_up_resume
 from followups.models import (
     HFS7_ITEMS,
     Assessment,

@@ -7,3 +7,4 @@ class FollowupsConfig(AppConfig):
 
     def ready(self):
         from followups import receivers  # noqa: F401  (connects the record's signals)
+        from followups.calls import receivers as call_receivers  # noqa: F401  (the reminders' signals)

@@ -156,6 +156,9 @@ class FlagCode(models.TextChoices):
     RECURRENCE_AFTER_MVD = "recurrence_after_mvd", _("Recurrence after MVD")
     FACIAL_PALSY_AFTER_MVD = "facial_palsy_after_mvd", _("Facial palsy after MVD")
     OVERDUE_FOLLOW_UP = "overdue_follow_up", _("Overdue follow-up")
+    # DOMAIN.md section 9 (the call list)
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up", _("Lost to follow-up")
+    CONTACT_DETAILS_INVALID = "contact_details_invalid", _("Contact details to update")
 
 
 class ContactChannel(models.TextChoices):
@@ -180,6 +183,15 @@ class ContactOutcome(models.TextChoices):
     DECLINED_FOLLOW_UP = "declined_follow_up", _("Declined follow-up")
     MOVED_AWAY = "moved_away", _("Moved away")
     DECEASED = "deceased", _("Deceased")
+
+
+class CallReason(models.TextChoices):
+    """Why a patient is on the call list (DOMAIN.md sections 9 and 12)."""
+
+    MISSED = "missed", _("Missed visit")
+    WINDOW_CLOSED = "window_closed", _("Window closed unbooked")
+    NOT_BOOKED = "not_booked", _("Not booked, window half passed")
+    CLINIC_CANCELLED = "clinic_cancelled", _("Clinic cancelled the session")
 
 
 class ReminderKind(models.TextChoices):

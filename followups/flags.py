@@ -30,6 +30,7 @@ from patients.codes import (
 TOXIN_MIN_INTERVAL_DAYS = 84
 LAB_MONITORING_DAYS = 90
 CONSIDER_MVD_AFTER_DAYS = 90
+LOST_AFTER_DAYS = 365  # DOMAIN.md section 9's default; the clinic's own is settings.LOST_TO_FOLLOW_UP_DAYS
 LAB_FOR_DRUG = {Drug.CARBAMAZEPINE: LabTest.BLOOD_COUNT, Drug.OXCARBAZEPINE: LabTest.SODIUM}
 # An MVD in these states means the surgical evaluation has happened (a stopped one was not done).
 MVD_EVALUATED = (TreatmentStatus.PLANNED, TreatmentStatus.ACTIVE, TreatmentStatus.COMPLETED)
@@ -114,6 +115,11 @@ class FlagInputs:
     labs: tuple[LabFacts, ...] = ()  # final results only
     graded: tuple[GradeFacts, ...] = ()  # final House-Brackmann grades
     overdue: tuple[OverdueVisitFacts, ...] = ()
+    # Section 9: the day a call reached a wrong number (contact data not updated since), the day of
+    # the last attended visit, the first day any live visit of the patient was due.
+    contact_details_invalid_since: date | None = None
+    last_attended_on: date | None = None
+    first_due_on: date | None = None
 
 
 def _of_kind(inputs: FlagInputs, kind: str) -> list[TreatmentFacts]:
@@ -305,7 +311,37 @@ def overdue_flags(inputs: FlagInputs) -> list[Flag]:
     ]
 
 
-def flags_for(inputs: FlagInputs, *, today: date) -> list[Flag]:
+def lost_since(inputs: FlagInputs, today: date, days: int) -> date | None:
+    """The day the patient became lost to follow-up (DOMAIN.md section 9), None if they are not:
+    follow-up is due (an overdue visit) and no visit attended for ``days`` days, counted from the
+    last attended visit or, for a patient who never came, from the first day a visit was due.
+    ``followups.predicates.lost_to_follow_up`` is the same rule as a query."""
+    anchor = inputs.last_attended_on or inputs.first_due_on
+    if not inputs.overdue or anchor is None or anchor > today - timedelta(days=days):
+        return None
+    return max(anchor + timedelta(days=days), min(visit.window_end for visit in inputs.overdue))
+
+
+def call_list_flags(inputs: FlagInputs, today: date, lost_after_days: int) -> list[Flag]:
+    flags = []
+    lost = lost_since(inputs, today, lost_after_days)
+    if lost is not None:
+        last = inputs.last_attended_on
+        seen = f"last attended visit on {last}" if last else "no visit attended"
+        flags.append(Flag(FlagCode.LOST_TO_FOLLOW_UP, "", f"Follow-up overdue, {seen}.", lost))
+    if inputs.contact_details_invalid_since is not None:
+        flags.append(
+            Flag(
+                FlagCode.CONTACT_DETAILS_INVALID,
+                "",
+                "A call reached a wrong number: update the phone or e-mail.",
+                inputs.contact_details_invalid_since,
+            )
+        )
+    return flags
+
+
+def flags_for(inputs: FlagInputs, *, today: date, lost_after_days: int = LOST_AFTER_DAYS) -> list[Flag]:
     """Every flag that holds on ``today``; an archived patient has none."""
     if inputs.archived:
         return []
@@ -316,4 +352,5 @@ def flags_for(inputs: FlagInputs, *, today: date) -> list[Flag]:
         *diagnosis_flags(inputs),
         *mvd_flags(inputs),
         *overdue_flags(inputs),
+        *call_list_flags(inputs, today, lost_after_days),
     ]

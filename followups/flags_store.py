@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.utils import timezone
@@ -29,7 +30,11 @@ def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFl
     today = today or timezone.localdate()
     wanted = {
         (f.code, f.subject): f
-        for f in flags.flags_for(flag_inputs_for(patient=patient, today=today), today=today)
+        for f in flags.flags_for(
+            flag_inputs_for(patient=patient, today=today),
+            today=today,
+            lost_after_days=settings.LOST_TO_FOLLOW_UP_DAYS,
+        )
     }
     current = {(f.code, f.subject): f for f in patient.flags.all()}
     for key, flag in current.items():

@@ -490,7 +490,7 @@ class TreatmentOutcome(models.Model):
 
 class ContactAttempt(models.Model):
     """The clinic reaching out to a patient who fell out of follow-up (DOMAIN.md section 9): who,
-    when, how and with what answer. Recorded through ``followups.contact_attempts``; never deleted."""
+    when, how and with what answer. Recorded through ``followups.calls.services``; never deleted."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="id")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="contact_attempts")
@@ -502,6 +502,9 @@ class ContactAttempt(models.Model):
     channel = models.CharField(max_length=16, choices=codes.ContactChannel.choices)
     outcome = models.CharField(max_length=24, choices=codes.ContactOutcome.choices)
     remind_on = models.DateField(null=True, blank=True, help_text="Call again from this day (call later).")
+    # The day the patient says they were seen elsewhere (``already_seen_elsewhere``): the visit due
+    # is recorded as completed on that day.
+    seen_on = models.DateField(null=True, blank=True, help_text="Seen elsewhere on this day.")
     note = models.CharField(max_length=500, blank=True)
     # Who made the attempt; none for the system's own (the automatic missed-visit e-mail).
     by = models.ForeignKey(
@@ -521,6 +524,11 @@ class ContactAttempt(models.Model):
                 condition=Q(outcome="call_later", remind_on__isnull=False)
                 | (~Q(outcome="call_later") & Q(remind_on__isnull=True)),
                 name="followups_contact_remind_on_only_to_call_later",
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome="already_seen_elsewhere", seen_on__isnull=False)
+                | (~Q(outcome="already_seen_elsewhere") & Q(seen_on__isnull=True)),
+                name="followups_contact_seen_on_only_to_seen_elsewhere",
             ),
         ]
 

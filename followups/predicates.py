@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -77,3 +77,21 @@ def in_follow_up(prefix: str = "patient__") -> Q:
     """Patients the clinic still follows: not archived, follow-up not ended (DOMAIN.md section 9).
     No worklist, reminder or plan reaches the others."""
     return Q(**{f"{prefix}archived": False, f"{prefix}follow_up_ended_on__isnull": True})
+
+
+def lost_to_follow_up(today: date, days: int) -> Q:
+    """Patients lost to follow-up (DOMAIN.md section 9), as a condition on patients: follow-up is
+    due (an overdue visit), no visit attended in the last ``days`` days, and a visit was due
+    ``days`` days ago or earlier (a patient who never came is counted from then, not from birth).
+    ``followups.flags.lost_since`` is the same rule for one patient in memory."""
+    cutoff = today - timedelta(days=days)
+    overdue = Visit.objects.filter(overdue_visits_filter(today), patient=OuterRef("pk"))
+    attended_since = Visit.objects.filter(
+        patient=OuterRef("pk"),
+        status=VisitStatus.COMPLETED,
+        scheduled_for__gte=timezone.make_aware(datetime.combine(cutoff + timedelta(days=1), time.min)),
+    )
+    due_long_ago = Visit.objects.filter(patient=OuterRef("pk"), window_start__lte=cutoff).exclude(
+        status=VisitStatus.CANCELLED
+    )
+    return Exists(overdue) & ~Exists(attended_since) & Exists(due_long_ago)

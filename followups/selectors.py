@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from followups.codes import AssessmentStatus, VisitStatus
@@ -79,7 +79,7 @@ def outcomes_for_patient(*, patient: Patient) -> QuerySet[TreatmentOutcome]:
 
 
 def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
-    """What the flag rules read of one patient, in eight queries whatever the record's size."""
+    """What the flag rules read of one patient, in nine queries whatever the record's size."""
     if patient.archived or patient.follow_up_ended_on is not None:
         # Archived or follow-up ended: no flag asks for a clinician (DOMAIN.md sections 8 and 9).
         return FlagInputs(archived=True)
@@ -139,6 +139,10 @@ def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
             "window_end", "pk"
         )
     ]
+    attended = Visit.objects.filter(patient=patient).aggregate(
+        last_attended_at=Max("scheduled_for", filter=Q(status=VisitStatus.COMPLETED)),
+        first_due_on=Min("window_start", filter=~Q(status=VisitStatus.CANCELLED)),
+    )
     return FlagInputs(
         archived=False,
         at_risk_hla_b1502=patient.at_risk_hla_b1502,
@@ -149,4 +153,11 @@ def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
         labs=tuple(labs),
         graded=tuple(graded),
         overdue=tuple(overdue),
+        contact_details_invalid_since=_local_day(patient.contact_details_invalid_since),
+        last_attended_on=_local_day(attended["last_attended_at"]),
+        first_due_on=attended["first_due_on"],
     )
+
+
+def _local_day(moment: datetime | None) -> date | None:
+    return timezone.localdate(moment) if moment is not None else None

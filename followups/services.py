@@ -150,6 +150,30 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime | None = None, slot: S
     return rebooked
 
 
+@transaction.atomic
+def visit_rebook_as_attended(*, visit: Visit, took_place_at: datetime) -> Visit:
+    """Record that the patient was seen elsewhere, at ``took_place_at``, for a visit they missed
+    here: a completed rebooking of it (the missed one stays on the record, as with any rebooking)."""
+    patient_lock(visit.patient)
+    missed = Visit.objects.select_related("patient").get(pk=visit.pk)
+    errors = FieldErrors()
+    if missed.status != codes.VisitStatus.MISSED:
+        errors.add("status", "Only a missed visit is rebooked.", codes.VisitMoveError.INVALID_TRANSITION)
+    elif hasattr(missed, "rebooked_as"):
+        errors.add("status", "This missed visit was rebooked already.", codes.VisitMoveError.ALREADY_REBOOKED)
+    if took_place_at > timezone.now():
+        errors.add(
+            "status",
+            "A visit reported as done elsewhere took place already.",
+            codes.VisitMoveError.STILL_AHEAD,
+        )
+    errors.raise_if_any()
+    attended = rebooking_of(missed, scheduled_for=took_place_at, status=codes.VisitStatus.COMPLETED)
+    attended.save(force_insert=True)
+    after_visit_change(missed.patient)
+    return attended
+
+
 def rebooking_of(missed: Visit, *, scheduled_for: datetime, status=codes.VisitStatus.BOOKED) -> Visit:
     """The visit booked for a missed one, unsaved: manual, on one day, linked to the missed one.
     (The demo seed builds its history's rebookings with it too.)"""

@@ -204,6 +204,7 @@ def visit_move_errors(
     correction: bool | None = None,
     slot: Slot | None = None,
     now: datetime | None = None,
+    took_place_at: datetime | None = None,
 ) -> FieldErrors:
     """Everything wrong with moving ``visit`` (as it stands) to ``to``; empty when the move may go.
 
@@ -250,6 +251,9 @@ def visit_move_errors(
             errors.add("slot", booking.slot_unavailable_reason(slot, visit, now), E.SLOT_UNAVAILABLE)
             scheduled_for = slot.starts_at
         _check_booking(visit, scheduled_for, confirm_outside_window, errors)
+    elif to == VisitStatus.COMPLETED and took_place_at is not None:
+        if took_place_at > now:
+            errors.add("status", "A visit reported as done elsewhere took place already.", E.STILL_AHEAD)
     elif to == VisitStatus.COMPLETED:
         _check_completion(visit, today, errors)
     elif to == VisitStatus.MISSED:
@@ -272,6 +276,7 @@ def visit_move(
     correction: bool | None = None,
     slot: Slot | None = None,
     now: datetime | None = None,
+    took_place_at: datetime | None = None,
 ) -> Visit:
     """Move a visit to the state ``to`` (DOMAIN.md section 2), with the patient's row locked.
 
@@ -279,7 +284,9 @@ def visit_move(
       free time ``scheduled_for`` (inside its window unless
       ``confirm_outside_window``), reschedule a booked one, or correct a completed or missed one
       (with ``reason``, by a clinician or nurse ``by``), keeping its time;
-    - ``planned``: give up a booking; ``completed``, ``missed``; ``cancelled`` with ``reason``.
+    - ``planned``: give up a booking; ``completed`` (at ``took_place_at`` when the patient was
+      seen elsewhere: the visit's time becomes it, its slot is given back), ``missed``;
+      ``cancelled`` with ``reason``.
     ``by`` is the staff user (or API client's user) who asks, None for the system's own moves;
     ``role`` stands for ``by``'s role where a service acts for a recorder it knows by role only.
     """
@@ -301,6 +308,7 @@ def visit_move(
         correction=correction,
         slot=slot,
         now=now,
+        took_place_at=took_place_at,
     )
     errors.raise_if_any()
     reason = (reason or "").strip()
@@ -319,7 +327,11 @@ def visit_move(
     if to == VisitStatus.BOOKED and not correcting and visit.clinic_cancelled_at is not None:
         visit.clinic_cancelled_at = None  # booked again: off the call list's "clinic cancelled"
         fields.append("clinic_cancelled_at")
-    if to == VisitStatus.COMPLETED and visit.status == VisitStatus.PLANNED and visit.scheduled_for > now:
+    if to == VisitStatus.COMPLETED and took_place_at is not None:
+        _hold_slot(visit, None)  # seen elsewhere: the place booked here goes back to the clinic
+        visit.scheduled_for = took_place_at
+        fields += ["slot", "scheduled_for"]
+    elif to == VisitStatus.COMPLETED and visit.status == VisitStatus.PLANNED and visit.scheduled_for > now:
         # The patient came early in the window, without a booking: the visit took place now, not
         # on the day it aimed at (the record and "attended a later visit" must not see a future).
         visit.scheduled_for = now

@@ -48,6 +48,9 @@ class Patient(ClinicalRecord):
     follow_up_end_reason = models.CharField(
         max_length=24, choices=codes.FollowUpEndReason.choices, blank=True
     )
+    # A call reached a wrong number (DOMAIN.md section 9): the contact data await an update, which
+    # clears it (``patient_update`` with a new phone or e-mail). Raises ``contact_details_invalid``.
+    contact_details_invalid_since = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 

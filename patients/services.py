@@ -205,9 +205,13 @@ def patient_create(**fields) -> Patient:
 def patient_update(*, patient: Patient, **changes) -> Patient:
     patient = patient_lock(patient)
     was_consenting = patient.email_reminders
+    contact_before = (patient.phone, patient.email)
     apply_changes(patient, changes, PATIENT_FIELDS)
     _validate_patient(patient, birth_date_changed="date_of_birth" in changes)
     _sync_consent_time(patient, was_consenting)
+    if (patient.phone, patient.email) != contact_before:
+        # New contact data answer a wrong number (DOMAIN.md section 9): the flag clears.
+        patient.contact_details_invalid_since = None
     _save_patient(patient)
     patient_changed.send(sender=Patient, patient=patient, change="updated")
     return patient

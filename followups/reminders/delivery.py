@@ -17,6 +17,7 @@ from time import monotonic
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.db import transaction
 from django.utils import timezone
 
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
@@ -25,6 +26,7 @@ from followups.predicates import is_missed_not_rebooked
 from followups.reminders.messages import reminder_message
 from followups.reminders.outbox import hand_back, held, take
 from followups.reminders.planning import WINDOW_KINDS, ineligible_reason, patient_zone, window_key_time
+from followups.reminders.signals import reminder_sent
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +148,18 @@ def _send_taken(reminder: Reminder, token: uuid.UUID, mail=None) -> str:
         error = classify_smtp_error(raw)
         return _after_failure(reminder, token, error)
     now = timezone.now()
-    marked = held(reminder.pk, token).update(
-        status=ReminderStatus.SENT,
-        sent_at=now,
-        message_id=message.extra_headers["Message-ID"],
-        last_error="",
-        updated_at=now,
-    )
+    with transaction.atomic():
+        marked = held(reminder.pk, token).update(
+            status=ReminderStatus.SENT,
+            sent_at=now,
+            message_id=message.extra_headers["Message-ID"],
+            last_error="",
+            updated_at=now,
+        )
+        if marked:
+            # In the mark's transaction: what answers it (the call list records a missed-visit
+            # e-mail as the clinic's attempt to reach the patient) happens once or not at all.
+            reminder_sent.send(sender=Reminder, reminder=reminder, at=now)
     if not marked:
         logger.warning("reminder %s: sent after its lease lapsed; another attempt may follow", reminder.pk)
     return "sent"

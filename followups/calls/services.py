@@ -7,24 +7,30 @@ One service call, one transaction: the attempt and its effect are written togeth
   until then);
 - ``agreed_to_visit``: needs the booking made in the same step, into a slot or at a time (a missed
   visit is rebooked as staff rebook it);
+- ``wrong_number``: the patient's contact data are marked for update (the
+  ``contact_details_invalid`` flag, until a new phone or e-mail is saved);
+- ``already_seen_elsewhere`` with ``seen_on``: the visit is recorded as completed on that day (a
+  missed one through a completed rebooking, so that the missed one stays on the record);
 - ``declined_follow_up``, ``moved_away``, ``deceased``: follow-up ends (``follow_up_end``).
-``wrong_number`` and ``already_seen_elsewhere`` are recorded; their effects (the
-``contact_details_invalid`` flag, completing the visit as reported elsewhere) come with the rest of
-the call list (issue 14).
+The system records its own attempt when it sends a missed-visit e-mail
+(``system_attempt_record``).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from clinic.errors import FieldErrors
 from followups import services
+from followups.calls.follow_up_end import follow_up_end
 from followups.codes import ContactChannel, ContactOutcome, VisitStatus
-from followups.follow_up_end import follow_up_end
+from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, Slot, Visit
+from followups.protocols import visit_time
 from followups.visit_moves import session_lock_for, visit_move
 from patients.codes import FollowUpEndReason
 from patients.models import Patient
@@ -40,7 +46,9 @@ CALL_LATER_AT_MOST = timedelta(days=365)
 NOTE_MAX_LENGTH = 500
 
 
-def _check(patient, channel, outcome, visit, remind_on, note, slot, scheduled_for, today) -> FieldErrors:
+def _check(
+    patient, channel, outcome, visit, remind_on, seen_on, note, slot, scheduled_for, today
+) -> FieldErrors:
     errors = FieldErrors()
     if channel not in ContactChannel.values:
         errors.add("channel", f"Choose among: {', '.join(ContactChannel.values)}.", "invalid_choice")
@@ -68,7 +76,28 @@ def _check(patient, channel, outcome, visit, remind_on, note, slot, scheduled_fo
             )
     elif slot is not None or scheduled_for is not None:
         errors.add("slot", "Only an agreed visit is booked with the attempt.", "not_allowed")
+    if outcome == Outcome.ALREADY_SEEN_ELSEWHERE:
+        if visit is None:
+            errors.add("visit", "Name the visit the patient had elsewhere.", "required")
+        if not isinstance(seen_on, date):
+            errors.add("seen_on", "Give the day the patient was seen elsewhere.", "required")
+        elif seen_on > today:
+            errors.add("seen_on", "The day seen elsewhere cannot be ahead of today.", "in_future")
+        elif patient.date_of_birth and seen_on < patient.date_of_birth:
+            errors.add(
+                "seen_on", "The day seen elsewhere cannot be before the patient's birth.", "before_birth"
+            )
+    elif seen_on is not None:
+        errors.add("seen_on", "Only a seen-elsewhere attempt has the day seen elsewhere.", "not_allowed")
     return errors
+
+
+def _seen_elsewhere(visit: Visit, by, seen_on: date) -> Visit:
+    took_place_at = visit_time(seen_on, hour=settings.CLINIC_VISIT_HOUR, zone=settings.CLINIC_TIME_ZONE)
+    visit = Visit.objects.get(pk=visit.pk)  # as it stands under the patient's lock
+    if visit.status == VisitStatus.MISSED:
+        return services.visit_rebook_as_attended(visit=visit, took_place_at=took_place_at)
+    return visit_move(visit=visit, to=VisitStatus.COMPLETED, by=by, took_place_at=took_place_at)
 
 
 def _book(visit: Visit, by, slot, scheduled_for, confirm_outside_window) -> Visit:
@@ -96,6 +125,7 @@ def contact_attempt_record(
     visit: Visit | None = None,
     at: datetime | None = None,
     remind_on: date | None = None,
+    seen_on: date | None = None,
     note: str = "",
     slot: Slot | None = None,
     scheduled_for: datetime | None = None,
@@ -106,7 +136,9 @@ def contact_attempt_record(
     if slot is not None:
         slot = session_lock_for(slot)  # the session first, then the patient, as every booking
     patient = patient_lock(patient)
-    _check(patient, channel, outcome, visit, remind_on, note, slot, scheduled_for, today).raise_if_any()
+    _check(
+        patient, channel, outcome, visit, remind_on, seen_on, note, slot, scheduled_for, today
+    ).raise_if_any()
     attempt = ContactAttempt.objects.create(
         patient=patient,
         visit=visit,
@@ -114,11 +146,32 @@ def contact_attempt_record(
         channel=channel,
         outcome=outcome,
         remind_on=remind_on,
+        seen_on=seen_on,
         note=(note or "").strip(),
         by=by,
     )
     if outcome == Outcome.AGREED_TO_VISIT:
         _book(visit, by, slot, scheduled_for, confirm_outside_window)
+    elif outcome == Outcome.ALREADY_SEEN_ELSEWHERE:
+        _seen_elsewhere(visit, by, seen_on)
+    elif outcome == Outcome.WRONG_NUMBER:
+        patient.contact_details_invalid_since = attempt.at
+        patient.save(update_fields=["contact_details_invalid_since", "updated_at"])
+        flags_sync(patient=patient)
     elif outcome in ENDING:
         follow_up_end(patient=patient, reason=ENDING[outcome], on=today, by=by)
     return attempt
+
+
+def system_attempt_record(*, visit: Visit, at: datetime) -> ContactAttempt:
+    """The automatic missed-visit e-mail, recorded as the system's attempt to reach the patient
+    (DOMAIN.md section 9: channel e-mail, no one's name). Called by the delivery in the
+    transaction that marks the e-mail sent, so it is recorded once or not at all."""
+    return ContactAttempt.objects.create(
+        patient_id=visit.patient_id,
+        visit=visit,
+        at=at,
+        channel=ContactChannel.EMAIL,
+        outcome=Outcome.LEFT_MESSAGE,
+        by=None,
+    )

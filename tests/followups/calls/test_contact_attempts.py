@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from followups import booking, services
+from followups.calls.services import contact_attempt_record
 from followups.codes import ContactChannel, ContactOutcome, VisitKind, VisitStatus
-from followups.contact_attempts import contact_attempt_record
 from followups.models import ContactAttempt, Slot, Visit
 from tests.factories import PatientFactory, diagnosis_for, session_template_row
 from tests.followups.conftest import days, mark_missed

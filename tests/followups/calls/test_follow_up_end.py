@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from clinic.roles import Role
 from followups import booking, services
+from followups.calls.follow_up_end import follow_up_end, follow_up_resume
 from followups.codes import ReminderStatus, VisitStatus
-from followups.follow_up_end import follow_up_end, follow_up_resume
 from followups.models import Reminder, Visit
 from followups.selectors import worklist_due, worklist_overdue
 from followups.tasks import followups_daily

@@ -1,0 +1,7 @@
+"""The call list (DOMAIN.md section 9): reaching the patients who fall out of follow-up.
+
+- ``services``: recording a contact attempt with the effect its outcome has;
+- ``follow_up_end``: ending and resuming a patient's follow-up;
+- ``selectors``: the call list and the lost-to-follow-up list, each in a fixed number of queries;
+- ``api``, ``admin``, ``exports``: the ways staff and integrators reach them.
+"""
