@@ -30,6 +30,7 @@ demo: venv
 	$(BIN)/python manage.py follow_up_refresh --only-unplanned
 	$(BIN)/python manage.py demo_bookings
 	$(BIN)/python manage.py demo_staff
+	$(BIN)/python manage.py demo_calls
 
 run: demo
 	PATH="$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start
