@@ -25,6 +25,8 @@ TARGETS = {
     "dispatch_ratio_to_smtplib_floor": ("dispatch / smtplib floor", ">= 0.5", lambda v: v >= 0.5),
     "suggestions_p50_ms": ("slot suggestions for one visit (ms, p50)", "< 20", lambda v: v < 20),
     "race_booked_of_10_places": ("50 bookings racing for 10 places: booked", "== 10", lambda v: v == 10),
+    "call_list_page_queries": ("call list, a page of 50: queries", "<= 2", lambda v: v <= 2),
+    "call_list_page_ms": ("call list, first page of 50 (ms, median)", "< 1000", lambda v: v < 1000),
 }
 
 
@@ -52,6 +54,7 @@ def headline(sections: dict) -> dict:
     dispatch = sections.get("dispatch") or {}
     suggestions = sections.get("suggestions") or {}
     race = sections.get("race") or {}
+    calls = (sections.get("calls") or {}).get("call_list") or {}
     largest = claim[max(claim, key=int)] if claim else {}
     return {
         "list_latency_ratio_to_floor": load.get("list_latency_ratio_to_floor"),
@@ -70,6 +73,8 @@ def headline(sections: dict) -> dict:
         "race_booked_of_10_places": (
             race.get("booked") if race.get("places") == 10 and race.get("slot_booked_equals_visits") else None
         ),
+        "call_list_page_queries": (calls.get("first_page") or {}).get("queries"),
+        "call_list_page_ms": (calls.get("first_page") or {}).get("median_ms"),
     }
 
 
@@ -143,4 +148,19 @@ def table(results: dict) -> str:
             f"other {race['other_outcomes'] or 'none'}; Slot.booked == visits held: "
             f"{race['slot_booked_equals_visits']}; wall {race['wall_ms']} ms",
         ]
+    calls = results.get("calls") or {}
+    if calls.get("call_list"):
+        lines += [
+            "",
+            f"{'list (page of ' + str(calls['page']) + ')':<22} {'patients':>9} {'count ms':>9} "
+            f"{'first ms':>9} {'deep ms':>8} {'at':>6} {'queries':>8}",
+            "-" * 78,
+        ]
+        for name in ("call_list", "lost_to_follow_up"):
+            row = calls[name]
+            lines.append(
+                f"{name:<22} {row['patients']:>9} {row['count']['median_ms']:>9} "
+                f"{row['first_page']['median_ms']:>9} {row['deep_page']['median_ms']:>8} "
+                f"{row['deep_page']['offset']:>6} {row['first_page']['queries']:>8}"
+            )
     return "\n".join(lines)

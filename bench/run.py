@@ -13,7 +13,7 @@ import time
 
 from bench.common import log, setup_django
 
-PARTS = ("queries", "load", "planning", "claim", "dispatch", "suggestions", "race")
+PARTS = ("queries", "load", "planning", "claim", "dispatch", "suggestions", "race", "calls")
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
 
     from django.db import connection
 
-    from bench import booking, claim, dispatch, endpoints, load, planning, queries, report
+    from bench import booking, calls, claim, dispatch, endpoints, load, planning, queries, report
     from followups.models import Visit
     from patients.models import Patient
 
@@ -79,8 +79,10 @@ def main() -> None:
             result = dispatch.measure(n=args.dispatch)
         elif part == "suggestions":
             result = booking.suggestions_measure(per_kind=args.suggestion_visits)
-        else:
+        elif part == "race":
             result = booking.race_measure(racers=args.racers)
+        else:
+            result = calls.measure()
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["took_s"] = round(time.perf_counter() - part_started, 1)
         sections[part] = result

@@ -81,17 +81,17 @@ def in_follow_up(prefix: str = "patient__") -> Q:
 
 def lost_to_follow_up(today: date, days: int) -> Q:
     """Patients lost to follow-up (DOMAIN.md section 9), as a condition on patients: follow-up is
-    due (an overdue visit), no visit attended in the last ``days`` days, and a visit was due
-    ``days`` days ago or earlier (a patient who never came is counted from then, not from birth).
+    due (an overdue visit), no visit attended in the last ``days`` days, and, for a patient who
+    never came, a visit was due ``days`` days ago or earlier (counted from then, not from birth).
     ``followups.flags.lost_since`` is the same rule for one patient in memory."""
     cutoff = today - timedelta(days=days)
     overdue = Visit.objects.filter(overdue_visits_filter(today), patient=OuterRef("pk"))
-    attended_since = Visit.objects.filter(
-        patient=OuterRef("pk"),
-        status=VisitStatus.COMPLETED,
+    attended = Visit.objects.filter(patient=OuterRef("pk"), status=VisitStatus.COMPLETED)
+    attended_since = attended.filter(
         scheduled_for__gte=timezone.make_aware(datetime.combine(cutoff + timedelta(days=1), time.min)),
     )
     due_long_ago = Visit.objects.filter(patient=OuterRef("pk"), window_start__lte=cutoff).exclude(
         status=VisitStatus.CANCELLED
     )
-    return Exists(overdue) & ~Exists(attended_since) & Exists(due_long_ago)
+    # A patient who came is counted from the last visit attended, whatever its window said.
+    return Exists(overdue) & ~Exists(attended_since) & (Exists(attended) | Exists(due_long_ago))

@@ -117,3 +117,22 @@ def test_a_fresh_checkout_migrates_and_runs_the_core_flow_on_sqlite_under_var(tm
         "notice": "pending",
         "places_left_taken": 0,
     }
+    # The call list (section 9) on SQLite: Ada first (a month after her MVD), sent back by the
+    # cancelled session; Bea's review window closed 20 days ago. Each outcome does what it says.
+    ada = ["Ada", "clinic_cancelled", 0, True, None]
+    assert summary["call_list_worked"] == {
+        "on_the_list": [ada, ["Bea", "window_closed", 20, False, None]],
+        "called_later": [ada],
+        "on_the_day": [["Bea", "window_closed", 27, False, "call_later"]],
+        "no_answer": [ada, ["Bea", "window_closed", 20, False, "no_answer"]],
+        "wrong_number": [["Bea", "window_closed", 20, False, "wrong_number"]],
+        "contact_flag": True,
+        "declined": [ada],
+        "ended": "declined_follow_up",
+        "attempts": 4,
+    }
+    assert summary["lost_list_read"] == {
+        "lost": [["Cy", "window_closed", 390]],
+        "lost_after_30_days": ["Cy"],
+        "flag_since_days_ago": 35,
+    }

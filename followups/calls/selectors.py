@@ -30,7 +30,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Greatest, TruncDate
 from django.utils import timezone
 
 from followups.codes import CallReason, ContactOutcome, FlagCode, VisitStatus
@@ -74,19 +74,25 @@ def _due_visits(today: date, *, overdue_only: bool) -> QuerySet[Visit]:
 
     Overdue ones (missed and not rebooked, planned past the window: ``overdue_visits_filter``) and,
     for the call list, planned ones whose window has half passed without a booking and those the
-    clinic's cancelled session sent back (section 12), whose window is still open."""
+    clinic's cancelled session sent back (section 12), until their window closes."""
     listed = overdue_visits_filter(today)
     if not overdue_only:
-        still_open = Q(status=VisitStatus.PLANNED, window_start__lte=today, window_end__gte=today)
-        half_passed = Q(halfway__lte=2 * _day_number(today))
-        listed |= still_open & (half_passed | Q(clinic_cancelled_at__isnull=False))
+        open_unbooked = Q(status=VisitStatus.PLANNED, window_end__gte=today)
+        half_passed = Q(window_start__lte=today, halfway__lte=2 * _day_number(today))
+        # A visit the clinic's cancelled session sent back is called at once, its window open or not.
+        listed |= open_unbooked & (half_passed | Q(clinic_cancelled_at__isnull=False))
     zone = ZoneInfo(settings.CLINIC_TIME_ZONE)
     return (
         Visit.objects.annotate(halfway=DayNumber("window_start") + DayNumber("window_end"))
         .filter(listed)
         .annotate(
             due_since=Case(
-                When(status=VisitStatus.MISSED, then=TruncDate("scheduled_for", tzinfo=zone)),
+                # The day it was missed, as the missed-visit e-mail counts it: the window's end, or
+                # the appointment's day when it was booked after its window.
+                When(
+                    status=VisitStatus.MISSED,
+                    then=Greatest(F("window_end"), TruncDate("scheduled_for", tzinfo=zone)),
+                ),
                 default=F("window_end"),
                 output_field=DateField(),
             ),

@@ -94,6 +94,9 @@ def _check(
 
 def _seen_elsewhere(visit: Visit, by, seen_on: date) -> Visit:
     took_place_at = visit_time(seen_on, hour=settings.CLINIC_VISIT_HOUR, zone=settings.CLINIC_TIME_ZONE)
+    # Seen today, before the clinic's visit hour: the visit took place by now (the moves refuse a
+    # visit "done elsewhere" in the future), on the same day.
+    took_place_at = min(took_place_at, timezone.now())
     visit = Visit.objects.get(pk=visit.pk)  # as it stands under the patient's lock
     if visit.status == VisitStatus.MISSED:
         return services.visit_rebook_as_attended(visit=visit, took_place_at=took_place_at)

@@ -387,6 +387,118 @@ def session_cancelled(flow: dict) -> dict:
     }
 
 
+def call_list_worked(flow: dict) -> dict:
+    """The call list on this engine (its order and its reasons are SQL of this engine too): a
+    patient whose review window closed unbooked is on it, below Ada (a month after her MVD, sent back
+    by the cancelled session); a call-later hides her until its day, an unanswered call keeps her
+    with her last attempt, a wrong number flags her contact data, and declining ends her follow-up
+    and takes her off."""
+    from followups.calls.selectors import call_list, call_rows
+    from followups.calls.services import contact_attempt_record
+    from followups.codes import ContactChannel, ContactOutcome
+    from followups.models import ContactAttempt, PatientFlag
+
+    today, now = timezone.localdate(), timezone.now()
+    bea = services.patient_create(
+        mrn=f"SMOKE-{uuid.uuid4().hex[:10].upper()}",
+        given_name="Bea",
+        family_name="Smoke",
+        date_of_birth=date(1959, 7, 14),
+        sex=codes.Sex.FEMALE,
+        phone="+49 30 5550123",
+    )
+    visit = follow_up.visit_create(
+        patient=bea,
+        purpose="Review",
+        status=VisitStatus.PLANNED,
+        scheduled_for=now - timedelta(days=25),
+        window_start=today - timedelta(days=30),
+        window_end=today - timedelta(days=20),
+    )
+    ours = {flow["patient"].pk: "Ada", bea.pk: "Bea"}
+    flow["ours"] = ours
+
+    def listed(on=None) -> list:
+        return [
+            [
+                ours[r.patient.pk],
+                r.reason,
+                r.days_overdue,
+                r.high_risk,
+                r.last_attempt and r.last_attempt.outcome,
+            ]
+            for r in call_rows(call_list(today=on), today=on)
+            if r.patient.pk in ours
+        ]
+
+    def attempt(outcome, minutes_ago=0, **more):
+        contact_attempt_record(
+            patient=bea,
+            visit=visit,
+            channel=ContactChannel.PHONE,
+            outcome=outcome,
+            at=now - timedelta(minutes=minutes_ago),
+            **more,
+        )
+
+    on_the_list = listed()
+    attempt(ContactOutcome.CALL_LATER, 3, remind_on=today + timedelta(days=7))
+    called_later = listed()
+    on_the_day = [row for row in listed(today + timedelta(days=7)) if row[0] == "Bea"]
+    attempt(ContactOutcome.NO_ANSWER, 2)
+    no_answer = listed()
+    attempt(ContactOutcome.WRONG_NUMBER, 1)
+    wrong_number = [row for row in listed() if row[0] == "Bea"]
+    contact_flag = PatientFlag.objects.filter(patient=bea, code="contact_details_invalid").exists()
+    attempt(ContactOutcome.DECLINED_FOLLOW_UP)
+    return {
+        "on_the_list": on_the_list,
+        "called_later": called_later,
+        "on_the_day": on_the_day,
+        "no_answer": no_answer,
+        "wrong_number": wrong_number,
+        "contact_flag": contact_flag,
+        "declined": listed(),
+        "ended": Patient.objects.get(pk=bea.pk).follow_up_end_reason,
+        "attempts": ContactAttempt.objects.filter(patient=bea).count(),
+    }
+
+
+def lost_list_read(flow: dict) -> dict:
+    """The lost-to-follow-up worklist on this engine: a patient due for 400 days who never came is on
+    it (with the flag, dated 365 days after the visit was due); Ada and Bea are not."""
+    from followups.calls.selectors import call_rows, lost_to_follow_up_list
+    from followups.models import PatientFlag
+
+    today = timezone.localdate()
+    cy = services.patient_create(
+        mrn=f"SMOKE-{uuid.uuid4().hex[:10].upper()}",
+        given_name="Cy",
+        family_name="Smoke",
+        date_of_birth=date(1971, 2, 3),
+        sex=codes.Sex.MALE,
+    )
+    follow_up.visit_create(
+        patient=cy,
+        purpose="Review",
+        status=VisitStatus.PLANNED,
+        scheduled_for=timezone.now() - timedelta(days=395),
+        window_start=today - timedelta(days=400),
+        window_end=today - timedelta(days=390),
+    )
+    ours = {**flow["ours"], cy.pk: "Cy"}
+    flag = PatientFlag.objects.get(patient=cy, code="lost_to_follow_up")
+    return {
+        "lost": [
+            [ours[r.patient.pk], r.reason, r.days_overdue]
+            for r in call_rows(lost_to_follow_up_list())
+            if r.patient.pk in ours
+        ],
+        "lost_after_30_days": sorted(ours[p.pk] for p in lost_to_follow_up_list(days=30) if p.pk in ours),
+        "flag_since_days_ago": (today - flag.since).days,
+    }
+
+
 STEPS = [
     database_in_use,
     patient_registered,
@@ -400,6 +512,8 @@ STEPS = [
     clinical_rules_v2,
     slot_booked,
     session_cancelled,
+    call_list_worked,
+    lost_list_read,
 ]
 
 

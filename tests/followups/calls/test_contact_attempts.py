@@ -1,18 +1,33 @@
 """Contact attempts and the effect of each outcome (DOMAIN.md section 9): recorded with what they do,
 in one transaction."""
 
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from followups import booking, services
+from followups.calls.follow_up_end import follow_up_end
+from followups.calls.selectors import call_list
 from followups.calls.services import contact_attempt_record
-from followups.codes import ContactChannel, ContactOutcome, VisitKind, VisitStatus
-from followups.models import ContactAttempt, Slot, Visit
+from followups.codes import (
+    ContactChannel,
+    ContactOutcome,
+    FlagCode,
+    ReminderKind,
+    ReminderStatus,
+    VisitKind,
+    VisitMoveError,
+    VisitStatus,
+)
+from followups.models import ContactAttempt, PatientFlag, Reminder, Slot, Visit
+from followups.reminders import reminder_deliver, reminders_claim_due
+from followups.visit_moves import visit_move
+from patients import services as record
+from patients.codes import FollowUpEndReason
 from tests.factories import PatientFactory, diagnosis_for, session_template_row
-from tests.followups.conftest import days, mark_missed
+from tests.followups.conftest import at_clinic, cancel, complete, days, local, mark_missed, refused
 
 PHONE = ContactChannel.PHONE
 
@@ -180,3 +195,367 @@ def test_bad_input_is_refused_field_by_field(due, today):
 
     assert set(error.value.message_dict) == {"channel", "outcome", "visit", "remind_on", "note"}
     assert not ContactAttempt.objects.exists()
+
+
+# --- every outcome's refusals: the field named, nothing written ----------------------------------
+
+OUT = ContactOutcome
+
+
+def day(on) -> str:
+    return formats.date_format(on, "j F Y")
+
+
+LATER = "Give the day to call again, after today."
+
+
+def on_call_list(patient) -> bool:
+    return call_list().filter(pk=patient.pk).exists()
+
+
+def record_for(patient, outcome, **more):
+    return lambda: contact_attempt_record(patient=patient, channel=PHONE, outcome=outcome, **more)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "ahead", "expected"),
+    [
+        (OUT.CALL_LATER, None, {"remind_on": [(LATER, "required")]}),
+        (OUT.CALL_LATER, -1, {"remind_on": [(LATER, "required")]}),
+        (OUT.CALL_LATER, 366, {"remind_on": [("Call again within a year.", "too_far_ahead")]}),
+        (
+            OUT.NO_ANSWER,
+            3,
+            {"remind_on": [("Only a call-later attempt has a day to call again.", "not_allowed")]},
+        ),
+    ],
+)
+def test_a_day_to_call_again_is_refused_unless_a_call_later_names_one_within_a_year(
+    due, today, outcome, ahead, expected
+):
+    patient, visit = due
+    remind_on = None if ahead is None else today + days(ahead)
+
+    refused(record_for(patient, outcome, visit=visit, remind_on=remind_on), expected)
+
+
+def test_a_call_later_a_year_ahead_is_taken(due, today):
+    patient, visit = due
+
+    contact_attempt_record(
+        patient=patient, visit=visit, channel=PHONE, outcome=OUT.CALL_LATER, remind_on=today + days(365)
+    )
+
+    assert attempts(patient) == [(PHONE, OUT.CALL_LATER, today + days(365))]
+
+
+BOOK_ONE = "Book the visit in the same step: a slot or a time, one of the two."
+
+
+def test_an_agreement_names_its_visit_and_one_booking(due, today, no_templates):
+    patient, visit = due
+    session_template_row(weekday=(today + days(3)).weekday(), valid_from=today, kinds=[VisitKind.REVIEW])
+    booking.sessions_generate(today=today)
+    slot = Slot.objects.filter(session__on=today + days(3)).first()
+    when = at_clinic(today + days(2))
+
+    refused(
+        record_for(patient, OUT.AGREED_TO_VISIT),
+        {
+            "visit": [("Name the visit the patient agreed to.", "required")],
+            "slot": [(BOOK_ONE, "required")],
+        },
+    )
+    refused(
+        record_for(patient, OUT.AGREED_TO_VISIT, visit=visit, slot=slot, scheduled_for=when),
+        {"slot": [(BOOK_ONE, "required")]},
+    )
+    refused(
+        record_for(patient, OUT.NO_ANSWER, visit=visit, scheduled_for=when),
+        {"slot": [("Only an agreed visit is booked with the attempt.", "not_allowed")]},
+    )
+    assert Slot.objects.get(pk=slot.pk).booked == 0
+
+
+def test_an_agreement_at_a_time_books_the_visit_and_takes_the_patient_off_the_list(due, today):
+    patient, visit = due
+    assert on_call_list(patient)
+    when = at_clinic(today + days(2), 14)
+
+    contact_attempt_record(
+        patient=patient,
+        visit=visit,
+        channel=PHONE,
+        outcome=OUT.AGREED_TO_VISIT,
+        scheduled_for=when,
+        confirm_outside_window=True,
+    )
+
+    visit.refresh_from_db()
+    assert (visit.status, visit.scheduled_for, visit.slot_id) == (VisitStatus.BOOKED, when, None)
+    assert not on_call_list(patient)
+
+
+def test_a_booking_refused_names_its_own_field_and_writes_nothing(due, today):
+    patient, visit = due
+    on = today + days(5)
+
+    refused(
+        record_for(patient, OUT.AGREED_TO_VISIT, visit=visit, scheduled_for=at_clinic(on)),
+        {
+            "scheduled_for": [
+                (
+                    f"{day(on)} is outside the visit's window ({day(visit.window_start)} to "
+                    f"{day(visit.window_end)}). Confirm to book it outside the window anyway.",
+                    VisitMoveError.OUTSIDE_WINDOW,
+                )
+            ]
+        },
+    )
+
+
+def test_an_archived_patient_is_not_called(due):
+    patient, visit = due
+    record.patient_archive(patient=patient)
+
+    refused(
+        record_for(patient, OUT.NO_ANSWER, visit=visit),
+        {"patient": [("This patient is archived.", "archived")]},
+    )
+
+
+# --- wrong number -----------------------------------------------------------------------------
+
+
+def contact_flag(patient):
+    return [
+        (f.code, f.since)
+        for f in PatientFlag.objects.filter(patient=patient, code=FlagCode.CONTACT_DETAILS_INVALID)
+    ]
+
+
+@pytest.mark.parametrize(
+    "change", [{"phone": "+49 30 7654321"}, {"email": "ada.new@patients.example"}], ids=["phone", "email"]
+)
+def test_a_wrong_number_flags_the_contact_data_until_a_new_phone_or_e_mail(due, today, change):
+    patient, visit = due
+    at = timezone.now() - timedelta(days=2)
+
+    attempt = contact_attempt_record(
+        patient=patient, visit=visit, channel=PHONE, outcome=OUT.WRONG_NUMBER, at=at
+    )
+
+    patient.refresh_from_db()
+    assert (attempt.at, patient.contact_details_invalid_since) == (at, at)
+    assert contact_flag(patient) == [(FlagCode.CONTACT_DETAILS_INVALID, timezone.localdate(at))]
+    assert on_call_list(patient)  # still to be reached, another way
+
+    record.patient_update(patient=patient, given_name="Adele")  # unrelated: the flag stays
+    record.patient_update(patient=patient, phone=patient.phone, email=patient.email)  # the same data
+    patient.refresh_from_db()
+    assert patient.contact_details_invalid_since == at
+    assert contact_flag(patient) == [(FlagCode.CONTACT_DETAILS_INVALID, timezone.localdate(at))]
+
+    record.patient_update(patient=patient, **change)
+
+    patient.refresh_from_db()
+    assert patient.contact_details_invalid_since is None
+    assert contact_flag(patient) == []
+
+
+# --- already seen elsewhere -------------------------------------------------------------------
+
+
+SEEN = "Give the day the patient was seen elsewhere."
+
+
+def test_seen_elsewhere_names_its_visit_and_a_past_day(due, today):
+    patient, visit = due
+
+    refused(
+        record_for(patient, OUT.ALREADY_SEEN_ELSEWHERE),
+        {
+            "visit": [("Name the visit the patient had elsewhere.", "required")],
+            "seen_on": [(SEEN, "required")],
+        },
+    )
+    refused(
+        record_for(patient, OUT.ALREADY_SEEN_ELSEWHERE, visit=visit, seen_on=today + days(1)),
+        {"seen_on": [("The day seen elsewhere cannot be ahead of today.", "in_future")]},
+    )
+    refused(
+        record_for(patient, OUT.ALREADY_SEEN_ELSEWHERE, visit=visit, seen_on=patient.date_of_birth - days(1)),
+        {"seen_on": [("The day seen elsewhere cannot be before the patient's birth.", "before_birth")]},
+    )
+    refused(
+        record_for(patient, OUT.LEFT_MESSAGE, visit=visit, seen_on=today),
+        {"seen_on": [("Only a seen-elsewhere attempt has the day seen elsewhere.", "not_allowed")]},
+    )
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.PLANNED
+
+
+def test_a_planned_visit_seen_elsewhere_is_completed_that_day_at_the_clinic_s_visit_hour(
+    due, today, settings
+):
+    patient, visit = due
+    settings.CLINIC_VISIT_HOUR = 8
+    seen_on = today - days(9)
+
+    attempt = contact_attempt_record(
+        patient=patient, visit=visit, channel=PHONE, outcome=OUT.ALREADY_SEEN_ELSEWHERE, seen_on=seen_on
+    )
+
+    visit.refresh_from_db()
+    assert (visit.status, local(visit.scheduled_for).date(), local(visit.scheduled_for).hour) == (
+        VisitStatus.COMPLETED,
+        seen_on,
+        8,
+    )
+    assert (attempt.visit, attempt.seen_on) == (visit, seen_on)
+    assert not on_call_list(patient)
+
+
+def test_seen_elsewhere_today_is_taken_before_the_clinic_s_visit_hour_too(due, today, settings):
+    patient, visit = due
+    settings.CLINIC_VISIT_HOUR = 23  # later today than now (but in the last hour of the day)
+
+    contact_attempt_record(
+        patient=patient, visit=visit, channel=PHONE, outcome=OUT.ALREADY_SEEN_ELSEWHERE, seen_on=today
+    )
+
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.COMPLETED
+    assert local(visit.scheduled_for).date() == today
+    assert visit.scheduled_for <= timezone.now()
+
+
+def test_a_booked_visit_seen_elsewhere_gives_its_place_back(due, today, no_templates):
+    patient, visit = due
+    session_template_row(weekday=(today + days(3)).weekday(), valid_from=today, kinds=[VisitKind.REVIEW])
+    booking.sessions_generate(today=today)
+    slot = Slot.objects.filter(session__on=today + days(3)).first()
+    visit_move(visit=visit, to=VisitStatus.BOOKED, slot=slot, confirm_outside_window=True)
+    assert Slot.objects.get(pk=slot.pk).booked == 1
+
+    contact_attempt_record(
+        patient=patient,
+        visit=visit,
+        channel=PHONE,
+        outcome=OUT.ALREADY_SEEN_ELSEWHERE,
+        seen_on=today - days(1),
+    )
+
+    visit.refresh_from_db()
+    assert (visit.status, visit.slot_id, local(visit.scheduled_for).date()) == (
+        VisitStatus.COMPLETED,
+        None,
+        today - days(1),
+    )
+    assert Slot.objects.get(pk=slot.pk).booked == 0
+
+
+def test_a_missed_visit_seen_elsewhere_gets_a_completed_rebooking_and_leaves_the_list(due, today, settings):
+    patient, planned = due
+    complete(planned)
+    missed = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=at_clinic(today - days(5))
+    )
+    mark_missed(missed)
+    assert on_call_list(patient)
+    seen_on = today - days(3)
+
+    contact_attempt_record(
+        patient=patient, visit=missed, channel=PHONE, outcome=OUT.ALREADY_SEEN_ELSEWHERE, seen_on=seen_on
+    )
+
+    missed.refresh_from_db()
+    attended = Visit.objects.get(rebooked_from=missed)
+    assert missed.status == VisitStatus.MISSED  # the record keeps what happened here
+    assert (attended.status, local(attended.scheduled_for).date(), local(attended.scheduled_for).hour) == (
+        VisitStatus.COMPLETED,
+        seen_on,
+        settings.CLINIC_VISIT_HOUR,
+    )
+    assert not on_call_list(patient)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("completed", "This visit is completed already."),
+        ("cancelled", "A cancelled visit stays cancelled: book a new visit instead."),
+    ],
+)
+def test_a_visit_closed_already_is_not_seen_elsewhere(due, today, state, message):
+    patient, visit = due
+    complete(visit) if state == "completed" else cancel(visit)
+
+    refused(
+        record_for(patient, OUT.ALREADY_SEEN_ELSEWHERE, visit=visit, seen_on=today),
+        {"status": [(message, VisitMoveError.INVALID_TRANSITION)]},
+    )
+
+
+# --- ending follow-up ---------------------------------------------------------------------------
+
+
+def test_declining_takes_the_patient_off_the_call_list_and_keeps_the_attempt(due, today):
+    patient, visit = due
+    assert on_call_list(patient)
+
+    contact_attempt_record(patient=patient, visit=visit, channel=PHONE, outcome=OUT.DECLINED_FOLLOW_UP)
+
+    assert not on_call_list(patient)
+    assert not call_list(today=today + days(60)).filter(pk=patient.pk).exists()
+    assert attempts(patient) == [(PHONE, OUT.DECLINED_FOLLOW_UP, None)]
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.PLANNED  # the record stays as it was
+
+
+@pytest.mark.parametrize("outcome", [OUT.DECLINED_FOLLOW_UP, OUT.MOVED_AWAY, OUT.DECEASED])
+def test_an_end_when_follow_up_has_ended_already_is_refused_and_nothing_is_written(due, outcome):
+    patient, visit = due
+    follow_up_end(patient=patient, reason=FollowUpEndReason.TRANSFERRED)
+
+    refused(
+        record_for(patient, outcome, visit=visit),
+        {"patient": [("This patient's follow-up has ended already.", "already_ended")]},
+    )
+
+
+# --- the system's own attempt: the missed-visit e-mail --------------------------------------------
+
+
+def test_the_missed_visit_e_mail_sent_is_the_system_s_attempt_once_other_e_mails_are_none(db, mailoutbox):
+    patient = PatientFactory(email="ada.missed@patients.example", email_reminders=True)
+    missed = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=timezone.now() - timedelta(minutes=10)
+    )
+    visit_move(visit=missed, to=VisitStatus.MISSED)
+    ahead = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=timezone.now() + timedelta(days=10)
+    )
+    mails = list(
+        Reminder.objects.filter(
+            visit__in=(missed, ahead),
+            kind__in=(ReminderKind.MISSED_VISIT, ReminderKind.VISIT_1D),
+            status=ReminderStatus.PENDING,
+        ).order_by("kind")
+    )
+    assert [r.kind for r in mails] == [ReminderKind.MISSED_VISIT, ReminderKind.VISIT_1D]
+    now = timezone.now()
+    # As if the calendar had moved on.
+    Reminder.objects.filter(pk__in=[r.pk for r in mails]).update(due_at=now, next_attempt_at=now)
+    claims = dict(reminders_claim_due())
+
+    outcomes = [
+        reminder_deliver(reminder_id=reminder.pk, claim_id=claims[reminder.pk])
+        for reminder in mails
+        for _ in range(2)  # a duplicated send finds the row no longer held
+    ]
+
+    assert outcomes == ["sent", "not held", "sent", "not held"]
+    assert len(mailoutbox) == 2
+    sent = Reminder.objects.get(visit=missed, kind=ReminderKind.MISSED_VISIT)
+    assert list(
+        ContactAttempt.objects.filter(patient=patient).values_list("visit", "channel", "outcome", "by", "at")
+    ) == [(missed.pk, ContactChannel.EMAIL, OUT.LEFT_MESSAGE, None, sent.sent_at)]
