@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from followups import api as followup_api
+from followups.calls import api as call_api
 from patients import api as record_api
 
 STANDARD_ACTIONS = {"list", "create", "retrieve", "update", "partial_update", "destroy"}
@@ -43,6 +44,11 @@ router.register("slots", followup_api.SlotViewSet, basename="slot")
 router.register("worklists/overdue", followup_api.OverdueWorklistViewSet, basename="worklist-overdue")
 router.register("worklists/due", followup_api.DueWorklistViewSet, basename="worklist-due")
 router.register("worklists/flagged", followup_api.FlaggedWorklistViewSet, basename="worklist-flagged")
+router.register("contact-attempts", call_api.ContactAttemptViewSet, basename="contact-attempt")
+router.register("worklists/call-list", call_api.CallListViewSet, basename="worklist-call-list")
+router.register(
+    "worklists/lost-to-follow-up", call_api.LostToFollowUpViewSet, basename="worklist-lost-to-follow-up"
+)
 
 urlpatterns = [
     *router.urls,

@@ -3,7 +3,8 @@
 Nothing here touches the database: each function reads the row it is given and the relations the
 views fetched with it (``followups.fhir_views`` names them), so a mapping is tested by building
 rows and reading the dict back. Ids are our public UUIDs; an assessment becomes one Observation
-per scale, with the id ``<assessment uuid>-<scale>``.
+per scale, with the id ``<assessment uuid>-<scale>``, and a contact attempt a Communication with
+the id ``<attempt uuid>-contact-attempt`` (a sent reminder's Communication has the reminder's).
 
 Codes. Where a published code is certain it is given (SNOMED CT 13753008 "Hemifacial spasm" and
 ICD-10 G51.3 on a Condition, RxNorm ingredients of the oral drugs, the HL7 terminology codes
@@ -581,6 +582,65 @@ def communication_resource(reminder) -> dict:
         "sent": instant(reminder.sent_at),
         "recipient": [patient],
     }
+
+
+# --- Communication (contact attempts) -----------------------------------------------------------
+
+# The channel of an attempt as HL7's ParticipationMode (v3-ParticipationMode, THO; SMSWRIT "SMS
+# message" is in the code system from its version 3.1.0 on). Every channel also carries our code.
+PARTICIPATION_MODE = {
+    follow_codes.ContactChannel.PHONE: ("PHONE", "telephone"),
+    follow_codes.ContactChannel.EMAIL: ("EMAILWRIT", "email"),
+    follow_codes.ContactChannel.SMS: ("SMSWRIT", "SMS message"),
+    follow_codes.ContactChannel.LETTER: ("MAILWRIT", "mail"),
+    follow_codes.ContactChannel.IN_PERSON: ("FACE", "face-to-face"),
+}
+# Nobody was reached and no message was left: the communication did not take place.
+NOT_DONE_OUTCOMES = (follow_codes.ContactOutcome.NO_ANSWER, follow_codes.ContactOutcome.WRONG_NUMBER)
+CONTACT_ATTEMPT_SUFFIX = "contact-attempt"
+
+
+def contact_attempt_id(attempt) -> str:
+    """``<uuid>-contact-attempt``: a Communication id of its own beside the reminders' (bare UUIDs)."""
+    return f"{attempt.uuid}-{CONTACT_ATTEMPT_SUFFIX}"
+
+
+def contact_attempt_resource(attempt) -> dict:
+    """An attempt to reach a patient who fell out of follow-up (DOMAIN.md section 9): how, when,
+    about which visit, and what came of it; never its note. Needs ``patient`` and ``visit`` fetched
+    with it.
+
+    ``completed`` when someone was reached or a message was left (an e-mail, a letter sent),
+    ``not-done`` when nobody was (no answer, a wrong number), with the outcome as the reason. The
+    outcome is on every attempt, in the ``contact-outcome`` extension."""
+    outcome = own("contact-outcome", follow_codes.ContactOutcome, attempt.outcome)
+    not_done = attempt.outcome in NOT_DONE_OUTCOMES
+    mode, display = PARTICIPATION_MODE[attempt.channel]
+    patient = reference("Patient", attempt.patient.uuid)
+    return _without_empty(
+        {
+            "resourceType": "Communication",
+            "id": contact_attempt_id(attempt),
+            # An attempt is never changed: its only version is the one recorded.
+            "meta": {"lastUpdated": instant(attempt.created_at)},
+            "extension": [extension("contact-outcome", valueCoding=outcome)],
+            "status": "not-done" if not_done else "completed",
+            "statusReason": concept(outcome) if not_done else None,
+            "category": [
+                concept(coding(f"{CODE_SYSTEM}/communication-category", "contact-attempt", "Contact attempt"))
+            ],
+            "medium": [
+                concept(
+                    coding(f"{HL7}/v3-ParticipationMode", mode, display),
+                    own("contact-channel", follow_codes.ContactChannel, attempt.channel),
+                )
+            ],
+            "subject": patient,
+            "about": [reference("Appointment", attempt.visit.uuid)] if attempt.visit_id else [],
+            "sent": instant(attempt.at),
+            "recipient": [patient],
+        }
+    )
 
 
 # --- Schedule and Slot (the clinic's sessions) --------------------------------------------------

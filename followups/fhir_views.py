@@ -5,9 +5,10 @@ each view's ``get_kind()``, the per-client throttle, and an audit row (channel `
 resource of a patient a request returns. A resource type reads the same rows, with the same kind,
 as its REST counterpart: Condition, Procedure and MedicationStatement are clinical, Observation
 is an assessment (both refused to the front desk), Patient is contact data, Appointment a visit,
-and Communication a reminder. ``$everything`` holds clinical resources, so it is clinical.
-Schedule and Slot (the clinic's sessions) are nobody's record: read as visits are, so the front
-desk reads them too, and never audited, as they name no patient.
+and Communication a reminder (sent reminders, and contact attempts, which the same roles read).
+``$everything`` holds clinical resources, so it is clinical. Schedule and Slot (the clinic's
+sessions) are nobody's record: read as visits are, so the front desk reads them too, and never
+audited, as they name no patient.
 
 Every error is an OperationOutcome. A search of a patient's resources needs ``patient`` and takes
 nothing else but ``_format``; a patient that does not exist gives an empty searchset. Schedule and
@@ -46,7 +47,15 @@ from clinic.audit import audit_record
 from clinic.roles import Kind
 from followups import fhir
 from followups.codes import ReminderStatus, VisitKind
-from followups.models import Assessment, Reminder, SessionTemplate, SessionTemplateKind, Slot, Visit
+from followups.models import (
+    Assessment,
+    ContactAttempt,
+    Reminder,
+    SessionTemplate,
+    SessionTemplateKind,
+    Slot,
+    Visit,
+)
 from patients.models import Diagnosis, Patient, Treatment
 
 # The date this server's CapabilityStatement last changed: bump it with what is served.
@@ -208,6 +217,29 @@ class Source:
         rows = self.rows().filter(**{f"{self.patient_path}__{field}": value})
         return [(resource, self.patient_of(row).uuid) for row in rows for resource in self.to_fhir(row)]
 
+    def read(self, resource_id: str) -> tuple[dict, UUID] | None:
+        """The resource ``resource_id`` names, with its patient's id; None if it is none of ours."""
+        row = self.rows().filter(uuid=_logical_id(resource_id)).first()
+        if row is None:
+            return None
+        resource = next((r for r in self.to_fhir(row) if r["id"] == resource_id), None)
+        return None if resource is None else (resource, self.patient_of(row).uuid)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """One resource type made from the rows of several sources, searched and read as one."""
+
+    resource_type: str
+    kind: Kind
+    parts: tuple[Source, ...]
+
+    def resources_for(self, field: str, value) -> list[tuple[dict, UUID]]:
+        return [found for part in self.parts for found in part.resources_for(field, value)]
+
+    def read(self, resource_id: str) -> tuple[dict, UUID] | None:
+        return next((found for part in self.parts if (found := part.read(resource_id))), None)
+
 
 PATIENTS = Source("Patient", Kind.CONTACT, Patient.objects.all, "", lambda row: [fhir.patient_resource(row)])
 CONDITIONS = Source(
@@ -253,7 +285,7 @@ OBSERVATIONS = Source(
     "patient",
     fhir.observation_resources,
 )
-COMMUNICATIONS = Source(
+SENT_REMINDERS = Source(
     "Communication",
     Kind.REMINDER,
     # Only what was sent happened: a pending, failed or cancelled reminder is no communication.
@@ -261,6 +293,16 @@ COMMUNICATIONS = Source(
     "visit__patient",
     lambda row: [fhir.communication_resource(row)],
 )
+CONTACT_ATTEMPTS = Source(
+    "Communication",
+    Kind.CONTACT,
+    lambda: ContactAttempt.objects.select_related("patient", "visit"),
+    "patient",
+    lambda row: [fhir.contact_attempt_resource(row)],
+)
+# The sent reminders and the contact attempts (DOMAIN.md section 9), read as reminders are: the
+# roles that read reminders read contact attempts too.
+COMMUNICATIONS = Sources("Communication", Kind.REMINDER, (SENT_REMINDERS, CONTACT_ATTEMPTS))
 SEARCHABLE = (CONDITIONS, PROCEDURES, MEDICATION_STATEMENTS, APPOINTMENTS, OBSERVATIONS, COMMUNICATIONS)
 
 
@@ -467,7 +509,7 @@ def _sessions_held_by(patient: Patient) -> list[tuple[dict, UUID]]:
 class ResourceRead(FhirView):
     """``GET /fhir/<type>/<id>``."""
 
-    source: Source = PATIENTS
+    source: Source | Sources = PATIENTS
 
     def get_kind(self):
         return self.source.kind
@@ -482,18 +524,18 @@ class ResourceRead(FhirView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS},
     )
     def get(self, request, id):
-        row = self.source.rows().filter(uuid=_logical_id(id)).first()
-        resource = next((r for r in self.source.to_fhir(row) if r["id"] == id), None) if row else None
-        if resource is None:
+        found = self.source.read(id)
+        if found is None:
             raise Http404
-        self.audit([(resource["resourceType"], resource["id"], self.source.patient_of(row).uuid)])
+        resource, patient = found
+        self.audit([(resource["resourceType"], resource["id"], patient)])
         return Response(resource)
 
 
 class ResourceSearch(FhirView):
     """``GET /fhir/<type>?patient=<id>``: a searchset of that patient's resources of the type."""
 
-    source: Source = CONDITIONS
+    source: Source | Sources = CONDITIONS
     query_params = ("patient",)
 
     def get_kind(self):

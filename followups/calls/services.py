@@ -43,13 +43,20 @@ ENDING = {
     Outcome.DECEASED: FollowUpEndReason.DECEASED,
 }
 CALL_LATER_AT_MOST = timedelta(days=365)
+# How far ahead of our clock an attempt's time may be: a call centre's clock and ours are never
+# exactly the same, and the "now" it sends must not be refused as ahead.
+CLOCK_SKEW = timedelta(minutes=2)
 NOTE_MAX_LENGTH = 500
 
 
 def _check(
-    patient, channel, outcome, visit, remind_on, seen_on, note, slot, scheduled_for, today
+    patient, channel, outcome, at, visit, remind_on, seen_on, note, slot, scheduled_for, today
 ) -> FieldErrors:
     errors = FieldErrors()
+    if at > timezone.now() + CLOCK_SKEW:
+        errors.add("at", "An attempt is recorded once made: not ahead of now.", "in_future")
+    elif patient.date_of_birth and timezone.localdate(at) < patient.date_of_birth:
+        errors.add("at", "The attempt cannot be before the patient's birth.", "before_birth")
     if channel not in ContactChannel.values:
         errors.add("channel", f"Choose among: {', '.join(ContactChannel.values)}.", "invalid_choice")
     if outcome not in ContactOutcome.values:
@@ -139,13 +146,14 @@ def contact_attempt_record(
     if slot is not None:
         slot = session_lock_for(slot)  # the session first, then the patient, as every booking
     patient = patient_lock(patient)
+    at = at or timezone.now()
     _check(
-        patient, channel, outcome, visit, remind_on, seen_on, note, slot, scheduled_for, today
+        patient, channel, outcome, at, visit, remind_on, seen_on, note, slot, scheduled_for, today
     ).raise_if_any()
     attempt = ContactAttempt.objects.create(
         patient=patient,
         visit=visit,
-        at=at or timezone.now(),
+        at=at,
         channel=channel,
         outcome=outcome,
         remind_on=remind_on,
@@ -162,7 +170,8 @@ def contact_attempt_record(
         patient.save(update_fields=["contact_details_invalid_since", "updated_at"])
         flags_sync(patient=patient)
     elif outcome in ENDING:
-        follow_up_end(patient=patient, reason=ENDING[outcome], on=today, by=by)
+        # Follow-up ends on the day of the call, when it is recorded later.
+        follow_up_end(patient=patient, reason=ENDING[outcome], on=min(timezone.localdate(at), today), by=by)
     return attempt
 
 

@@ -33,6 +33,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from clinic.roles import Kind, Role
+from followups.calls.services import contact_attempt_record
+from followups.codes import ContactChannel, ContactOutcome
+from followups.models import ContactAttempt
 from tests.api.conftest import patient_body
 from tests.api.seeding import Seeded, aware, seed_record
 
@@ -184,6 +187,29 @@ def _assessment_body(seeded: Seeded) -> dict:
     return {**_of_patient(seeded), "assessed_on": "2024-09-01", "spasms_per_day": 4}
 
 
+def _attempt_body(seeded: Seeded) -> dict:
+    return {
+        **_of_patient(seeded),
+        "visit": str(seeded.missed_visit.uuid),
+        "channel": "phone",
+        "outcome": "no_answer",
+    }
+
+
+def _attempt(seeded: Seeded):
+    """The id of a contact attempt about the patient's missed visit: recorded on first use, in the
+    test's savepoint (the seeded record has none of its own)."""
+    found = ContactAttempt.objects.filter(patient=seeded.patient).first()
+    if found is None:
+        found = contact_attempt_record(
+            patient=seeded.patient,
+            visit=seeded.missed_visit,
+            channel=ContactChannel.PHONE,
+            outcome=ContactOutcome.NO_ANSWER,
+        )
+    return found.uuid
+
+
 def _template_body(seeded: Seeded) -> dict:
     template = seeded.session_template
     return {
@@ -305,6 +331,12 @@ EXPECTED: dict[str, dict[str, Op]] = {
     f"{V1}worklists/overdue/": reads(V),
     f"{V1}worklists/due/": reads(V, query=lambda s: {"days": "30"}),
     f"{V1}worklists/flagged/": reads(CL),
+    # DOMAIN.md 9: the lists of patients to reach are visits' worklists; attempts are contact data,
+    # written by whoever writes it (an attempt ending follow-up is an end-follow-up/), never changed.
+    f"{V1}worklists/call-list/": reads(V),
+    f"{V1}worklists/lost-to-follow-up/": reads(V),
+    f"{V1}contact-attempts/": {**reads(C), "POST": write(C, 201, _attempt_body)},
+    f"{V1}contact-attempts/{{id}}/": reads(C, _attempt),
     # Clinicians only: a nurse reads flags but does not write clinical records.
     f"{V1}flags/{{id}}/acknowledge/": {
         "POST": write(CL, 200, lambda s: {"note": "Declines imaging for now."}, FLAG),

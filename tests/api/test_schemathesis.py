@@ -46,6 +46,9 @@ from schemathesis.specs.openapi.checks import (
 
 from clinic.api_clients import api_client_create
 from clinic.roles import Role
+from followups.calls.services import contact_attempt_record
+from followups.codes import ContactChannel, ContactOutcome
+from followups.models import ContactAttempt
 from tests.api.seeding import Seeded, seed_record
 from tests.api.test_permission_matrix import SERVED
 from tests.factories import seeded_rows_restore
@@ -118,6 +121,10 @@ MUST_REACH: dict[str, set[int]] = {
     **{f"GET {V1}/{name}/": {200} for name in ("session-templates", "sessions", "slots")},
     **{f"GET {V1}/{name}/{{id}}/": {200} for name in ("session-templates", "sessions", "slots")},
     f"GET {V1}/visits/{{id}}/slot-suggestions/": {200},
+    # The call list (DOMAIN.md 9) and the attempts to reach patients.
+    **{f"GET {V1}/worklists/{name}/": {200} for name in ("call-list", "lost-to-follow-up")},
+    f"GET {V1}/contact-attempts/": {200},
+    f"GET {V1}/contact-attempts/{{id}}/": {200},
     **{f"GET /fhir/{name}": {200} for name in ("Schedule", "Slot")},
     **{f"GET /fhir/{name}/{{id}}": {200} for name in ("Schedule", "Slot")},
 }
@@ -131,8 +138,8 @@ def _ids(*rows) -> list[str]:
     return [str(row.uuid) for row in rows]
 
 
-def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
-    """The record's ids each path with an ``{id}`` can address."""
+def ids_by_path(seeded: Seeded, attempt: ContactAttempt) -> dict[str, list[str]]:
+    """The record's ids each path with an ``{id}`` can address (and the contact attempt's)."""
     treatments = _ids(seeded.medication, seeded.toxin, seeded.mvd, seeded.other_treatment)
     visits = _ids(seeded.booked_visit, seeded.planned_visit, seeded.missed_visit)
     reminders = _ids(seeded.sent_reminder, seeded.pending_reminder, seeded.cancelled_reminder)
@@ -160,7 +167,8 @@ def ids_by_path(seeded: Seeded) -> dict[str, list[str]]:
         "/fhir/MedicationStatement/{id}": _ids(seeded.medication, seeded.toxin),
         "/fhir/Appointment/{id}": visits,
         "/fhir/Observation/{id}": [f"{seeded.assessment.uuid}-{scale}" for scale in scales],
-        "/fhir/Communication/{id}": _ids(seeded.sent_reminder),
+        "/fhir/Communication/{id}": [*_ids(seeded.sent_reminder), f"{attempt.uuid}-contact-attempt"],
+        f"{V1}/contact-attempts/{{id}}/": _ids(attempt),
         f"{V1}/session-templates/{{id}}/": _ids(seeded.session_template),
         f"{V1}/sessions/{{id}}/": _ids(seeded.session),
         f"{V1}/sessions/{{id}}/cancel/": _ids(seeded.session),
@@ -257,7 +265,14 @@ def fuzz_client(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock(), transaction.atomic():
             seeded_rows_restore()  # planning needs the protocols, whichever test ran before
             seeded = seed_record()
-            RECORD["paths"], RECORD["references"] = ids_by_path(seeded), references(seeded)
+            attempt = contact_attempt_record(
+                patient=seeded.patient,
+                visit=seeded.missed_visit,
+                channel=ContactChannel.PHONE,
+                outcome=ContactOutcome.LEFT_MESSAGE,
+                note="Left a message on the answering machine.",
+            )
+            RECORD["paths"], RECORD["references"] = ids_by_path(seeded, attempt), references(seeded)
             _, key = api_client_create(name="schemathesis", role=Role.CLINICIAN.value)
             yield {"Authorization": f"Token {key}"}
             transaction.set_rollback(True)
