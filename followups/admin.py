@@ -4,7 +4,8 @@ Also the staff panel's own pages: the visit worklists behind the dashboard's cou
 (``followups.dashboard``), the patient page (``followups.patient_page``, served under the patient's
 admin, which this module extends so that ``patients`` never imports follow-up), and the actions on
 visits, reminders and patients, each a form that translates and a service that decides. The
-clinic's sessions and their calendar are ``followups.admin_sessions``.
+clinic's sessions and their calendar are ``followups.admin_sessions``; the call list and the
+lost-to-follow-up list, ``followups.calls.admin``.
 """
 
 from django import forms
@@ -34,6 +35,7 @@ from clinic.admin_services import (
 from clinic.models import AuditEvent
 from clinic.roles import Kind, Role, may, role_of
 from followups import codes, reminders, services
+from followups.calls import admin as calls_admin  # noqa: F401  (registers contact attempts, mounts the call lists)
 from followups.dashboard import WORKLISTS, visit_worklist_filter
 from followups.flags_store import flag_acknowledge
 from followups.models import (

@@ -1,9 +1,11 @@
 """The staff dashboard on the admin index: who needs the clinic today, as counts that link to lists.
 
 Each count is the length of a list an admin changelist shows under a filter defined here (the
-visit worklists) or under one of the admin's own filters (flag code, reminder status), so a count
-and the list behind its link cannot disagree. All counts come in three queries, whatever the size
-of the clinic: one aggregate over visits, one grouped count of flags, one count of reminders.
+visit worklists) or under one of the admin's own filters (flag code, reminder status), or of the
+call list and the lost-to-follow-up list (``followups.calls.selectors``, whose pages the tiles
+open), so a count and the list behind its link cannot disagree. All counts come in five queries,
+whatever the size of the clinic: one aggregate over visits, one grouped count of flags, one count
+of reminders, one count of each call list.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic.roles import Kind, may
+from followups.calls.selectors import call_list, lost_to_follow_up_list
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
 from followups.predicates import in_follow_up, overdue_visits_filter
@@ -65,10 +68,11 @@ class Dashboard:
     visits: list[Tile]
     flags: list[Tile]
     reminders: list[Tile]
+    calls: list[Tile]
 
     @property
     def empty(self) -> bool:
-        return not (self.visits or self.flags or self.reminders)
+        return not (self.visits or self.flags or self.reminders or self.calls)
 
 
 def _url(name: str, **params) -> str:
@@ -78,7 +82,7 @@ def _url(name: str, **params) -> str:
 def dashboard_for(*, user, today: date | None = None) -> Dashboard:
     """The counts this user may see: flags only for those who read the clinical record."""
     today = today or timezone.localdate()
-    visits, flags, reminders = [], [], []
+    visits, flags, reminders, calls = [], [], [], []
     if may(user, Kind.VISIT, write=False):
         conditions = {key: visit_worklist_filter(key, today) for key in WORKLISTS}
         any_list = Q()
@@ -90,6 +94,20 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
         visits = [
             Tile(key, label, counts[key], _url("admin:followups_visit_changelist", worklist=key))
             for key, label in WORKLISTS.items()
+        ]
+        calls = [
+            Tile(
+                "call_list",
+                "Call list",
+                call_list(today=today).count(),
+                reverse("admin:followups_call_list"),
+            ),
+            Tile(
+                "lost",
+                "Lost to follow-up",
+                lost_to_follow_up_list(today=today).count(),
+                reverse("admin:followups_lost_list"),
+            ),
         ]
     if may(user, Kind.CLINICAL, write=False):
         flagged = dict(
@@ -117,4 +135,4 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
                 _url("admin:followups_reminder_changelist", status__exact=ReminderStatus.FAILED),
             )
         ]
-    return Dashboard(visits=visits, flags=flags, reminders=reminders)
+    return Dashboard(visits=visits, flags=flags, reminders=reminders, calls=calls)

@@ -6,7 +6,8 @@ data, visits and reminders only, and the clinical tables are not even queried fo
 ``recovery_chart`` lays out the chart of spasms per day and Cohen-Albert grade as plain numbers
 for an inline SVG, so the page needs no script and no asset from outside the project.
 ``slot_offers`` are the slots the page offers for booking one visit, the one staff chose
-(``?book=<visit>``): asked for one visit at a time, they keep the page's cost fixed.
+(``?book=<visit>``): asked for one visit at a time, they keep the page's cost fixed. The contact
+history (DOMAIN.md section 9) is every attempt to reach the patient, newest first, in one query.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from clinic.roles import Kind, may, role_of
 from followups import booking, visit_states
 from followups.booking import Suggestion
 from followups.codes import AssessmentStatus, VisitStatus
-from followups.models import Assessment, LabResult, PatientFlag, Reminder, Visit
+from followups.models import Assessment, ContactAttempt, LabResult, PatientFlag, Reminder, Visit
 from followups.predicates import is_missed_not_rebooked
 from followups.visit_moves import MAY_CORRECT, visit_day, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
@@ -231,6 +232,9 @@ class PatientPage:
     chart: Chart = field(default_factory=Chart)
     timeline: list[Event] = field(default_factory=list)
     offers: SlotOffers | None = None
+    contacts: list[ContactAttempt] = field(default_factory=list)
+    # Whether this user records contact attempts (front desk, clinician): the page links to the form.
+    may_record_contact: bool = False
 
 
 def _local_day(when) -> date:
@@ -255,6 +259,15 @@ def _timeline(page: PatientPage) -> list[Event]:
             f"reminder-{r.pk}",
         )
         for r in page.reminders
+    ]
+    events += [
+        Event(
+            _local_day(c.at),
+            "contact",
+            f"Contact attempt ({c.get_channel_display().lower()}): {c.get_outcome_display().lower()}",
+            f"contact-{c.pk}",
+        )
+        for c in page.contacts
     ]
     if page.clinical:
         events += [
@@ -300,7 +313,15 @@ def patient_page(*, patient: Patient, user, book: int | None = None) -> PatientP
     reminders = list(
         Reminder.objects.filter(visit__patient=patient).select_related("visit").order_by("-due_at", "-id")
     )
-    page = PatientPage(patient=patient, clinical=clinical, visits=visits, reminders=reminders)
+    contacts = list(patient.contact_attempts.select_related("by", "visit").order_by("-at", "-id"))
+    page = PatientPage(
+        patient=patient,
+        clinical=clinical,
+        visits=visits,
+        reminders=reminders,
+        contacts=contacts,
+        may_record_contact=may(user, Kind.CONTACT, write=True),
+    )
     to_book = next((visit for visit in visits if visit.pk == book), None)
     if to_book is not None and may(user, Kind.VISIT, write=True):
         page.offers = slot_offers(to_book)

@@ -74,8 +74,8 @@ def _check_booking(visit: Visit, when, confirm_outside_window: bool, errors: Fie
     if visit.source == VisitSource.PROTOCOL and visit.anchor_on and on < visit.anchor_on:
         errors.add(
             "scheduled_for",
-            f"This visit follows the treatment of {_day(visit.anchor_on)}: "
-            "it cannot be booked before that day.",
+            # Words the front desk may read: the day, not what happened on it (issue 20).
+            f"This visit cannot be booked before {_day(visit.anchor_on)}, the day its follow-up starts.",
             E.BEFORE_TREATMENT,
         )
     elif not (visit.window_start <= on <= visit.window_end) and not confirm_outside_window:

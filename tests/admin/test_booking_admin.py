@@ -272,7 +272,7 @@ def test_the_page_with_offers_costs_the_same_whatever_the_number_of_visits(
         for n in range(others)
     )
 
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(17):
         html = clinician.get(f"{page_url(visit.patient)}?book={visit.pk}").content.decode()
 
     assert len(offers(html)) == 3

@@ -173,7 +173,7 @@ def test_the_page_costs_the_same_whatever_the_length_of_the_record(
         for n in range(extra)
     )
 
-    with django_assert_max_num_queries(21):
+    with django_assert_max_num_queries(22):  # + the contact history
         html = clinician.get(page_url(patient)).content.decode()
 
     assert len(marks(html, "chart-spasms")) == len(LOGS) + extra

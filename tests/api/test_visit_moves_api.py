@@ -177,7 +177,7 @@ def test_book_before_the_treatment_is_refused_even_when_confirmed(clinician, rev
         {"scheduled_for": at(before).isoformat(), "confirm_outside_window": True},
         refusal(
             "scheduled_for",
-            f"This visit follows the treatment of {day(today())}: it cannot be booked before that day.",
+            f"This visit cannot be booked before {day(today())}, the day its follow-up starts.",
             "before_treatment",
         ),
     )
@@ -541,7 +541,7 @@ def test_patch_never_books_a_protocol_visit_before_its_treatment(front_desk, rev
         {"scheduled_for": at(today() - days(3)).isoformat(), "confirm_outside_window": True},
         refusal(
             "scheduled_for",
-            f"This visit follows the treatment of {day(today())}: it cannot be booked before that day.",
+            f"This visit cannot be booked before {day(today())}, the day its follow-up starts.",
             "before_treatment",
         ),
         method="patch",

@@ -169,7 +169,7 @@ def test_a_protocol_visit_is_never_booked_before_its_treatment_even_when_confirm
     surgery = record_mvd(recent_diagnosis, today)
     day_10 = live(surgery)[0]
     assert (day_10.protocol_day, day_10.anchor_on, day_10.window_start) == (10, today, today + days(7))
-    before = f"This visit follows the treatment of {day(today)}: it cannot be booked before that day."
+    before = f"This visit cannot be booked before {day(today)}, the day its follow-up starts."
 
     for confirm in (False, True):
         refused(
@@ -190,7 +190,7 @@ def test_a_protocol_visit_is_never_booked_before_its_treatment_even_when_confirm
 
 def test_a_booked_protocol_visit_is_not_rescheduled_before_its_treatment(review, today):
     book(review, at_clinic(review.window_start))
-    before = f"This visit follows the treatment of {day(today)}: it cannot be booked before that day."
+    before = f"This visit cannot be booked before {day(today)}, the day its follow-up starts."
 
     refused(
         lambda: book(review, at_clinic(today - days(2)), confirm_outside_window=True),
