@@ -37,6 +37,7 @@ class VisitMoveError(models.TextChoices):
     ALREADY_REBOOKED = "already_rebooked", _("The missed visit was rebooked already")
     MEASURED_AT_VISIT = "measured_at_visit", _("Measurements were recorded at the visit")
     ARCHIVED = "archived", _("The patient is archived")
+    FOLLOW_UP_ENDED = "follow_up_ended", _("The patient's follow-up has ended")
     SLOT_FULL = "slot_full", _("The slot is full")
     SLOT_UNAVAILABLE = "slot_unavailable", _("The slot cannot take this visit")
     TOO_LATE_TO_CHANGE = "too_late_to_change", _("Too close to the appointment to change it online")

@@ -85,7 +85,7 @@ def slots_for_rebooking(missed: Visit, *, now: datetime):
 
 
 def _closed_reason(visit: Visit, now: datetime) -> str | None:
-    if visit.patient.archived:
+    if visit.patient.archived or visit.patient.follow_up_ended_on is not None:
         return UNAVAILABLE
     if visit.status == VisitStatus.CANCELLED:
         return CANCELLED
@@ -125,7 +125,7 @@ def moving_situation(visit: Visit, *, now: datetime | None = None) -> Situation:
 def rebooking_situation(missed: Visit, *, now: datetime | None = None) -> Situation:
     """What a missed visit's rebooking link offers now."""
     now = now or timezone.now()
-    if missed.patient.archived:
+    if missed.patient.archived or missed.patient.follow_up_ended_on is not None:
         return Situation(CLOSED, missed, reason=UNAVAILABLE)
     if hasattr(missed, "rebooked_as"):
         return Situation(REBOOKED, missed.rebooked_as)

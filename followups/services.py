@@ -38,6 +38,7 @@ from followups.outcomes_store import outcomes_recompute
 from followups.planning import PlanResult, visits_plan_for
 from followups.reminders import reminders_plan_for
 from followups.visit_moves import (
+    FOLLOW_UP_ENDED,
     LATEST_VISIT_AHEAD,
     TOO_FAR_AHEAD,
     after_visit_change,
@@ -82,6 +83,8 @@ def visit_create(*, patient: Patient, **fields) -> Visit:
     errors = FieldErrors()
     if patient.archived:
         errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
+    elif patient.follow_up_ended_on is not None:
+        errors.add("patient", FOLLOW_UP_ENDED, codes.VisitMoveError.FOLLOW_UP_ENDED)
     check_visit_time("scheduled_for", visit.scheduled_for, errors)
     if visit.status not in (codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED):
         errors.add("status", "A new visit is planned or booked.", "invalid_choice")
@@ -135,6 +138,8 @@ def visit_rebook(*, visit: Visit, scheduled_for: datetime | None = None, slot: S
         errors.add("status", "This missed visit was rebooked already.", codes.VisitMoveError.ALREADY_REBOOKED)
     if missed.patient.archived:
         errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
+    elif missed.patient.follow_up_ended_on is not None:
+        errors.add("patient", FOLLOW_UP_ENDED, codes.VisitMoveError.FOLLOW_UP_ENDED)
     check_visit_time("scheduled_for", scheduled_for, errors, missed.patient)
     errors.raise_if_any()
     rebooked = rebooking_of(missed, scheduled_for=scheduled_for)

@@ -37,6 +37,8 @@ TOO_FAR_AHEAD = "This is more than ten years ahead."
 CORRECTION_REASON_MAX_LENGTH = 100
 # How long a planned visit stays bookable when a booking made after its window is given up.
 REOPENED_WINDOW_DAYS = 14
+# Follow-up ended (DOMAIN.md section 9): nothing is booked until a clinician resumes it.
+FOLLOW_UP_ENDED = "This patient's follow-up has ended: a clinician resumes it before a visit is booked."
 CANCEL_REASON_MAX_LENGTH = 200
 MAY_CORRECT = (Role.CLINICIAN, Role.NURSE)
 
@@ -221,6 +223,9 @@ def visit_move_errors(
         errors.add("patient", "This patient is archived: restore the patient first.", E.ARCHIVED)
         return errors
     correcting = visit_states.is_correction(visit.status, to)
+    if to == VisitStatus.BOOKED and not correcting and visit.patient.follow_up_ended_on is not None:
+        errors.add("patient", FOLLOW_UP_ENDED, E.FOLLOW_UP_ENDED)
+        return errors
     state = visit.get_status_display().lower()
     if correction is True and not correcting:
         errors.add(

@@ -3,5 +3,6 @@
 - ``services``: recording a contact attempt with the effect its outcome has;
 - ``follow_up_end``: ending and resuming a patient's follow-up;
 - ``selectors``: the call list and the lost-to-follow-up list, each in a fixed number of queries;
-- ``api``, ``admin``, ``exports``: the ways staff and integrators reach them.
+- ``api``, ``admin``: the ways integrators and staff reach them (the admin exports CSV);
+- ``receivers``: the system's own attempt when a missed-visit e-mail is sent; ``demo``.
 """

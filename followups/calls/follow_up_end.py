@@ -30,11 +30,11 @@ from patients.services import patient_lock
 MAY_RESUME = (Role.CLINICIAN,)
 
 
-def _visits_ahead(patient: Patient, today: date):
-    start = timezone.make_aware(timezone.datetime.combine(today, timezone.datetime.min.time()))
+def _visits_ahead(patient: Patient, since: date):
+    start = timezone.make_aware(timezone.datetime.combine(since, timezone.datetime.min.time()))
     return patient.visits.filter(
         Q(status=VisitStatus.BOOKED, scheduled_for__gte=start)
-        | Q(status=VisitStatus.PLANNED, window_end__gte=today)
+        | Q(status=VisitStatus.PLANNED, window_end__gte=since)
     ).order_by("scheduled_for", "pk")
 
 
@@ -68,7 +68,9 @@ def follow_up_end(*, patient: Patient, reason: str, on: date | None = None, by=N
     patient.save(update_fields=fields)
     cancelled = f"Follow-up ended: {label}."
     visits_move_bulk(
-        moves=[(visit, cancelled) for visit in _visits_ahead(patient, today)],
+        # From the day it ended: a death recorded a week late leaves no booking of that week to
+        # turn "missed".
+        moves=[(visit, cancelled) for visit in _visits_ahead(patient, on)],
         to=VisitStatus.CANCELLED,
         history_reason=cancelled,
     )

@@ -30,8 +30,9 @@ from followups.calls.follow_up_end import follow_up_end
 from followups.codes import ContactChannel, ContactOutcome, VisitStatus
 from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, Slot, Visit
+from followups.predicates import is_missed_not_rebooked
 from followups.protocols import visit_time
-from followups.visit_moves import session_lock_for, visit_move
+from followups.visit_moves import FOLLOW_UP_ENDED, session_lock_for, visit_move
 from patients.codes import FollowUpEndReason
 from patients.models import Patient
 from patients.services import patient_lock
@@ -43,6 +44,10 @@ ENDING = {
     Outcome.DECEASED: FollowUpEndReason.DECEASED,
 }
 CALL_LATER_AT_MOST = timedelta(days=365)
+# A visit elsewhere stands for the one due when it took place from this long before its window.
+SEEN_BEFORE_WINDOW = timedelta(days=30)
+# Outcomes that act on the visit due: none once follow-up has ended.
+VISIT_OUTCOMES = (Outcome.AGREED_TO_VISIT, Outcome.ALREADY_SEEN_ELSEWHERE)
 # How far ahead of our clock an attempt's time may be: a call centre's clock and ours are never
 # exactly the same, and the "now" it sends must not be refused as ahead.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -65,8 +70,12 @@ def _check(
         errors.add("note", f"Keep the note to {NOTE_MAX_LENGTH} characters.", "max_length")
     if patient.archived:
         errors.add("patient", "This patient is archived.", "archived")
+    elif patient.follow_up_ended_on is not None and outcome in VISIT_OUTCOMES:
+        errors.add("patient", FOLLOW_UP_ENDED, "follow_up_ended")
     if visit is not None and visit.patient_id != patient.pk:
         errors.add("visit", "This visit belongs to another patient.", "other_patient")
+    elif visit is not None and outcome in VISIT_OUTCOMES:
+        _check_visit_due(visit, outcome, errors)
     if outcome == Outcome.CALL_LATER:
         if not isinstance(remind_on, date) or remind_on <= today:
             errors.add("remind_on", "Give the day to call again, after today.", "required")
@@ -94,9 +103,34 @@ def _check(
             errors.add(
                 "seen_on", "The day seen elsewhere cannot be before the patient's birth.", "before_birth"
             )
+        elif visit is not None and visit.patient_id == patient.pk and seen_on < _seen_earliest(visit):
+            errors.add(
+                "seen_on",
+                f"A visit elsewhere before {_seen_earliest(visit):%d %b %Y} does not stand for this "
+                f"one (its window opens on {visit.window_start:%d %b %Y}).",
+                "before_window",
+            )
     elif seen_on is not None:
         errors.add("seen_on", "Only a seen-elsewhere attempt has the day seen elsewhere.", "not_allowed")
     return errors
+
+
+def _check_visit_due(visit: Visit, outcome: str, errors: FieldErrors) -> None:
+    """The visit an agreement books, or a visit elsewhere stands for, is still due: planned or
+    missed and not rebooked (a visit elsewhere may also stand for a booked one). A visit booked
+    since the list was read is refused, never moved unseen."""
+    due = visit.status == VisitStatus.PLANNED or is_missed_not_rebooked(visit)
+    if outcome == Outcome.ALREADY_SEEN_ELSEWHERE:
+        due = due or visit.status == VisitStatus.BOOKED
+    if not due:
+        state = "rebooked" if visit.status == VisitStatus.MISSED else visit.get_status_display().lower()
+        errors.add("visit", f"This visit is {state} already: look at the patient's page.", "not_due")
+
+
+def _seen_earliest(visit: Visit) -> date:
+    """A visit elsewhere stands for ``visit`` from a little before its window opens, never before
+    the treatment it follows (never for a review of next year)."""
+    return max(visit.window_start - SEEN_BEFORE_WINDOW, visit.anchor_on or date.min)
 
 
 def _seen_elsewhere(visit: Visit, by, seen_on: date) -> Visit:
@@ -146,6 +180,8 @@ def contact_attempt_record(
     if slot is not None:
         slot = session_lock_for(slot)  # the session first, then the patient, as every booking
     patient = patient_lock(patient)
+    if visit is not None:  # as it stands under the patient's lock: booked meanwhile, perhaps
+        visit = Visit.objects.select_related("rebooked_as").get(pk=visit.pk)
     at = at or timezone.now()
     _check(
         patient, channel, outcome, at, visit, remind_on, seen_on, note, slot, scheduled_for, today

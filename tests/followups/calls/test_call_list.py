@@ -376,14 +376,26 @@ def test_an_answer_resets_the_count_and_three_more_unanswered_make_it_again(two_
         attempt(far, at=ago(hours=hours))
     assert row_of(far, today).unreachable is True
 
-    attempt(far, ContactOutcome.WRONG_NUMBER, at=ago(hours=70))
-    assert listed(today, [far, near]) == [far.pk, near.pk]
+    # Someone answered (and asked to be called tomorrow); the calls made since count afresh.
+    attempt(far, ContactOutcome.CALL_LATER, at=ago(hours=70), remind_on=today + days(1))
+    assert listed(today, [far, near]) == [near.pk]
     attempt(far, at=ago(hours=60))
     attempt(far, at=ago(hours=50))
     assert row_of(far, today).unreachable is False
 
     attempt(far, ContactOutcome.LEFT_MESSAGE, at=ago(hours=40))
 
+    assert listed(today, [far, near]) == [near.pk, far.pk]
+
+
+def test_a_wrong_number_reached_no_one_and_leaves_the_patient_unreachable(two_overdue, today):
+    far, near = two_overdue
+    for hours in (100, 90, 80):
+        attempt(far, at=ago(hours=hours))
+
+    attempt(far, ContactOutcome.WRONG_NUMBER, at=ago(hours=70))
+
+    assert row_of(far, today).unreachable is True
     assert listed(today, [far, near]) == [near.pk, far.pk]
 
 

@@ -482,8 +482,8 @@ def test_a_missed_visit_seen_elsewhere_gets_a_completed_rebooking_and_leaves_the
 @pytest.mark.parametrize(
     ("state", "message"),
     [
-        ("completed", "This visit is completed already."),
-        ("cancelled", "A cancelled visit stays cancelled: book a new visit instead."),
+        ("completed", "This visit is completed already: look at the patient's page."),
+        ("cancelled", "This visit is cancelled already: look at the patient's page."),
     ],
 )
 def test_a_visit_closed_already_is_not_seen_elsewhere(due, today, state, message):
@@ -492,7 +492,7 @@ def test_a_visit_closed_already_is_not_seen_elsewhere(due, today, state, message
 
     refused(
         record_for(patient, OUT.ALREADY_SEEN_ELSEWHERE, visit=visit, seen_on=today),
-        {"status": [(message, VisitMoveError.INVALID_TRANSITION)]},
+        {"visit": [(message, "not_due")]},
     )
 
 
@@ -559,3 +559,172 @@ def test_the_missed_visit_e_mail_sent_is_the_system_s_attempt_once_other_e_mails
     assert list(
         ContactAttempt.objects.filter(patient=patient).values_list("visit", "channel", "outcome", "by", "at")
     ) == [(missed.pk, ContactChannel.EMAIL, OUT.LEFT_MESSAGE, None, sent.sent_at)]
+
+
+# --- what the review found: a visit that is no longer due, a follow-up that has ended ------------
+
+ENDED = "This patient's follow-up has ended: a clinician resumes it before a visit is booked."
+
+
+@pytest.fixture
+def review_slot(today, no_templates):
+    session_template_row(weekday=(today + days(3)).weekday(), valid_from=today, kinds=[VisitKind.REVIEW])
+    booking.sessions_generate(today=today)
+    return Slot.objects.filter(session__on=today + days(3)).order_by("starts_at")
+
+
+def test_an_agreement_never_moves_a_booking_made_since_the_list_was_read(due, review_slot):
+    """Two staff on the same row, or the patient booking through the link meanwhile: the second
+    agreement is refused, the first booking stays where it is."""
+    patient, visit = due
+    first, second = review_slot[0], review_slot[1]
+    contact_attempt_record(
+        patient=patient, visit=visit, channel=PHONE, outcome=ContactOutcome.AGREED_TO_VISIT,
+        slot=first, confirm_outside_window=True,
+    )  # fmt: skip
+
+    refused(
+        record_for(
+            patient, ContactOutcome.AGREED_TO_VISIT, visit=visit, slot=second, confirm_outside_window=True
+        ),
+        {"visit": [("This visit is booked already: look at the patient's page.", "not_due")]},
+    )
+    visit.refresh_from_db()
+    assert (visit.slot_id, Slot.objects.get(pk=first.pk).booked, Slot.objects.get(pk=second.pk).booked) == (
+        first.pk,
+        1,
+        0,
+    )
+
+
+def test_a_missed_visit_rebooked_already_is_not_rebooked_again_by_an_agreement(due, today):
+    patient, visit = due
+    missed = mark_missed(visit)
+    services.visit_rebook(visit=missed, scheduled_for=at_clinic(today + days(4)))
+
+    refused(
+        record_for(
+            patient, ContactOutcome.AGREED_TO_VISIT, visit=missed, scheduled_for=at_clinic(today + days(5))
+        ),
+        {"visit": [("This visit is rebooked already: look at the patient's page.", "not_due")]},
+    )
+
+
+@pytest.mark.parametrize("outcome", [ContactOutcome.AGREED_TO_VISIT, ContactOutcome.ALREADY_SEEN_ELSEWHERE])
+def test_nothing_is_booked_or_completed_once_follow_up_has_ended(due, today, outcome):
+    """Staff A records a death; staff B's form, read before, says the patient agreed: refused."""
+    patient, visit = due
+    missed = mark_missed(visit)
+    follow_up_end(patient=patient, reason=FollowUpEndReason.MOVED_AWAY, on=today)
+    more = (
+        {"scheduled_for": at_clinic(today + days(4))}
+        if outcome == ContactOutcome.AGREED_TO_VISIT
+        else {"seen_on": today - days(1)}
+    )
+
+    refused(record_for(patient, outcome, visit=missed, **more), {"patient": [(ENDED, "follow_up_ended")]})
+
+
+def test_every_way_of_booking_refuses_a_patient_whose_follow_up_ended(due, today):
+    from followups.self_booking import CLOSED, booking_situation, rebooking_situation
+
+    patient, visit = due
+    planned_ahead = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=at_clinic(today + days(20)),
+        status=VisitStatus.PLANNED,
+    )  # fmt: skip
+    missed = mark_missed(visit)
+    follow_up_end(patient=patient, reason=FollowUpEndReason.DECLINED_FOLLOW_UP, on=today)
+    patient.refresh_from_db()
+
+    refused(
+        lambda: services.visit_rebook(visit=missed, scheduled_for=at_clinic(today + days(4))),
+        {"patient": [(ENDED, VisitMoveError.FOLLOW_UP_ENDED)]},
+    )
+    refused(
+        lambda: services.visit_create(
+            patient=patient, purpose="Review", scheduled_for=at_clinic(today + days(4))
+        ),
+        {"patient": [(ENDED, VisitMoveError.FOLLOW_UP_ENDED)]},
+    )
+    # The plan's visit ahead was cancelled with the end; a correction cannot book a visit either.
+    assert Visit.objects.get(pk=planned_ahead.pk).status == VisitStatus.CANCELLED
+    missed = Visit.objects.select_related("patient").get(pk=missed.pk)
+    assert rebooking_situation(missed).state == CLOSED
+    assert booking_situation(Visit.objects.select_related("patient").get(pk=planned_ahead.pk)).state == CLOSED
+
+
+def test_visit_move_refuses_a_booking_once_follow_up_has_ended(db, today):
+    """A planned visit whose window closed before the end stays on the record (the end cancels
+    only what lies ahead); it is not booked while follow-up is ended."""
+    patient = PatientFactory()
+    visit = services.visit_create(
+        patient=patient,
+        purpose="Review",
+        scheduled_for=at_clinic(today - days(3)),
+        status=VisitStatus.PLANNED,
+    )
+    follow_up_end(patient=patient, reason=FollowUpEndReason.TRANSFERRED, on=today)
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.PLANNED
+
+    refused(
+        lambda: visit_move(
+            visit=visit,
+            to=VisitStatus.BOOKED,
+            scheduled_for=at_clinic(today + days(2)),
+            confirm_outside_window=True,
+        ),
+        {"patient": [(ENDED, VisitMoveError.FOLLOW_UP_ENDED)]},
+    )
+
+
+def test_a_visit_elsewhere_stands_only_for_a_visit_whose_window_was_near(db, today):
+    """Never for a review of next month reported as done a year ago, never before its treatment."""
+    patient = PatientFactory()
+    ahead = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=at_clinic(today + days(60)),
+        window_start=today + days(50), window_end=today + days(70), status=VisitStatus.PLANNED,
+    )  # fmt: skip
+    earliest = today + days(20)
+
+    refused(
+        record_for(patient, ContactOutcome.ALREADY_SEEN_ELSEWHERE, visit=ahead, seen_on=today - days(1)),
+        {
+            "seen_on": [
+                (
+                    f"A visit elsewhere before {earliest:%d %b %Y} does not stand for this one "
+                    f"(its window opens on {today + days(50):%d %b %Y}).",
+                    "before_window",
+                )
+            ]
+        },
+    )
+    assert Visit.objects.get(pk=ahead.pk).status == VisitStatus.PLANNED
+
+
+def test_a_protocol_visit_is_never_seen_elsewhere_before_the_treatment_it_follows(db, today):
+    from tests.followups.conftest import record_mvd
+
+    patient = PatientFactory()
+    diagnosis = diagnosis_for(patient, diagnosed_on=today - days(60))
+    surgery = record_mvd(diagnosis, today - days(12))
+    post_op = Visit.objects.filter(treatment=surgery, protocol_day=10).get()
+    assert post_op.window_start - timedelta(days=30) < surgery.started_on
+
+    refused(
+        record_for(
+            patient,
+            ContactOutcome.ALREADY_SEEN_ELSEWHERE,
+            visit=post_op,
+            seen_on=surgery.started_on - days(1),
+        ),
+        {
+            "seen_on": [
+                (
+                    f"A visit elsewhere before {surgery.started_on:%d %b %Y} does not stand for this one "
+                    f"(its window opens on {post_op.window_start:%d %b %Y}).",
+                    "before_window",
+                )
+            ]
+        },
+    )

@@ -58,10 +58,11 @@ def test_a_patient_whose_follow_up_ended_reaches_no_worklist_plan_or_reminder(fo
     patient, manual = followed
     follow_up_end(patient=patient, reason=FollowUpEndReason.DISCHARGED, on=today)
 
-    # A visit staff add by hand afterwards is kept, but nothing reminds of it or lists it.
-    later = services.visit_create(patient=patient, purpose="Review", scheduled_for=timezone.now() + days(10))
-    assert {r.status_reason for r in Reminder.objects.filter(visit=later)} == {
-        "The patient's follow-up has ended."
+    # Nothing is booked for the patient until a clinician resumes follow-up, not even by hand.
+    with pytest.raises(ValidationError) as refused:
+        services.visit_create(patient=patient, purpose="Review", scheduled_for=timezone.now() + days(10))
+    assert refused.value.message_dict == {
+        "patient": ["This patient's follow-up has ended: a clinician resumes it before a visit is booked."]
     }
     assert not worklist_due(days=30).filter(patient=patient).exists()
     assert not worklist_overdue(today=today + days(200)).filter(patient=patient).exists()
@@ -157,3 +158,19 @@ def test_a_clinician_resumes_follow_up_and_the_protocols_plan_again_as_of_that_d
     manual.refresh_from_db()
     assert manual.status == VisitStatus.CANCELLED
     assert Reminder.objects.filter(visit__in=replanned, status=ReminderStatus.PENDING).exists()
+
+
+def test_an_end_recorded_late_cancels_the_bookings_from_its_own_day(db, today):
+    """A death learnt of a week later: the appointment of three days ago was no missed visit."""
+    patient = PatientFactory()
+    since_death = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=timezone.now() - days(3)
+    )
+    before_death = services.visit_create(
+        patient=patient, purpose="Review", scheduled_for=timezone.now() - days(9)
+    )
+
+    follow_up_end(patient=patient, reason=FollowUpEndReason.DECEASED, on=today - days(7))
+
+    assert Visit.objects.get(pk=since_death.pk).status == VisitStatus.CANCELLED
+    assert Visit.objects.get(pk=before_death.pk).status == VisitStatus.BOOKED  # the clinic settles it

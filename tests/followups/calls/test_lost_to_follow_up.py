@@ -110,12 +110,12 @@ def booked_before_its_window_and_attended(p, t):
 
 
 def seen_elsewhere_long_ago(p, t):
-    # The patient reports, for a visit ahead, a visit elsewhere 400 days ago; an older one is overdue.
+    # The patient reports that a visit of 400 days ago took place elsewhere; a later one is overdue.
+    reported = planned(p, t - days(410), t - days(400))
     planned(p, t - days(300), t - days(290))
-    ahead = planned(p, t + days(10), t + days(20))
     contact_attempt_record(
         patient=p,
-        visit=ahead,
+        visit=reported,
         channel=ContactChannel.PHONE,
         outcome=ContactOutcome.ALREADY_SEEN_ELSEWHERE,
         seen_on=t - days(400),
