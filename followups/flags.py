@@ -120,6 +120,7 @@ class FlagInputs:
     contact_details_invalid_since: date | None = None
     last_attended_on: date | None = None
     first_due_on: date | None = None
+    resumed_on: date | None = None  # the day follow-up was last resumed
 
 
 def _of_kind(inputs: FlagInputs, kind: str) -> list[TreatmentFacts]:
@@ -314,9 +315,12 @@ def overdue_flags(inputs: FlagInputs) -> list[Flag]:
 def lost_since(inputs: FlagInputs, today: date, days: int) -> date | None:
     """The day the patient became lost to follow-up (DOMAIN.md section 9), None if they are not:
     follow-up is due (an overdue visit) and no visit attended for ``days`` days, counted from the
-    last attended visit or, for a patient who never came, from the first day a visit was due.
+    last attended visit or, for a patient who never came, from the first day a visit was due, and
+    never from before follow-up was last resumed.
     ``followups.predicates.lost_to_follow_up`` is the same rule as a query."""
     anchor = inputs.last_attended_on or inputs.first_due_on
+    if anchor is not None and inputs.resumed_on is not None:
+        anchor = max(anchor, inputs.resumed_on)  # the time follow-up was ended does not count
     if not inputs.overdue or anchor is None or anchor > today - timedelta(days=days):
         return None
     return max(anchor + timedelta(days=days), min(visit.window_end for visit in inputs.overdue))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from followups.codes import VisitStatus
@@ -42,7 +42,15 @@ def overdue_visits_filter(today: date) -> Q:
         patient=OuterRef("patient"), status=VisitStatus.BOOKED, scheduled_for__gte=start_of_today
     )
     fallen_out = missed_not_rebooked() | Q(status=VisitStatus.PLANNED, window_end__lt=today)
-    return fallen_out & ~Exists(seen_later) & ~Exists(booked_ahead)
+    return fallen_out & ~Exists(seen_later) & ~Exists(booked_ahead) & since_resumed()
+
+
+def since_resumed() -> Q:
+    """Visits of the follow-up under way: a visit due before follow-up was last resumed belongs to
+    the follow-up that ended (DOMAIN.md section 9: resuming plans afresh as of that day)."""
+    return Q(patient__follow_up_resumed_on__isnull=True) | Q(
+        window_end__gte=F("patient__follow_up_resumed_on")
+    )
 
 
 def next_start_after(starts: Iterable[date], on: date) -> date | None:
@@ -93,5 +101,12 @@ def lost_to_follow_up(today: date, days: int) -> Q:
     due_long_ago = Visit.objects.filter(patient=OuterRef("pk"), window_start__lte=cutoff).exclude(
         status=VisitStatus.CANCELLED
     )
+    # Resumed within the last ``days``: the time follow-up was ended does not count as lost.
+    resumed_long_ago = Q(follow_up_resumed_on__isnull=True) | Q(follow_up_resumed_on__lte=cutoff)
     # A patient who came is counted from the last visit attended, whatever its window said.
-    return Exists(overdue) & ~Exists(attended_since) & (Exists(attended) | Exists(due_long_ago))
+    return (
+        Exists(overdue)
+        & ~Exists(attended_since)
+        & (Exists(attended) | Exists(due_long_ago))
+        & resumed_long_ago
+    )

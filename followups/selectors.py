@@ -156,6 +156,7 @@ def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
         contact_details_invalid_since=_local_day(patient.contact_details_invalid_since),
         last_attended_on=_local_day(attended["last_attended_at"]),
         first_due_on=attended["first_due_on"],
+        resumed_on=patient.follow_up_resumed_on,
     )
 
 

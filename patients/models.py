@@ -48,6 +48,9 @@ class Patient(ClinicalRecord):
     follow_up_end_reason = models.CharField(
         max_length=24, choices=codes.FollowUpEndReason.choices, blank=True
     )
+    # The day a clinician last resumed follow-up: visits due before it no longer make the patient
+    # overdue or lost (they belong to the follow-up that ended), nor does the time it was ended.
+    follow_up_resumed_on = models.DateField(null=True, blank=True)
     # A call reached a wrong number (DOMAIN.md section 9): the contact data await an update, which
     # clears it (``patient_update`` with a new phone or e-mail). Raises ``contact_details_invalid``.
     contact_details_invalid_since = models.DateTimeField(null=True, blank=True)

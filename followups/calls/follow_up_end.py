@@ -89,7 +89,10 @@ def follow_up_resume(*, patient: Patient, by=None, role: Role | None = None) -> 
         errors.add("patient", "This patient's follow-up has not ended.", "not_ended")
     errors.raise_if_any()
     patient.follow_up_ended_on, patient.follow_up_end_reason = None, ""
+    patient.follow_up_resumed_on = timezone.localdate()
     patient._change_reason = "Follow-up resumed."
-    patient.save(update_fields=["follow_up_ended_on", "follow_up_end_reason", "updated_at"])
+    patient.save(
+        update_fields=["follow_up_ended_on", "follow_up_end_reason", "follow_up_resumed_on", "updated_at"]
+    )
     patient_follow_up_refresh(patient=patient)
     return patient

@@ -174,3 +174,36 @@ def test_an_end_recorded_late_cancels_the_bookings_from_its_own_day(db, today):
 
     assert Visit.objects.get(pk=since_death.pk).status == VisitStatus.CANCELLED
     assert Visit.objects.get(pk=before_death.pk).status == VisitStatus.BOOKED  # the clinic settles it
+
+
+def test_resuming_starts_afresh_the_visits_missed_before_do_not_make_the_patient_overdue_or_lost(db, today):
+    """Back after a year away: the visit missed before follow-up ended is history, not a reason to
+    call or a year "lost"; a visit missed after the resumption is overdue as any other."""
+    from followups.calls.selectors import call_list, lost_to_follow_up_list
+    from followups.codes import FlagCode
+    from tests.followups.conftest import at_clinic, mark_missed
+
+    patient = PatientFactory()
+    old = mark_missed(
+        services.visit_create(patient=patient, purpose="Review", scheduled_for=at_clinic(today - days(400)))
+    )
+    follow_up_end(patient=patient, reason=FollowUpEndReason.MOVED_AWAY, on=today - days(300))
+    clinician = Role.CLINICIAN
+
+    follow_up_resume(patient=patient, role=clinician)
+
+    patient.refresh_from_db()
+    assert patient.follow_up_resumed_on == today
+    assert not call_list(today=today).filter(pk=patient.pk).exists()
+    assert not lost_to_follow_up_list(today=today).filter(pk=patient.pk).exists()
+    assert not patient.flags.filter(
+        code__in=(FlagCode.OVERDUE_FOLLOW_UP, FlagCode.LOST_TO_FOLLOW_UP)
+    ).exists()
+    assert Visit.objects.get(pk=old.pk).status == VisitStatus.MISSED  # kept on the record
+
+    later = mark_missed(
+        services.visit_create(patient=patient, purpose="Review", scheduled_for=at_clinic(today))
+    )
+    assert list(
+        call_list(today=today + days(1)).filter(pk=patient.pk).values_list("due_visit_id", flat=True)
+    ) == [later.pk]
