@@ -32,6 +32,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def consenting_patient(mrn: str, n: int, group: str, family_name: str):
+    """A patient who consents to e-mail reminders, at an address of its own: what every fault test
+    of the reminders writes to, through the service."""
+    from datetime import date
+
+    from patients import services as record
+
+    return record.patient_create(
+        mrn=mrn,
+        given_name=f"Pat{n}",
+        family_name=family_name,
+        date_of_birth=date(1970, 1, 1),
+        sex="female",
+        email=f"{group}{n}@patients.example",
+        email_reminders=True,
+    )
+
+
 def wait_until(condition, *, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

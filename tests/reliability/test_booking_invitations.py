@@ -6,7 +6,7 @@ goes out is not invited; a planned visit is never sent a time or a calendar even
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -15,8 +15,7 @@ from followups import services as follow_up
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.models import Reminder
 from followups.visit_moves import visit_move
-from patients import services as record
-from tests.reliability.conftest import wait_until
+from tests.reliability.conftest import consenting_patient, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -25,15 +24,7 @@ INVITED, BOOKED_FIRST, OLD_STYLE = 30, 10, 10
 
 def _planned_visit(n: int, group: str):
     """A consenting patient's planned visit whose window opens in 3 days: its invitation is due now."""
-    patient = record.patient_create(
-        mrn=f"INV{group}{n:04d}",
-        given_name=f"Pat{n}",
-        family_name="Invited",
-        date_of_birth=date(1970, 1, 1),
-        sex="female",
-        email=f"{group}{n}@patients.example",
-        email_reminders=True,
-    )
+    patient = consenting_patient(f"INV{group}{n:04d}", n, group, "Invited")
     today = timezone.localdate()
     return follow_up.visit_create(
         patient=patient,

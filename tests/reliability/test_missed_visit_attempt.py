@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -19,8 +19,7 @@ from followups.codes import ContactChannel, ContactOutcome, ReminderKind, Remind
 from followups.models import ContactAttempt, Reminder
 from followups.reminders import reminders_claim_due
 from followups.visit_moves import visit_move
-from patients import services as record
-from tests.reliability.conftest import wait_until
+from tests.reliability.conftest import consenting_patient, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,15 +27,7 @@ MISSED, OTHERS = 12, 6
 
 
 def _patient(n: int, group: str):
-    return record.patient_create(
-        mrn=f"MVA{group}{n:04d}",
-        given_name=f"Pat{n}",
-        family_name="Missed",
-        date_of_birth=date(1970, 1, 1),
-        sex="female",
-        email=f"{group}{n}@patients.example",
-        email_reminders=True,
-    )
+    return consenting_patient(f"MVA{group}{n:04d}", n, group, "Missed")
 
 
 def _due_now(kinds, visits) -> list[Reminder]:
