@@ -262,7 +262,7 @@ UNKNOWN = "3f6d2c1e-9b7a-4e52-8d0c-5a1b2c3d4e5f"
         ({"patient": 42}, "patient"),
         ({"channel": "pigeon"}, "channel"),
         ({"outcome": "maybe"}, "outcome"),
-        ({"note": "\ud800"}, "note"),
+        ({"note": "\ud800"}, "detail"),  # refused as a body before any field is read
         ({"note": "x" * 501}, "note"),
         ({"at": "AHEAD"}, "at"),
         ({"at": "2026-01-01T10:00:00"}, "at"),
