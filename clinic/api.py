@@ -37,7 +37,7 @@ from clinic.api_rows import RowPlan, row_plan
 from clinic.api_schema import ResourceSchema  # (and registers the token scheme)
 from clinic.audit import audit_record
 from clinic.models import IdempotentRequest
-from clinic.roles import Kind
+from clinic.roles import Kind, may
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -105,6 +105,23 @@ def _leaves(nested):
             yield from _leaves(value)
     else:
         yield str(nested)
+
+
+class ClinicalFieldsHidden:
+    """A serializer mixin: the output fields in ``clinical_fields`` name the clinical record (a
+    visit's purpose names its treatment), so only roles that read it get them; the front desk sees
+    the rest (issue 20). Declare those fields ``required=False`` so that the schema does not promise
+    them to everyone."""
+
+    clinical_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not may(request.user, Kind.CLINICAL, write=False):
+            for name in self.clinical_fields:
+                data.pop(name, None)
+        return data
 
 
 class PreconditionFailed(exceptions.APIException):

@@ -31,6 +31,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from clinic.api import (
+    ClinicalFieldsHidden,
     CursorPage,
     OffsetDateTimeFilter,
     ResourceFilter,
@@ -131,10 +132,23 @@ def _uuid_ref(**kwargs):
 # --- visits -------------------------------------------------------------------------------------
 
 
-class VisitOut(serializers.ModelSerializer):
+class VisitOut(ClinicalFieldsHidden, serializers.ModelSerializer):
+    """A visit. Its ``purpose`` and ``treatment`` name the clinical record: only roles that read it
+    get them; the front desk sees the kind of clinic the visit needs (``visit_kind``), never why."""
+
+    clinical_fields = ("purpose", "treatment")
     id = public_id("uuid")
     patient = public_id("patient.uuid")
-    treatment = _uuid_ref(allow_null=True)
+    # Not read-only, so that the schema leaves them out of ``required``: only some roles get them.
+    purpose = serializers.CharField(
+        required=False, help_text="Clinicians, nurses and integration clients only; never the front desk."
+    )
+    treatment = serializers.UUIDField(
+        source="treatment.uuid",
+        required=False,
+        allow_null=True,
+        help_text="The treatment the visit follows. Clinicians, nurses and integration clients only.",
+    )
     rebooked_from = _uuid_ref(allow_null=True, help_text="The missed visit this one replaces.")
     rebooked_as = _uuid_ref(allow_null=True, help_text="The visit booked for this one, once missed.")
     slot = _uuid_ref(allow_null=True, help_text="The clinic session's slot a booked visit holds.")

@@ -453,6 +453,18 @@ def appointment_resource(visit) -> dict:
     )
 
 
+# Elements that name the clinical record (a visit's purpose names its treatment; the reason is the
+# patient's Condition): only for roles that read it. The front desk reads Appointments to book
+# them: it sees the kind of clinic (serviceType), never why (issue 20).
+CLINICAL_ELEMENTS = {"Appointment": ("description", "reasonReference")}
+
+
+def without_clinical(resource: dict) -> dict:
+    """``resource`` as a role that does not read the clinical record may see it."""
+    hidden = CLINICAL_ELEMENTS.get(resource["resourceType"], ())
+    return {name: value for name, value in resource.items() if name not in hidden}
+
+
 # --- Observation (one per scale of an assessment) -----------------------------------------------
 
 

@@ -44,7 +44,7 @@ from rest_framework.views import APIView
 from clinic.api import api_exception_handler
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
 from clinic.audit import audit_record
-from clinic.roles import Kind
+from clinic.roles import Kind, may
 from followups import fhir
 from followups.codes import ReminderStatus, VisitKind
 from followups.models import (
@@ -148,6 +148,12 @@ class FhirView(APIView):
 
     def get_kind(self) -> Kind | None:
         return self.kind
+
+    def as_role_sees(self, resource: dict) -> dict:
+        """The resource as the caller's role may see it (``fhir.without_clinical``)."""
+        if may(self.request.user, Kind.CLINICAL, write=False):
+            return resource
+        return fhir.without_clinical(resource)
 
     def get_exception_handler(self):
         return fhir_exception_handler
@@ -528,6 +534,7 @@ class ResourceRead(FhirView):
         if found is None:
             raise Http404
         resource, patient = found
+        resource = self.as_role_sees(resource)
         self.audit([(resource["resourceType"], resource["id"], patient)])
         return Response(resource)
 
@@ -555,7 +562,7 @@ class ResourceSearch(FhirView):
     )
     def get(self, request):
         patient = _patient_param(request)
-        found = self.source.resources_for("uuid", patient)
+        found = [(self.as_role_sees(r), uuid) for r, uuid in self.source.resources_for("uuid", patient)]
         # An empty answer still tells the caller something about this patient.
         found_ids = [(r["resourceType"], r["id"], uuid) for r, uuid in found]
         self.audit(found_ids or [(self.source.resource_type, "", patient)])

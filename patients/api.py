@@ -161,6 +161,11 @@ class PatientViewSet(ResourceViewSet):
     def update_object(self, instance, data):
         return services.patient_update(patient=instance, **data)
 
+    def get_kind(self):
+        # Archiving takes a patient out of follow-up: a clinician's decision (as in the staff
+        # panel), not the front desk's, though the front desk writes contact data (issue 20).
+        return Kind.CLINICAL if self.action == "destroy" else super().get_kind()
+
     def destroy(self, request, *args, **kwargs):
         patient = services.patient_archive(patient=self.get_object())
         self._audit([patient])

@@ -24,9 +24,9 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from clinic.api import OffsetDateTimeFilter, ResourceViewSet
+from clinic.api import ClinicalFieldsHidden, OffsetDateTimeFilter, ResourceViewSet
 from clinic.api_schema import IDEMPOTENCY_KEY
-from clinic.roles import Kind, may
+from clinic.roles import Kind
 from followups.api import ClinicDateTime, OffsetDateTime, WorklistViewSet, answers
 from followups.calls.selectors import call_list, call_rows, lost_to_follow_up_list
 from followups.calls.services import NOTE_MAX_LENGTH, contact_attempt_record
@@ -268,7 +268,7 @@ class CallPatientOut(serializers.Serializer):
     email_reminders = serializers.BooleanField(read_only=True, help_text="The e-mail reminder consent.")
 
 
-class CallVisitOut(serializers.Serializer):
+class CallVisitOut(ClinicalFieldsHidden, serializers.Serializer):
     """The visit that put the patient on the list. Its ``purpose`` is shown only to roles that read
     the clinical record: the front desk sees the kind of clinic a visit needs, never why."""
 
@@ -281,18 +281,12 @@ class CallVisitOut(serializers.Serializer):
     scheduled_for = ClinicDateTime(
         read_only=True, help_text="A missed visit's appointment; a planned visit's target time."
     )
+    clinical_fields = ("purpose",)
     # Not read-only, so that the schema leaves it out of ``required``: only some roles get it.
     purpose = serializers.CharField(
         required=False,
         help_text="Clinicians, nurses and integration clients only; never the front desk.",
     )
-
-    def to_representation(self, visit):
-        data = super().to_representation(visit)
-        request = self.context.get("request")
-        if request is None or not may(request.user, Kind.CLINICAL, write=False):
-            del data["purpose"]
-        return data
 
 
 class LastAttemptOut(serializers.Serializer):

@@ -238,7 +238,7 @@ EXPECTED: dict[str, dict[str, Op]] = {
         **reads(C, PATIENT),
         "PUT": write(C, 200, _patient_put, PATIENT),
         "PATCH": write(C, 200, lambda s: {"phone": "+49 30 7654321"}, PATIENT),
-        "DELETE": write(C, 204, at=PATIENT),  # archives
+        "DELETE": write(CL, 204, at=PATIENT),  # archives: a clinician's decision (issue 20)
     },
     # DOMAIN.md 9: whoever writes contact data ends follow-up; only a clinician resumes it, and the
     # seeded patient's has not ended, so the clinician's resume is the service's 400.
