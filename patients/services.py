@@ -69,6 +69,19 @@ def _refuse_archived(patient: Patient, errors: FieldErrors):
         errors.add("patient", "This patient is archived; restore them before adding records.", "archived")
 
 
+def _locked_unless_archived(patient: Patient) -> Patient:
+    """Lock the patient for a change to their record, refused while they are archived: an archived
+    patient's record is read-only until restored (issue 20), retractions included."""
+    patient = patient_lock(patient)
+    if patient.archived:
+        errors = FieldErrors()
+        errors.add(
+            "patient", "This patient is archived; restore them before changing their record.", "archived"
+        )
+        errors.raise_if_any()
+    return patient
+
+
 # A record entered in error is retracted by its retract service and then never changes again, so
 # what a clinician read and acted on stays as it was; each update and record service asks its
 # record's state machine (record_states) before anything else is checked or written.
@@ -203,7 +216,7 @@ def patient_create(**fields) -> Patient:
 
 @transaction.atomic
 def patient_update(*, patient: Patient, **changes) -> Patient:
-    patient = patient_lock(patient)
+    patient = _locked_unless_archived(patient)
     was_consenting = patient.email_reminders
     contact_before = (patient.phone, patient.email)
     apply_changes(patient, changes, PATIENT_FIELDS)
@@ -292,7 +305,7 @@ def diagnosis_record(*, patient: Patient, muscles: Iterable[str] = (), **fields)
 
 @transaction.atomic
 def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = None, **changes) -> Diagnosis:
-    patient_lock(diagnosis.patient)
+    _locked_unless_archived(diagnosis.patient)
     diagnosis = Diagnosis.objects.select_related("patient").get(pk=diagnosis.pk)
     _refuse_retracted(record_states.DIAGNOSIS, diagnosis)
     previous = diagnosis.status
@@ -313,7 +326,7 @@ def diagnosis_update(*, diagnosis: Diagnosis, muscles: Iterable[str] | None = No
 @transaction.atomic
 def diagnosis_retract(*, diagnosis: Diagnosis) -> Diagnosis:
     """Mark a diagnosis recorded by mistake; it stays in the record and its history."""
-    patient_lock(diagnosis.patient)
+    _locked_unless_archived(diagnosis.patient)
     diagnosis = Diagnosis.objects.get(pk=diagnosis.pk)
     if diagnosis.status != codes.DiagnosisStatus.ENTERED_IN_ERROR:
         diagnosis.status = codes.DiagnosisStatus.ENTERED_IN_ERROR
@@ -386,7 +399,7 @@ def imaging_study_update(
     offending_vessels: Iterable[str] | None = None,
     **changes,
 ) -> ImagingStudy:
-    patient_lock(study.patient)
+    _locked_unless_archived(study.patient)
     study = ImagingStudy.objects.select_related("patient").get(pk=study.pk)
     _refuse_retracted(record_states.IMAGING_STUDY, study)
     previous = study.status
@@ -404,7 +417,7 @@ def imaging_study_update(
 
 @transaction.atomic
 def imaging_study_retract(*, study: ImagingStudy) -> ImagingStudy:
-    patient_lock(study.patient)
+    _locked_unless_archived(study.patient)
     study = ImagingStudy.objects.get(pk=study.pk)
     if study.status != codes.ImagingStatus.ENTERED_IN_ERROR:
         study.status = codes.ImagingStatus.ENTERED_IN_ERROR
@@ -707,7 +720,7 @@ def treatment_update(
     Detail mappings are partial: only the keys given change. Lists given (injections, vessels,
     complications) replace the stored list.
     """
-    patient_lock(treatment.patient)
+    _locked_unless_archived(treatment.patient)
     treatment = Treatment.objects.select_related("patient", "diagnosis").get(pk=treatment.pk)
     _refuse_retracted(record_states.TREATMENT, treatment)
     if changes.pop("kind", treatment.kind) != treatment.kind:
@@ -730,7 +743,7 @@ def treatment_update(
 @transaction.atomic
 def treatment_retract(*, treatment: Treatment) -> Treatment:
     """Mark a treatment recorded by mistake; follow-up cancels the visits it planned."""
-    patient_lock(treatment.patient)
+    _locked_unless_archived(treatment.patient)
     treatment = Treatment.objects.get(pk=treatment.pk)
     if treatment.status != codes.TreatmentStatus.ENTERED_IN_ERROR:
         treatment.status = codes.TreatmentStatus.ENTERED_IN_ERROR
