@@ -27,6 +27,10 @@ class FieldErrors:
         reported on the assessment's ``visit``)."""
         return ValidationError({field: [error for errors in self._errors.values() for error in errors]})
 
+    def __contains__(self, field: str) -> bool:
+        """Whether ``field`` is refused already (a later check that reads it can stand aside)."""
+        return field in self._errors
+
     def __bool__(self) -> bool:
         return bool(self._errors)
 

@@ -58,6 +58,17 @@ def _check_clinical_date(field: str, when, patient: Patient, errors: FieldErrors
     check_clinical_date(field, when, patient.date_of_birth, errors, future_ok=future_ok)
 
 
+# How far ahead a treatment may be planned: a plan, not a fact (and day arithmetic on a date near
+# year 9999, in planning and in the toxin window, would overflow: issue 20).
+TREATMENT_PLANNED_AHEAD = timedelta(days=730)
+
+
+def _check_treatment_date(field: str, when, patient: Patient, errors: FieldErrors):
+    _check_clinical_date(field, when, patient, errors, future_ok=True)
+    if isinstance(when, date) and when > timezone.localdate() + TREATMENT_PLANNED_AHEAD:
+        errors.add(field, "Plan it within two years of today.", "too_far_ahead")
+
+
 def patient_lock(patient: Patient) -> Patient:
     # Writes about one patient queue behind each other, so rules that look across the patient's
     # records (the toxin units per 30 days) see every committed session.
@@ -470,6 +481,7 @@ def _medication_detail(treatment: Treatment, given: Mapping, errors: FieldErrors
         "The dose change is before the course started.",
         errors,
     )
+    _check_clinical_date("medication.dose_changed_on", detail.dose_changed_on, treatment.patient, errors)
     return detail
 
 
@@ -491,6 +503,7 @@ def _toxin_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
         "The benefit wore off before the injection.",
         errors,
     )
+    _check_clinical_date("botulinum_toxin.wore_off_on", detail.wore_off_on, treatment.patient, errors)
 
     if "injections" in given:
         injections = []
@@ -523,6 +536,8 @@ def _check_toxin_window(treatment: Treatment, detail, injections, errors: FieldE
     if treatment.status == codes.TreatmentStatus.ENTERED_IN_ERROR:
         return
     if not isinstance(treatment.started_on, date) or detail.product not in codes.ToxinProduct.values:
+        return
+    if "started_on" in errors:  # out of range: no window around it to look at
         return
     units = sum((i.units for i in injections if isinstance(i.units, Decimal)), Decimal(0))
     span = codes.TOXIN_WINDOW_DAYS - 1
@@ -600,6 +615,8 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
                 "A complication cannot start before surgery.",
                 errors,
             )
+            for name in ("onset_on", "resolved_on"):
+                _check_clinical_date(prefix + name, getattr(complication, name), treatment.patient, errors)
             complications.append(complication)
     return detail, vessels, complications
 
@@ -612,8 +629,8 @@ def _validate_treatment(treatment: Treatment, details: Mapping[str, Mapping | No
         errors.add("diagnosis", "A treatment is for a diagnosis.", "required")
     else:
         _check_same_patient("diagnosis", treatment.diagnosis, patient, errors)
-    _check_clinical_date("started_on", treatment.started_on, patient, errors, future_ok=True)
-    _check_clinical_date("ended_on", treatment.ended_on, patient, errors, future_ok=True)
+    _check_treatment_date("started_on", treatment.started_on, patient, errors)
+    _check_treatment_date("ended_on", treatment.ended_on, patient, errors)
     errors.add(
         "ended_on", rules.end_before_start_error(treatment.started_on, treatment.ended_on), "date_order"
     )
