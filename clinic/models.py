@@ -3,8 +3,21 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Q
+
+# Free text is bounded everywhere (issue 20: a 2.5 MB note made a 27 MB list page): the model's
+# validators refuse more (services run them through ``check_fields``), DRF and the admin's forms take
+# the bound from ``max_length``.
+NOTES_MAX_LENGTH = 5_000
+REPORT_MAX_LENGTH = 20_000
+
+
+def bounded_text(max_length: int = NOTES_MAX_LENGTH, **kwargs) -> models.TextField:
+    """A free-text field of at most ``max_length`` characters, blank by default."""
+    kwargs.setdefault("blank", True)
+    return models.TextField(max_length=max_length, validators=[MaxLengthValidator(max_length)], **kwargs)
 
 
 def one_of(field, choices, *, blank=False):

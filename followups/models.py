@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from clinic.models import ClinicalRecord, in_range, not_before, one_of
+from clinic.models import ClinicalRecord, bounded_text, in_range, not_before, one_of
 from followups import codes
 from patients import codes as record_codes
 from patients.models import Diagnosis, Patient, Treatment
@@ -29,7 +29,7 @@ class Protocol(models.Model):
     treatment_kind = models.CharField(
         max_length=20, choices=record_codes.TreatmentKind.choices, blank=True, unique=True
     )
-    description = models.TextField(blank=True)
+    description = bounded_text()
 
     history = HistoricalRecords()
 
@@ -347,7 +347,7 @@ class Assessment(ClinicalRecord):
         output_field=models.PositiveSmallIntegerField(null=True),
         db_persist=True,
     )
-    notes = models.TextField(blank=True)
+    notes = bounded_text()
     # Who recorded it (DOMAIN.md section 3): set by the service from the recorder's role, never
     # entered; a patient's own diary report says ``patient``.
     source = models.CharField(

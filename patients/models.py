@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from clinic.models import ClinicalRecord, in_range, not_before, one_of
+from clinic.models import REPORT_MAX_LENGTH, ClinicalRecord, bounded_text, in_range, not_before, one_of
 from patients import codes
 
 
@@ -99,7 +99,7 @@ class Diagnosis(ClinicalRecord):
         max_length=20, choices=codes.DiagnosisStatus.choices, default=codes.DiagnosisStatus.CONFIRMED
     )
     diagnosed_on = models.DateField()
-    notes = models.TextField(blank=True)
+    notes = bounded_text()
 
     history = HistoricalRecords()
 
@@ -159,7 +159,7 @@ class ImagingStudy(ClinicalRecord):
         default=codes.CompressionFound.INDETERMINATE,
     )
     lesion_found = models.BooleanField(null=True, blank=True)
-    report = models.TextField(blank=True)
+    report = bounded_text(REPORT_MAX_LENGTH)
     status = models.CharField(
         max_length=20, choices=codes.ImagingStatus.choices, default=codes.ImagingStatus.AVAILABLE
     )
@@ -234,7 +234,7 @@ class Treatment(ClinicalRecord):
     )
     started_on = models.DateField()
     ended_on = models.DateField(null=True, blank=True)
-    notes = models.TextField(blank=True)
+    notes = bounded_text()
 
     history = HistoricalRecords()
 
