@@ -107,6 +107,10 @@ def _leaves(nested):
         yield str(nested)
 
 
+# As long as IdempotentRequest.key may be.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
 class ClinicalFieldsHidden:
     """A serializer mixin: the output fields in ``clinical_fields`` name the clinical record (a
     visit's purpose names its treatment), so only roles that read it get them; the front desk sees
@@ -345,6 +349,11 @@ class ResourceViewSet(GenericViewSet):
 
     def create(self, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key")
+        if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            # Never cut short: two long keys sharing a prefix would answer each other (issue 20).
+            raise exceptions.ValidationError(
+                {"Idempotency-Key": [f"Keep the key to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+            )
         if key:
             return self._create_once(request, key)
         return self._create(request)
@@ -365,7 +374,7 @@ class ResourceViewSet(GenericViewSet):
         try:
             with transaction.atomic():
                 record = IdempotentRequest.objects.create(
-                    user=request.user, key=key[:255], request_fingerprint=fingerprint
+                    user=request.user, key=key, request_fingerprint=fingerprint
                 )
                 response = self._create(request)
                 record.status = response.status_code
@@ -374,7 +383,7 @@ class ResourceViewSet(GenericViewSet):
                 return response
         except IntegrityError:
             # The key was used before (or a concurrent retry won the race and has committed).
-            first = IdempotentRequest.objects.filter(user=request.user, key=key[:255]).first()
+            first = IdempotentRequest.objects.filter(user=request.user, key=key).first()
             if first is None:  # a constraint of the record itself, not the key: not ours to hide
                 raise
         if first.request_fingerprint != fingerprint:

@@ -54,9 +54,10 @@ IF_MATCH = OpenApiParameter(
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
-    description="A retry with the same key and body answers the first response and creates nothing.",
+    description="A retry with the same key and body answers the first response and creates nothing. "
+    "At most 255 characters (a longer key is a 400, never cut short).",
 )
 
 

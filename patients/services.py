@@ -8,6 +8,7 @@ same rules for any path that goes around these functions.
 
 from __future__ import annotations
 
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
@@ -169,9 +170,29 @@ def _earliest_clinical_date(patient: Patient) -> date | None:
     return min((d for d in dates if d is not None), default=None)
 
 
+# Bidirectional controls reorder what a screen, a list or an e-mail shows around them (a name that
+# displays as another); zero-width joiners stay allowed, as Persian and Indic names need them.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+NAME_CONTROL = "A name holds no control characters (line breaks, tabs, direction marks)."
+
+
+def _check_name(field: str, value, errors: FieldErrors) -> None:
+    """A name is one line of visible text: no control characters (CR/LF, tab) and no bidi controls."""
+    if isinstance(value, str) and any(
+        unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value
+    ):
+        errors.add(
+            field, "A name holds no control characters (line breaks, tabs, direction marks).", "control"
+        )
+
+
 def _validate_patient(patient: Patient, *, birth_date_changed: bool = False) -> None:
     errors = FieldErrors()
     check_fields(patient, errors, exclude=["email_reminders_consented_at"])
+    for field in ("given_name", "family_name"):
+        _check_name(field, getattr(patient, field), errors)
     if isinstance(patient.date_of_birth, date) and patient.date_of_birth > timezone.localdate():
         errors.add("date_of_birth", "The date of birth is in the future.", "in_future")
     if birth_date_changed and isinstance(patient.date_of_birth, date):
