@@ -11,7 +11,7 @@ of reminders, one count of each call list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django.db.models import Count, Q
@@ -22,7 +22,7 @@ from clinic.roles import Kind, may
 from followups.calls.selectors import call_list, lost_to_follow_up_list
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
-from followups.predicates import in_follow_up, overdue_visits_filter
+from followups.predicates import in_follow_up, overdue_visits_filter, start_of_day
 from followups.selectors import flags_to_review
 
 # The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
@@ -34,21 +34,17 @@ WORKLISTS = {
 DUE_DAYS = 7
 
 
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 def visit_worklist_filter(worklist: str, today: date) -> Q:
     """The visits of one worklist (``WORKLISTS``), of patients in follow-up."""
     open_visits = Q(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED)) & in_follow_up()
     if worklist == "today":
         return open_visits & Q(
-            scheduled_for__gte=_start_of(today), scheduled_for__lt=_start_of(today + timedelta(days=1))
+            scheduled_for__gte=start_of_day(today), scheduled_for__lt=start_of_day(today + timedelta(days=1))
         )
     if worklist == "week":
         return open_visits & Q(
-            scheduled_for__gte=_start_of(today),
-            scheduled_for__lt=_start_of(today + timedelta(days=DUE_DAYS + 1)),
+            scheduled_for__gte=start_of_day(today),
+            scheduled_for__lt=start_of_day(today + timedelta(days=DUE_DAYS + 1)),
         )
     if worklist == "overdue":
         return overdue_visits_filter(today) & in_follow_up()

@@ -20,6 +20,11 @@ from followups.models import Visit
 FACIAL_PALSY_FROM_GRADE = 2  # House-Brackmann II or worse
 
 
+def start_of_day(day: date) -> datetime:
+    """The first moment of ``day`` in the clinic's zone: where "today" and "since that day" begin."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 def missed_not_rebooked() -> Q:
     return Q(status=VisitStatus.MISSED, rebooked_as__isnull=True)
 
@@ -32,7 +37,7 @@ def is_missed_not_rebooked(visit: Visit) -> bool:
 def overdue_visits_filter(today: date) -> Q:
     """Visits that make their patient overdue: missed and not rebooked, or planned past the window,
     unless (v2) the patient has since attended a later visit or holds a booked visit ahead."""
-    start_of_today = timezone.make_aware(datetime.combine(today, time.min))
+    start_of_today = start_of_day(today)
     seen_later = Visit.objects.filter(
         patient=OuterRef("patient"),
         status=VisitStatus.COMPLETED,
@@ -96,7 +101,7 @@ def lost_to_follow_up(today: date, days: int) -> Q:
     overdue = Visit.objects.filter(overdue_visits_filter(today), patient=OuterRef("pk"))
     attended = Visit.objects.filter(patient=OuterRef("pk"), status=VisitStatus.COMPLETED)
     attended_since = attended.filter(
-        scheduled_for__gte=timezone.make_aware(datetime.combine(cutoff + timedelta(days=1), time.min)),
+        scheduled_for__gte=start_of_day(cutoff + timedelta(days=1)),
     )
     due_long_ago = Visit.objects.filter(patient=OuterRef("pk"), window_start__lte=cutoff).exclude(
         status=VisitStatus.CANCELLED

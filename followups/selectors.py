@@ -6,7 +6,7 @@ the page size: the patient (and treatment) come joined, never one query per row.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
@@ -22,13 +22,9 @@ from followups.flags import (
     TreatmentFacts,
 )
 from followups.models import Assessment, LabResult, PatientFlag, TreatmentOutcome, Visit
-from followups.predicates import in_follow_up, overdue_visits_filter
+from followups.predicates import in_follow_up, overdue_visits_filter, start_of_day
 from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentKind, TreatmentStatus
 from patients.models import Patient
-
-
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def worklist_due(*, days: int, today: date | None = None) -> QuerySet[Visit]:
@@ -37,8 +33,8 @@ def worklist_due(*, days: int, today: date | None = None) -> QuerySet[Visit]:
     return (
         Visit.objects.filter(
             status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED),
-            scheduled_for__gte=_start_of(today),
-            scheduled_for__lt=_start_of(today + timedelta(days=days + 1)),
+            scheduled_for__gte=start_of_day(today),
+            scheduled_for__lt=start_of_day(today + timedelta(days=days + 1)),
         )
         .filter(in_follow_up())
         .select_related("patient", "treatment")

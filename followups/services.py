@@ -36,6 +36,7 @@ from followups.models import (
 )
 from followups.outcomes_store import outcomes_recompute
 from followups.planning import PlanResult, visits_plan_for
+from followups.predicates import start_of_day
 from followups.reminders import reminders_plan_for
 from followups.visit_moves import (
     FOLLOW_UP_ENDED,
@@ -206,7 +207,7 @@ def visits_mark_missed_due(*, today: date | None = None) -> int:
     guard of the move to missed (the window closed, the appointment passed).
     """
     today = today or timezone.localdate()
-    start_of_today = timezone.make_aware(datetime.combine(today, datetime.min.time()))
+    start_of_today = start_of_day(today)
     due = Visit.objects.filter(
         window_end__lt=today,
         status__in=(codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED),

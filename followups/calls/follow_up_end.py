@@ -21,6 +21,7 @@ from clinic.errors import FieldErrors
 from clinic.roles import Role, role_of
 from clinic.validation import check_clinical_date
 from followups.codes import VisitStatus
+from followups.predicates import start_of_day
 from followups.services import patient_follow_up_refresh
 from followups.visit_moves import after_visit_change, visits_move_bulk
 from patients.codes import FollowUpEndReason
@@ -31,7 +32,7 @@ MAY_RESUME = (Role.CLINICIAN,)
 
 
 def _visits_ahead(patient: Patient, since: date):
-    start = timezone.make_aware(timezone.datetime.combine(since, timezone.datetime.min.time()))
+    start = start_of_day(since)
     return patient.visits.filter(
         Q(status=VisitStatus.BOOKED, scheduled_for__gte=start)
         | Q(status=VisitStatus.PLANNED, window_end__gte=since)
