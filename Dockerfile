@@ -36,6 +36,8 @@ RUN DJANGO_ENV=production \
     DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
     REDIS_URL=redis://127.0.0.1:6379/0 \
     ALLOWED_HOSTS=localhost \
+    EMAIL_URL=smtp://localhost:25 \
+    SITE_URL=https://localhost \
     python manage.py collectstatic --noinput
 
 # The code stays owned by root and read-only to the app; only VAR_DIR is the app's to write.
@@ -50,4 +52,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip().replace('*', 'localhost'); r.urlopen(r.Request('http://127.0.0.1:%s/healthz' % os.environ['PORT'], headers={'Host': h}), timeout=4)"
 
 # Heartbeat files on /dev/shm: on the container's overlay file system they can stall workers.
-CMD ["gunicorn", "clinic.wsgi:application", "--worker-tmp-dir", "/dev/shm"]
+CMD ["gunicorn", "clinic.wsgi:application", "--config", "python:clinic.gunicorn", "--worker-tmp-dir", "/dev/shm"]

@@ -1,5 +1,6 @@
-"""API clients (revocable) and the audit trail (read by administrators only) in the admin."""
+"""API clients (revocable), the audit trail and the login lockouts (administrators only) in the admin."""
 
+from axes.models import AccessAttempt
 from django.contrib import admin
 
 from clinic.admin_services import ReadOnlyAdmin
@@ -43,4 +44,25 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return request.user.is_superuser
 
     def has_module_permission(self, request):
+        return request.user.is_superuser
+
+
+@admin.register(AccessAttempt)
+class LoginLockoutAdmin(ReadOnlyAdmin):
+    """Wrong passwords counted by django-axes, per username and address; deleting a row lifts its
+    lockout at once (``manage.py axes_reset_username NAME`` does the same from a shell)."""
+
+    list_display = ("username", "ip_address", "failures_since_start", "attempt_time")
+    search_fields = ("=username", "=ip_address")
+    fields = ("username", "ip_address", "failures_since_start", "attempt_time", "path_info")
+    readonly_fields = fields
+    actions = ["delete_selected"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser

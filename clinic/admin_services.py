@@ -13,6 +13,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from clinic.audit import audit_record
+from clinic.models import AuditEvent
 from clinic.roles import Kind, may
 
 
@@ -196,6 +197,24 @@ class AuditedAdmin(admin.ModelAdmin):
             if obj is not None:
                 self._audit(request, response, [obj])
         return response
+
+    # A history page shows the object's past values, so it is a read of that object whatever else it
+    # shows (simple_history's list of versions, or one version; Django's own log on other admins).
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        self._audit_history(request, response, object_id)
+        return response
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # Routed only by SimpleHistoryAdmin.get_urls, so ``super()`` has it whenever it is called.
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        self._audit_history(request, response, object_id)
+        return response
+
+    def _audit_history(self, request, response, object_id):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            self._audit(request, response, [obj], action=AuditEvent.Action.READ)
 
 
 def row_id(value) -> int | None:

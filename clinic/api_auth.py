@@ -11,6 +11,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from clinic.api_clients import api_client_for_key
+from clinic.client_address import client_address
 from clinic.roles import may
 
 
@@ -64,6 +65,10 @@ class ClientRateThrottle(SimpleRateThrottle):
         # DRF reads the rates once, when its throttling module is imported; reading them here
         # lets a changed REST_FRAMEWORK setting (reloaded by DRF on ``setting_changed``) apply.
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def get_ident(self, request):
+        # The address NUM_PROXIES trusts (clinic.client_address), as the audit and the lockout use.
+        return client_address(request) or "unknown"
 
     def get_cache_key(self, request, view):
         user = request.user

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from functools import cache
 from uuid import UUID
@@ -10,6 +9,8 @@ from uuid import UUID
 from django.db import connection
 from django.utils import timezone
 
+from clinic.client_address import client_address
+from clinic.logs import hide_link_tokens
 from clinic.models import AuditEvent
 
 ACTION_FOR_METHOD = {
@@ -22,25 +23,6 @@ ACTION_FOR_METHOD = {
 }
 
 
-def _ip(value) -> str | None:
-    try:
-        return str(ipaddress.ip_address(str(value).strip()))
-    except ValueError:
-        return None
-
-
-def _remote_addr(request) -> str | None:
-    """Where the request came from: an IP address, or None.
-
-    Behind the proxy REMOTE_ADDR is the proxy, and the client is the hop the proxy appended last to
-    X-Forwarded-For; whatever comes before it was sent by the client and proves nothing. A value
-    that is not an address is dropped, so a forged header can neither fail the request nor end up
-    in the trail.
-    """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    return _ip(forwarded.split(",")[-1]) or _ip(request.META.get("REMOTE_ADDR", ""))
-
-
 def audit_record(
     *,
     request,
@@ -49,24 +31,33 @@ def audit_record(
     status: int,
     targets: Iterable[tuple[str, UUID | None]],
     action: str | None = None,
+    actor: str | None = None,
+    actor_id: int | None = None,
 ) -> None:
-    """One row per (object, patient) touched; a list page writes one row per row it showed."""
-    user = getattr(request, "user", None)
-    actor_id = user.pk if user is not None and user.is_authenticated else None
-    actor = user.get_username() if actor_id else "anonymous"
+    """One row per (object, patient) touched; a list page writes one row per row it showed.
+
+    ``actor`` (and ``actor_id``, when it is an account) names who acted when the request's user
+    does not: a patient's signed link, the user name a failed login tried, the user logging in.
+    """
+    if actor is None:
+        user = getattr(request, "user", None)
+        actor_id = user.pk if user is not None and user.is_authenticated else None
+        actor = user.get_username() if actor_id else "anonymous"
     action = action or ACTION_FOR_METHOD.get(request.method, AuditEvent.Action.READ)
     common = {
         "actor_id": actor_id,
-        "actor": actor,
+        "actor": _storable(actor, AuditEvent._meta.get_field("actor").max_length),
         "channel": channel,
         "action": action,
         "resource": resource,
-        "method": request.method,
-        "path": request.path[:300],
+        # A login made in code (the test client's force_login) comes with an empty request.
+        "method": (request.method or "")[:8],
+        # A patient link's token is a key to the patient's pages: the trail keeps the path without it.
+        "path": _storable(hide_link_tokens(request.path), 300),
         "status": status,
-        "remote_addr": _remote_addr(request),
+        "remote_addr": client_address(request),
     }
-    targets = [(str(object_id), patient_id) for object_id, patient_id in targets]
+    targets = [(_storable(str(object_id), 64), patient_id) for object_id, patient_id in targets]
     if connection.vendor == "postgresql":
         _insert_unnested(common, targets)
     else:
@@ -76,6 +67,13 @@ def audit_record(
                 for object_id, patient_id in targets
             ]
         )
+
+
+def _storable(text: str, max_length: int) -> str:
+    """``text`` as the database can keep it: a NUL or a lone surrogate (from a forged path or user
+    name) would fail the insert, and so the request, where it must only be recorded."""
+    text = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return text[:max_length]
 
 
 def _insert_unnested(common: dict, targets: list[tuple[str, UUID | None]]) -> None:

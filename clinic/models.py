@@ -96,10 +96,11 @@ class ApiClient(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who read or changed which patient's data, when and from where. Append-only.
+    """Who read or changed which patient's data, or tried to, when and from where. Append-only.
 
-    The database refuses UPDATE and DELETE on this table (a trigger on both engines), so not even
-    the application can rewrite it.
+    The database refuses UPDATE, DELETE and TRUNCATE on this table (triggers; SQLite has no
+    TRUNCATE), so not even the application can rewrite it. Refused requests are recorded too (their
+    status says so), and so are logins to the admin, failed ones included (HIPAA 164.312(b)).
     """
 
     class Action(models.TextChoices):
@@ -107,12 +108,19 @@ class AuditEvent(models.Model):
         CREATE = "create", "Create"
         UPDATE = "update", "Update"
         DELETE = "delete", "Delete or retract"
+        LOGIN = "login", "Log in"
+        LOGOUT = "logout", "Log out"
+        LOGIN_FAILED = "login_failed", "Failed login"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_id = models.IntegerField(null=True, blank=True)
-    actor = models.CharField(max_length=150, help_text="The user name at the time (API clients: api:NAME).")
-    channel = models.CharField(max_length=8, help_text="api, fhir or admin")
-    action = models.CharField(max_length=8, choices=Action.choices)
+    actor = models.CharField(
+        max_length=150,
+        help_text="The user name at the time (API clients: api:NAME), the name a failed login tried, "
+        "patient-link for a patient's signed link, or anonymous.",
+    )
+    channel = models.CharField(max_length=8, help_text="api, fhir, admin or patient (a patient's link)")
+    action = models.CharField(max_length=16, choices=Action.choices)
     resource = models.CharField(max_length=40)
     object_id = models.CharField(max_length=64, blank=True)
     patient_id = models.UUIDField(null=True, blank=True, db_index=True)

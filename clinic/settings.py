@@ -6,10 +6,14 @@ Production (``DJANGO_ENV=production``) has no defaults for secrets or infrastruc
 start without them. The README lists every variable; keep the two in step.
 """
 
+from datetime import timedelta as _timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab as _crontab
+from csp.constants import NONCE as _NONCE
+from csp.constants import NONE as _NONE
+from csp.constants import SELF as _SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,7 +26,9 @@ if DJANGO_ENV not in ("development", "production"):
 IS_PRODUCTION = DJANGO_ENV == "production"
 
 if IS_PRODUCTION:
-    _required = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+    # Without EMAIL_URL reminders would go to files nobody reads, and without SITE_URL every link
+    # in them would point at a developer's machine: both fail silently, so refuse to start instead.
+    _required = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "EMAIL_URL", "SITE_URL")
     _missing = [name for name in _required if not env.str(name, default="")]
     if _missing:
         raise ImproperlyConfigured(
@@ -56,6 +62,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "django_celery_beat",
+    "axes",
     "clinic",
     "patients",
     "followups",
@@ -64,14 +71,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "clinic.middleware.NoStore",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "clinic.middleware.SessionIdleTimeout",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Refused requests for a patient's data (401, 403, 404) belong in the audit trail too.
+    "clinic.audit_refused.RefusedRequestAudit",
+    # Last, as django-axes asks: it turns a locked-out login into its own answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"
@@ -220,6 +234,45 @@ STORAGES = {
 }
 
 # --- Auth -------------------------------------------------------------------------------------
+# The proxies in front of the application that append to X-Forwarded-For (clinic.client_address):
+# 0 when clients reach it directly (the header is then ignored), 1 behind compose's TLS proxy.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+if not 0 <= NUM_PROXIES <= 5:
+    raise ImproperlyConfigured("NUM_PROXIES must be a number of proxies from 0 to 5.")
+
+# django-axes first: it refuses a locked-out username or address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute force on the staff login: after LOGIN_FAILURE_LIMIT wrong passwords for one username, or
+# from one address, that username or address is locked out for LOGIN_LOCKOUT_MINUTES (a 429 page
+# saying so). By username alone too, so that a botnet's many addresses cannot share one account's
+# guesses; by address alone, so that one machine cannot try a list of usernames. A success clears
+# the count of that username. ``axes_reset_username`` lets an administrator lift a lockout early.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = _timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "clinic.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "clinic.login_lockout.locked_out"
+# The attempts are in the audit trail (clinic.login_audit); axes keeps only its counts.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Lockouts are lifted by `manage.py axes_reset_username` or in the staff panel's own page for
+# superusers (clinic/admin.py), not through axes' admin pages, which ignore the clinic's roles.
+AXES_ENABLE_ADMIN = False
+
+# Staff sessions end after SESSION_IDLE_MINUTES without a request, and in any case
+# SESSION_MAX_HOURS after signing in (a shared front-desk computer left signed in).
+SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_HOURS", default=10) * 3600
+if not 60 <= SESSION_IDLE_SECONDS <= SESSION_COOKIE_AGE:
+    raise ImproperlyConfigured("SESSION_IDLE_MINUTES must be at least 1 and at most SESSION_MAX_HOURS.")
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -238,7 +291,11 @@ REST_FRAMEWORK = {
     # JSON only (API.md): the schema then says so and generated clients send one body, not three.
     "DEFAULT_PARSER_CLASSES": ["clinic.parsers.CheckedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_THROTTLE_RATES": {"client": env.str("API_THROTTLE_RATE", default="1200/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env.str("API_THROTTLE_RATE", default="1200/min"),
+        # The schema and its page: built once per process, but still nothing to hammer.
+        "schema": env.str("SCHEMA_THROTTLE_RATE", default="30/min"),
+    },
     "EXCEPTION_HANDLER": "clinic.api.api_exception_handler",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -271,6 +328,26 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Security ---------------------------------------------------------------------------------
+# Content-Security-Policy (django-csp): scripts and styles from the project only, no inline script
+# anywhere (the admin and the patient pages have none); a <style> block needs the response's nonce
+# and a style attribute is allowed (it cannot run anything nor read the page). Nothing from other
+# hosts, no framing, forms post only back here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_SELF],
+        "script-src": [_SELF],
+        "style-src": [_SELF, _NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [_SELF, "data:"],
+        "font-src": [_SELF],
+        "connect-src": [_SELF],
+        "object-src": [_NONE],
+        "base-uri": [_NONE],
+        "frame-ancestors": [_NONE],
+        "form-action": [_SELF],
+    }
+}
+
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -293,12 +370,18 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # A patient link's token is a key to their appointment: paths that carry one are logged without it.
-    "filters": {"hide_link_tokens": {"()": "followups.patient_pages.logs.HideLinkTokens"}},
+    # A patient link's token is a key to their appointment, a query string what staff searched for
+    # (a name, an MRN): paths are logged without the one, request lines without either (clinic.logs).
+    "filters": {
+        "hide_link_tokens": {"()": "clinic.logs.HideLinkTokens"},
+        "hide_paths": {"()": "clinic.logs.HidePaths"},
+    },
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every sign-in; the audit trail has them (clinic.login_audit).
+        "axes": {"level": "WARNING"},
         "django.request": {"filters": ["hide_link_tokens"]},
-        "django.server": {"filters": ["hide_link_tokens"]},
+        "django.server": {"filters": ["hide_paths"]},
         "django.security.csrf": {"filters": ["hide_link_tokens"]},
     },
 }
@@ -329,11 +412,32 @@ REMINDER_RETRY_MAX_SECONDS = env.int("REMINDER_RETRY_MAX_SECONDS", default=3600)
 if REMINDER_LEASE_SECONDS <= REMINDER_SEND_TIME_LIMIT:
     raise ImproperlyConfigured("REMINDER_LEASE_SECONDS must be longer than REMINDER_SEND_TIME_LIMIT.")
 
+# --- Follow-up runs (issue 18; the flow in followups/runs/__init__.py) --------------------------
+# The nightly refresh, a protocol's re-application and `follow_up_refresh` are runs of chunks of
+# patients that any number of workers take; each chunk under a lease, resumed where it stopped.
+FOLLOW_UP_CHUNK_SIZE = env.int("FOLLOW_UP_CHUNK_SIZE", default=200)
+# A chunk starts no new patient after this long and queues the rest; its task's soft limit is 80 %.
+FOLLOW_UP_CHUNK_SECONDS = env.float("FOLLOW_UP_CHUNK_SECONDS", default=30.0)
+FOLLOW_UP_CHUNK_TIME_LIMIT = env.float("FOLLOW_UP_CHUNK_TIME_LIMIT", default=60.0)
+FOLLOW_UP_CHUNK_LEASE_SECONDS = env.float("FOLLOW_UP_CHUNK_LEASE_SECONDS", default=120.0)
+FOLLOW_UP_CHUNK_MAX_ATTEMPTS = env.int("FOLLOW_UP_CHUNK_MAX_ATTEMPTS", default=3)
+FOLLOW_UP_SWEEP_SECONDS = env.float("FOLLOW_UP_SWEEP_SECONDS", default=60.0)
+# The health check (manage.py follow_up_run_check): started by this hour, finished within these minutes.
+FOLLOW_UP_NIGHTLY_DUE_HOUR = env.int("FOLLOW_UP_NIGHTLY_DUE_HOUR", default=3)
+FOLLOW_UP_RUN_MAX_MINUTES = env.int("FOLLOW_UP_RUN_MAX_MINUTES", default=60)
+if not FOLLOW_UP_CHUNK_SECONDS < FOLLOW_UP_CHUNK_TIME_LIMIT * 0.8 < FOLLOW_UP_CHUNK_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        "FOLLOW_UP_CHUNK_SECONDS must be under 80 % of FOLLOW_UP_CHUNK_TIME_LIMIT, "
+        "and FOLLOW_UP_CHUNK_TIME_LIMIT under FOLLOW_UP_CHUNK_LEASE_SECONDS."
+    )
+
 # Static entries only; each names a thin task that polls the database (ARCHITECTURE.md).
 CELERY_BEAT_SCHEDULE = {
     "reminders-sweep": {"task": "reminders.sweep", "schedule": REMINDER_SWEEP_SECONDS},
     # Crontab hours are in CELERY_TIMEZONE, the clinic's.
     "followups-daily": {"task": "followups.daily", "schedule": _crontab(hour=1, minute=30)},
     "sessions-generate": {"task": "booking.sessions_generate", "schedule": _crontab(hour=1, minute=0)},
+    # Chunks of a follow-up run whose worker died or whose message was lost are queued again.
+    "follow-up-runs-sweep": {"task": "followups.runs_sweep", "schedule": FOLLOW_UP_SWEEP_SECONDS},
 }
 CELERY_TIMEZONE = CLINIC_TIME_ZONE

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from clinic.api_docs import SchemaPage, SchemaView
 from followups.fhir import operation_outcome
 from followups.optout import opt_out
 
@@ -39,11 +39,7 @@ urlpatterns = [
     path("p/", include("followups.patient_pages.urls")),
     path("api/v1/", include("clinic.api_urls")),
     path("fhir/", include("followups.fhir_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # The page is HTML only: an OPTIONS would render DRF's metadata through its template (a 500).
-    path(
-        "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", http_method_names=["get", "head"]),
-        name="api-docs",
-    ),
+    # For signed-in staff and API clients only (clinic.api_docs).
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
+    path("api/docs/", SchemaPage.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -49,7 +49,13 @@ from followups.models import (
     TreatmentOutcome,
     Visit,
 )
-from followups.patient_page import patient_page, visit_actions, visit_assessable
+from followups.patient_page import (
+    patient_page,
+    visit_actions,
+    visit_assessable,
+    visit_named,
+    visit_named_on,
+)
 from followups.selectors import flags_to_review
 from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
@@ -179,8 +185,9 @@ VISIT_ACTIONS = {
     "correct": ("Correct back to booked", VisitReasonForm, _move(codes.VisitStatus.BOOKED)),
 }
 
-# Fields of a visit that tell its treatment: not shown to staff who may not read the clinical record.
-CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on", "protocol_day")
+# Fields of a visit that tell its treatment: not shown to staff who may not read the clinical record,
+# who read the kind of clinic instead of the purpose ("Re-injection visit (day 84)").
+CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on", "protocol_day", "purpose")
 
 
 @admin.register(Visit)
@@ -202,6 +209,12 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     date_hierarchy = "scheduled_for"
     show_full_result_count = False
 
+    @admin.display(description="Rebooked from")
+    def rebooked_from_named(self, visit):
+        # The missed visit's own name would be its purpose: this field replaces it for the front desk.
+        missed = visit.rebooked_from
+        return visit_named_on(missed, clinical=False) if missed else "—"
+
     @admin.display(description="Actions")
     def actions_link(self, visit):
         return format_html(
@@ -210,17 +223,44 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             visit.pk,
         )
 
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if sees_clinical(request):
+            return shown
+        return [("visit_kind" if name == "purpose" else name) for name in shown]
+
     def get_list_filter(self, request):
         filters = super().get_list_filter(request)
         if sees_clinical(request):
             return filters
         return [f for f in filters if f != "protocol_step__protocol"]
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # Filtering by a hidden field would still tell its value (``?purpose__icontains=...``).
+        if lookup.split("__")[0] in CLINICAL_VISIT_FIELDS and (request is None or not sees_clinical(request)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         if sees_clinical(request):
             return fields
-        return [name for name in fields if name not in CLINICAL_VISIT_FIELDS]
+        return [
+            "rebooked_from_named" if name == "rebooked_from" else name
+            for name in fields
+            if name not in CLINICAL_VISIT_FIELDS
+        ]
+
+    def has_view_history_or_change_history_permission(self, request, obj=None):
+        # Each past version shows every field, the purpose and the treatment among them.
+        return sees_clinical(request) and super().has_view_history_or_change_history_permission(request, obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not sees_clinical(request):
+            # The page's heading and breadcrumbs would name the visit by ``Visit.__str__``: its purpose.
+            context["subtitle"] = context["visit_named"] = visit_named_on(obj, clinical=False)
+        context["history_shown"] = self.has_view_history_or_change_history_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         return [
@@ -236,10 +276,10 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
         ]
 
     @staticmethod
-    def _done_message(action: str, label: str, result) -> str:
+    def _done_message(action: str, label: str, result, *, clinical: bool) -> str:
         if action in ("book", "rebook"):
             return booked_message(result, rebooked=action == "rebook")
-        return f"{label}: done ({result})."
+        return f"{label}: done ({visit_named_on(result, clinical=clinical)})."
 
     def book_slot_view(self, request, object_id):
         """Book the visit into a slot the patient page offered (a missed one: book its rebooking);
@@ -300,9 +340,8 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
                     if done:
                         response = _back(request, visit.patient_id)
                         self._audit(request, response, [visit], action=AuditEvent.Action.UPDATE)
-                        self.message_user(
-                            request, self._done_message(action, label, result), messages.SUCCESS
-                        )
+                        done = self._done_message(action, label, result, clinical=sees_clinical(request))
+                        self.message_user(request, done, messages.SUCCESS)
                         return response
                 bound = (action, form)
         forms_by_action = [
@@ -313,11 +352,13 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             )
             for action in dict.fromkeys([*allowed, *([bound[0]] if bound else [])])
         ]
+        named = visit_named(visit, clinical=sees_clinical(request))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"{visit.purpose}: actions",
+            "title": f"{named}: actions",
             "visit": visit,
+            "visit_named": named,
             "patient_page": patient_page_url(visit.patient_id),
             "forms": forms_by_action,
             "slots_url": slots_on_page_url(visit) if {"book", "rebook"} & set(allowed) else "",
@@ -547,6 +588,17 @@ class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
     @admin.display(description="Patient", ordering="visit__patient__family_name")
     def visit_patient(self, reminder):
         return reminder.visit.patient
+
+    @admin.display(description="Visit")
+    def visit_named(self, reminder):
+        return visit_named_on(reminder.visit, clinical=False)
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if sees_clinical(request):
+            return fields
+        # The visit's own name would be its purpose, which names the treatment.
+        return ["visit_named" if name == "visit" else name for name in fields]
 
     def _each(self, request, queryset, service, done: str):
         changed, refused = 0, 0

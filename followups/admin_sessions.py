@@ -35,6 +35,7 @@ from followups.sessions import (
     session_cancel,
     session_template_save,
 )
+from patients.admin import sees_clinical
 
 
 def long_day(on: date) -> str:
@@ -267,6 +268,8 @@ class ClinicSessionAdmin(ReadOnlyAdmin):
             "title": f"Cancel {session.label} on {long_day(session.on)}",
             "session": session,
             "booked": booked,
+            # A purpose names the treatment: the front desk reads the kind of clinic instead.
+            "sees_purpose": sees_clinical(request),
             "form": form,
             "day_url": calendar_url("day", session.on),
         }

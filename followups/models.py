@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 
 from clinic.models import ClinicalRecord, bounded_text, in_range, not_before, one_of
 from followups import codes
+from followups.runs import codes as run_codes
 from patients import codes as record_codes
 from patients.models import Diagnosis, Patient, Treatment
 
@@ -638,3 +639,82 @@ class Reminder(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.get_status_display().lower()})"
+
+
+# --- follow-up runs (issue 18; the flow in followups/runs/__init__.py) -------------------------
+
+
+class FollowUpRun(models.Model):
+    """One pass of the follow-up refresh over many patients: the nightly run, an edited protocol
+    re-applied, or ``follow_up_refresh``. Its patients are split into chunks that any worker takes;
+    the last chunk to finish closes the run. What staff and the health check read."""
+
+    kind = models.CharField(max_length=16, choices=run_codes.RunKind.choices)
+    # The clinic day the run is for: a nightly run plans as of this day, however late it finishes.
+    clinic_day = models.DateField()
+    # What a protocol run re-applies (the protocol's code); blank for the other kinds.
+    subject = models.CharField(max_length=64, blank=True)
+    state = models.CharField(
+        max_length=16, choices=run_codes.RunState.choices, default=run_codes.RunState.RUNNING
+    )
+    patients = models.PositiveIntegerField(help_text="Patients the run refreshes.")
+    # Counted as each chunk finishes; a running run's progress is the sum of its chunks' positions.
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["kind", "clinic_day"], name="followups_run_kind_day")]
+        constraints = [
+            one_of("kind", run_codes.RunKind),
+            one_of("state", run_codes.RunState),
+            # Beat firing twice, or someone running the task by hand, finds the day's run.
+            models.UniqueConstraint(
+                fields=["clinic_day"], condition=Q(kind="nightly"), name="followups_one_nightly_run_a_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="running") | Q(finished_at__isnull=False),
+                name="followups_run_ended_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} for {self.clinic_day} ({self.get_state_display().lower()})"
+
+
+class FollowUpRunChunk(models.Model):
+    """A slice of a run's patients, taken by one worker at a time under a lease.
+
+    ``position`` is how far it got: the patients before it are refreshed or recorded failed, so a
+    chunk taken again (its worker killed, its time up) resumes there. Ids only, never patient data.
+    """
+
+    run = models.ForeignKey(FollowUpRun, on_delete=models.CASCADE, related_name="chunks")
+    patient_ids = models.JSONField()
+    position = models.PositiveIntegerField(default=0)
+    failed_ids = models.JSONField(default=list, blank=True)
+    # When its task was last handed to the broker: a message lost before any worker claimed the
+    # chunk shows as queued long ago and never claimed.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claim_id = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # Claims since the chunk last moved on: a patient whose refresh kills its worker every time
+    # is recorded failed after a few, instead of holding the chunk for ever.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [
+            # The sweep's question: unfinished chunks whose lease lapsed or that were never claimed.
+            models.Index(
+                fields=["claimed_until"],
+                name="followups_run_chunk_open",
+                condition=Q(finished_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self):
+        return f"Chunk {self.pk} of run {self.run_id}: {self.position}/{len(self.patient_ids)}"

@@ -7,15 +7,24 @@ fetch links change nothing); the button, or a mail client's RFC 8058 one-click P
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from simple_history.utils import update_change_reason
 
+from clinic.audit import audit_record
+from clinic.models import AuditEvent
 from followups.patient_links import OPT_OUT, LinkInvalid, link_read
 from patients.models import Patient
-from patients.services import patient_update
+from patients.services import patient_reminders_withdraw
+
+# Who withdrew consent, in the audit trail and the patient's history: nobody logged in, the link did.
+LINK_ACTOR = "patient-link"
+LINK_CHANNEL = "patient"
+OPT_OUT_REASON = "opt-out by the patient's link"
 
 
 def _patient_for(token: str) -> Patient:
@@ -37,7 +46,23 @@ def opt_out(request, token: str):
     if request.method == "GET":
         return render(request, "followups/optout/confirm.html", context)
     if patient.email_reminders:
-        patient_update(patient=patient, email_reminders=False)
+        _consent_withdraw(request, patient)
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse(_("You will receive no more e-mail reminders."), content_type="text/plain")
     return render(request, "followups/optout/done.html", context)
+
+
+@transaction.atomic
+def _consent_withdraw(request, patient: Patient) -> None:
+    """A consent change like any other: a history row that says how, and an audit row with ids only."""
+    patient = patient_reminders_withdraw(patient=patient)
+    update_change_reason(patient, OPT_OUT_REASON)
+    audit_record(
+        request=request,
+        channel=LINK_CHANNEL,
+        resource="patient",
+        status=200,
+        targets=[(patient.uuid, patient.uuid)],
+        action=AuditEvent.Action.UPDATE,
+        actor=LINK_ACTOR,
+    )

@@ -47,6 +47,22 @@ VISIT_ACTIONS = {
 DATED_MOVES = (VisitStatus.COMPLETED, VisitStatus.MISSED)
 
 
+def visit_named(visit: Visit, *, clinical: bool) -> str:
+    """What the panel calls a visit: its purpose to those who read the clinical record; to the rest
+    (the front desk) the kind of clinic it needs, which is all booking asks, since a purpose names
+    the treatment ("Re-injection visit (day 84)")."""
+    return visit.purpose if clinical else str(visit.get_visit_kind_display())
+
+
+def visit_named_on(visit: Visit, *, clinical: bool) -> str:
+    """A visit with its day and state, for a message or a field: ``Visit.__str__`` (which starts
+    with the purpose) only to those who read the clinical record."""
+    if clinical:
+        return str(visit)
+    day = timezone.localdate(visit.scheduled_for)
+    return f"{visit_named(visit, clinical=False)} ({day:%Y-%m-%d}, {visit.get_status_display().lower()})"
+
+
 def visit_actions(visit: Visit, *, may_correct: bool = False) -> list[str]:
     """The page's actions for a visit: its moves that could go now, a correction for clinicians
     and nurses, and a rebook for a missed visit nobody rebooked."""
@@ -246,7 +262,7 @@ def _timeline(page: PatientPage) -> list[Event]:
         Event(
             _local_day(v.scheduled_for),
             "visit",
-            f"Visit {v.get_status_display().lower()}: {v.purpose}",
+            f"Visit {v.get_status_display().lower()}: {visit_named(v, clinical=page.clinical)}",
             f"visit-{v.pk}",
         )
         for v in page.visits

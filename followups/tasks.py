@@ -4,39 +4,88 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from followups import booking, predicates
+from followups import booking
+from followups.models import Protocol
 from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
-from followups.services import patient_follow_up_refresh, visits_mark_missed_due
-from patients.models import Patient
+from followups.runs.chunks import chunk_take, run_work_here
+from followups.runs.limits import limit
+from followups.runs.starting import nightly_run_start, protocol_run_start, run_chunks_requeue_lapsed
+from followups.services import visits_mark_missed_due
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="followups.daily")
-def followups_daily():
-    """Close the windows that ended, roll open series forward and refresh dated flags.
+@shared_task(name="followups.daily", bind=True)
+def followups_daily(self):
+    """The nightly run's coordinator: close the windows that ended, then start the day's run.
 
     Open series (a medication course's reviews, an untreated patient's reviews) are planned a
     couple of intervals ahead, and some flags (overdue, laboratory monitoring, consider MVD)
-    turn on by the calendar alone, so every patient in follow-up is refreshed once a day, each in
-    a transaction of their own.
+    turn on by the calendar alone, so the patients in follow-up are refreshed once a day: in
+    chunks that the workers take in parallel (``followups.runs``), each patient in a transaction
+    of their own. Run again the same day it starts nothing new and queues again what is left.
+    Called as a plain function (a shell, a test) it works through the run in this process.
     """
     today = timezone.localdate()
     missed = visits_mark_missed_due(today=today)
-    in_follow_up = Patient.objects.filter(
-        predicates.in_follow_up(prefix=""), diagnoses__isnull=False
-    ).values_list("pk", flat=True)
-    refreshed = 0
-    for patient_id in in_follow_up.distinct().iterator():
-        with transaction.atomic():
-            patient = Patient.objects.select_for_update().get(pk=patient_id)
-            patient_follow_up_refresh(patient=patient, today=today, extend_only=True)
-            refreshed += 1
-    logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, refreshed)
-    return {"missed": missed, "refreshed": refreshed}
+    if self.request.called_directly or self.request.is_eager:
+        run, _ = nightly_run_start(today=today)
+        run = run_work_here(run=run)
+        logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, run.done)
+        return {"missed": missed, "refreshed": run.done}
+    run, started = nightly_run_start(today=today, queue=queue_chunks)
+    logger.info(
+        "follow-up daily: %d visits marked missed; run %s %s",
+        missed,
+        run.pk,
+        "started" if started else "resumed",
+    )
+    return {"missed": missed, "run": run.pk, "started": started}
+
+
+@shared_task(name="followups.protocol_reapply", ignore_result=True)
+def protocol_reapply(protocol_id):
+    """Re-plan every patient an edited protocol can concern, as a run of chunks. Its id only."""
+    run = protocol_run_start(protocol=Protocol.objects.get(pk=protocol_id), queue=queue_chunks)
+    return run.pk
+
+
+# A chunk is acknowledged only once it ran, and requeued if its worker died; it pauses itself
+# well before its soft limit (FOLLOW_UP_CHUNK_SECONDS), the limits being the backstop.
+CHUNK_WORK = {
+    "ignore_result": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "time_limit": limit("FOLLOW_UP_CHUNK_TIME_LIMIT"),
+    "soft_time_limit": limit("FOLLOW_UP_CHUNK_TIME_LIMIT") * 0.8,
+}
+
+
+@shared_task(name="followups.run_chunk", **CHUNK_WORK)
+def follow_up_run_chunk(chunk_id):
+    """Refresh one chunk of a run's patients from where it got to. Its id only."""
+    outcome = chunk_take(chunk_id=chunk_id, seconds=limit("FOLLOW_UP_CHUNK_SECONDS"), queue=queue_chunks)
+    logger.info("follow-up run chunk %s: %s", chunk_id, outcome)
+    return str(outcome)
+
+
+@shared_task(name="followups.runs_sweep", ignore_result=True)
+def follow_up_runs_sweep():
+    """Queue again the chunks whose lease lapsed or whose message was lost (beat, every minute)."""
+    return len(run_chunks_requeue_lapsed(queue=queue_chunks))
+
+
+def queue_chunks(chunk_ids: list[int]) -> None:
+    for chunk_id in chunk_ids:
+        try:
+            follow_up_run_chunk.delay(chunk_id)
+        except Exception:  # the broker may be down: the sweep queues the chunks again
+            logger.exception(
+                "follow-up run chunk %s...: could not be queued; the sweep queues it again", chunk_id
+            )
+            return
 
 
 @shared_task(name="booking.sessions_generate")

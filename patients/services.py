@@ -263,6 +263,20 @@ def patient_update(*, patient: Patient, **changes) -> Patient:
 
 
 @transaction.atomic
+def patient_reminders_withdraw(*, patient: Patient) -> Patient:
+    """The patient says no more e-mail reminders (the opt-out link). Consent is the patient's to
+    withdraw whatever the state of their record, archived included, so this is not an update of the
+    record (which an archived patient's refuses): it changes the consent and nothing else."""
+    patient = patient_lock(patient)
+    if patient.email_reminders:
+        patient.email_reminders = False
+        _sync_consent_time(patient, was_consenting=True)
+        patient.save(update_fields=["email_reminders", "email_reminders_consented_at", "updated_at"])
+        patient_changed.send(sender=Patient, patient=patient, change="updated")
+    return patient
+
+
+@transaction.atomic
 def patient_archive(*, patient: Patient) -> Patient:
     """Archive instead of delete: the record stays, out of worklists and reminders."""
     patient = patient_lock(patient)

@@ -53,7 +53,17 @@ PRODUCTION_SETTINGS = (
     "CLINIC_VISIT_HOUR",
 )
 # What `docker compose up` needs from the shell or .env: the secrets, which have no default.
-COMPOSE_VARIABLES = {"SECRET_KEY": secrets.token_urlsafe(64), "POSTGRES_PASSWORD": secrets.token_hex(16)}
+COMPOSE_VARIABLES = {
+    "SECRET_KEY": secrets.token_urlsafe(64),
+    "POSTGRES_PASSWORD": secrets.token_hex(16),
+    "APP_DB_PASSWORD": secrets.token_hex(16),
+}
+# Read by `manage.py db_grant_app_role --password-env`, in the migrate service only, not by settings.
+MIGRATE_ONLY = {"APP_DB_PASSWORD"}
+MIGRATE_COMMAND = (
+    "python manage.py migrate --noinput"
+    " && python manage.py db_grant_app_role hfs_app --password-env APP_DB_PASSWORD"
+)
 
 
 # --- reading the files as Docker does ------------------------------------------------------------
@@ -165,6 +175,9 @@ def command_problems(argv: list[str]) -> list[str]:
         return _celery_problems(args)
     if program == "python" and args[:1] == ["manage.py"]:
         return _manage_problems(args[1:])
+    if program == "sh" and args[:1] == ["-c"] and len(args) == 2:
+        # A chain of commands, each of which must start: ``a && b``.
+        return [problem for step in args[1].split("&&") for problem in command_problems(shlex.split(step))]
     if program == "python" and args[:1] == ["-c"]:
         try:
             compile(args[1], "<python -c>", "exec")
@@ -181,6 +194,14 @@ def _gunicorn_problems(args: list[str]) -> list[str]:
         return [f"gunicorn refuses the arguments {args}"]
     if len(parsed.args) != 1:
         return [f"gunicorn needs exactly one application, got {parsed.args}"]
+    if parsed.config:
+        # ``python:module`` names a module of the project; a file path would have to be in the image.
+        if not parsed.config.startswith("python:"):
+            return [f"gunicorn's config {parsed.config} is not a module of the project"]
+        try:
+            importlib.import_module(parsed.config.removeprefix("python:"))
+        except ImportError as error:
+            return [f"gunicorn cannot load its config {parsed.config}: {error!r}"]
     try:
         with warnings.catch_warnings():
             # WhiteNoise notes that STATIC_ROOT is empty: collectstatic fills it in the image, not here.
@@ -273,7 +294,7 @@ def test_the_app_processes_wait_for_the_schema_and_for_healthy_services():
             "redis": {"condition": "service_healthy"},
         }, service
     assert SERVICES["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
-    assert service_command("migrate") == ["python", "manage.py", "migrate", "--noinput"]
+    assert service_command("migrate") == ["sh", "-c", MIGRATE_COMMAND]
     assert SERVICES["migrate"]["restart"] == "no"
 
 
@@ -353,7 +374,7 @@ def test_worker_and_beat_health_checks_fit_their_process(service):
 def test_app_environments_name_only_settings_the_code_reads_and_cover_production(service):
     names = set(SERVICES[service]["environment"])
 
-    assert names - SETTINGS_READ == set()
+    assert names - SETTINGS_READ - (MIGRATE_ONLY if service == "migrate" else set()) == set()
     assert set(PRODUCTION_SETTINGS) - names == set()
     assert SERVICES[service]["environment"]["DJANGO_ENV"] == "production"
 
@@ -367,8 +388,9 @@ def test_the_settings_names_are_read_from_settings_py():
 def test_compose_has_no_default_for_a_secret(secret):
     without = {name: value for name, value in COMPOSE_VARIABLES.items() if name != secret}
 
+    # The owner's password reaches only the migrate service; the others connect as the app's role.
     with pytest.raises(MissingVariable, match=secret):
-        container_environment("web", without)
+        container_environment("migrate" if secret == "POSTGRES_PASSWORD" else "web", without)
 
 
 def test_the_urls_point_at_the_compose_services():
@@ -377,7 +399,16 @@ def test_the_urls_point_at_the_compose_services():
 
     password = interpolate(db["POSTGRES_PASSWORD"], COMPOSE_VARIABLES)
     assert password == COMPOSE_VARIABLES["POSTGRES_PASSWORD"]
-    assert env["DATABASE_URL"] == f"postgres://{db['POSTGRES_USER']}:{password}@db:5432/{db['POSTGRES_DB']}"
+    owner_url = f"postgres://{db['POSTGRES_USER']}:{password}@db:5432/{db['POSTGRES_DB']}"
+    assert container_environment("migrate")["DATABASE_URL"] == owner_url
+    # web, worker and beat connect as the application's role, which owns no table.
+    app_password = COMPOSE_VARIABLES["APP_DB_PASSWORD"]
+    for service in ("web", "worker", "beat"):
+        assert container_environment(service)["DATABASE_URL"] == (
+            f"postgres://hfs_app:{app_password}@db:5432/{db['POSTGRES_DB']}"
+        )
+    assert container_environment("migrate")["APP_DB_PASSWORD"] == app_password
+    assert "APP_DB_PASSWORD" not in env
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["EMAIL_URL"] == "smtp://mailcatcher:1025"
     assert env["SITE_URL"] == "http://localhost:8000"

@@ -13,7 +13,7 @@ import pytest
 from clinic.settings import _DEVELOPMENT_SECRET_KEY
 from tests.smoke import environment, manage, run
 
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "EMAIL_URL", "SITE_URL")
 LOCAL_DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hfs_followup")
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/1"
 
@@ -60,12 +60,14 @@ def production(**variables) -> dict[str, str]:
         "DATABASE_URL": LOCAL_DATABASE_URL,
         "REDIS_URL": LOCAL_REDIS_URL,
         "ALLOWED_HOSTS": "clinic.example",
+        "EMAIL_URL": "smtp://relay.clinic.example:25",
+        "SITE_URL": "https://clinic.example",
     }
     settings.update(variables)
     return environment(**{name: value for name, value in settings.items() if value is not None})
 
 
-def test_production_without_its_settings_refuses_to_start_and_names_all_four():
+def test_production_without_its_settings_refuses_to_start_and_names_every_one():
     message = refusal(manage("check", env=environment(DJANGO_ENV="production")))
 
     assert missing_names(message) == list(REQUIRED_IN_PRODUCTION)
@@ -75,6 +77,14 @@ def test_production_names_only_what_is_missing_and_counts_a_blank_value_as_missi
     message = refusal(manage("check", env=production(REDIS_URL=None, ALLOWED_HOSTS="")))
 
     assert missing_names(message) == ["REDIS_URL", "ALLOWED_HOSTS"]
+
+
+@pytest.mark.parametrize("name", ["EMAIL_URL", "SITE_URL"])
+def test_production_refuses_to_start_without_where_reminders_go_and_what_they_link_to(name):
+    # Without them reminders would be written to files, or link to a developer's machine, silently.
+    message = refusal(manage("check", env=production(**{name: None})))
+
+    assert missing_names(message) == [name]
 
 
 def test_production_refuses_the_public_development_secret_key():

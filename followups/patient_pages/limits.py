@@ -7,12 +7,13 @@ request.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from django.conf import settings
 from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
+
+from clinic.client_address import client_address as shared_client_address
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,9 @@ def link_token(group, request) -> str:
 
 
 def client_address(request) -> str:
-    """The patient's address, for ``RATELIMIT_IP_META_KEY``. Behind the TLS proxy of production
-    (``SECURE_PROXY_SSL_HEADER`` set) ``REMOTE_ADDR`` is the proxy's own, so every patient would
-    share one count; the proxy appends the address it saw to X-Forwarded-For, and that last entry
-    is the one a client cannot write."""
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            pass
-    return request.META["REMOTE_ADDR"]
+    """The patient's address, for ``RATELIMIT_IP_META_KEY``: the one ``NUM_PROXIES`` trusts (behind
+    the TLS proxy ``REMOTE_ADDR`` is the proxy's own, and every patient would share one count)."""
+    return shared_client_address(request) or request.META.get("REMOTE_ADDR", "")
 
 
 def over_limit(request) -> bool:

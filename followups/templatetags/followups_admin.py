@@ -9,4 +9,6 @@ register = template.Library()
 
 @register.inclusion_tag("admin/followups/dashboard.html", takes_context=True)
 def clinic_dashboard(context):
-    return {"dashboard": dashboard_for(user=context["request"].user)}
+    # The request goes along for its CSP nonce, which the dashboard's style block carries.
+    request = context["request"]
+    return {"dashboard": dashboard_for(user=request.user), "request": request}

@@ -48,7 +48,7 @@ def api_as(db):
     def make(role: Role | str, name: str | None = None) -> APIClient:
         role = Role(role)
         api_client, key = api_client_create(name=name or f"{role.value}-{next(_names)}", role=role.value)
-        cache.delete(f"throttle_client_window_{api_client.user_id}")
+        cache.delete_many([f"throttle_{scope}_window_{api_client.user_id}" for scope in ("client", "schema")])
         client = token_client(key)
         client.api_client = api_client
         client.key = key

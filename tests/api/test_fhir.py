@@ -894,7 +894,9 @@ def test_every_resource_returned_is_audited_on_the_fhir_channel(api_as, full_rec
     assert {r.patient_id for r in rows} == {full_record.patient.uuid}
     before = AuditEvent.objects.count()
     api_as(Role.FRONT_DESK).get(f"{FHIR}Condition", {"patient": str(full_record.patient.uuid)})
-    assert AuditEvent.objects.count() == before  # a refusal shows nothing, so records nothing
+    # A refusal shows nothing, and is recorded as the attempt it was (clinic.audit_refused).
+    [refused] = AuditEvent.objects.order_by("id")[before:]
+    assert (refused.resource, refused.object_id, refused.status) == ("Condition", "", 403)
 
 
 # --- metadata -----------------------------------------------------------------------------------

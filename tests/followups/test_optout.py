@@ -23,6 +23,7 @@ from followups.models import Reminder
 from followups.patient_links import OPT_OUT, link_token
 from followups.patient_links import OPT_OUT_SALT as SALT
 from followups.reminders.messages import reminder_message
+from patients.services import patient_archive
 from tests.factories import PatientFactory
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -222,3 +223,17 @@ def test_the_pages_follow_the_browsers_language(browser, patient):
 
     assert '<html lang="de">' in confirm.content.decode()
     assert '<html lang="de">' in done.content.decode()
+
+
+def test_an_archived_patient_can_still_withdraw_consent(browser, patient, visits):
+    # The record is read-only while archived; the patient's consent is theirs to withdraw regardless
+    # (an old reminder's link clicked after the clinic archived them was a 500).
+    patient_archive(patient=patient)
+
+    response = post_one_click(browser, link(patient))
+
+    assert response.status_code == 200
+    patient.refresh_from_db()
+    assert (patient.email_reminders, patient.email_reminders_consented_at) == (False, None)
+    assert patient.archived
+    assert patient.history.first().history_change_reason == "opt-out by the patient's link"

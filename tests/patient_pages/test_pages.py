@@ -363,7 +363,7 @@ def test_without_the_cache_the_pages_still_answer(phone, planned, settings):
 
 
 def test_behind_the_proxy_the_address_is_the_one_the_proxy_saw(phone, planned, settings):
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.NUM_PROXIES = 1
     settings.PATIENT_PAGES_RATE_PER_ADDRESS = "2/h"
     proxy = {"REMOTE_ADDR": "10.255.255.254"}
     first, second = some_address(), some_address()
@@ -373,6 +373,16 @@ def test_behind_the_proxy_the_address_is_the_one_the_proxy_saw(phone, planned, s
     # Another patient behind the same proxy is not held back; a forged first entry changes nothing.
     assert phone.get(link(planned), HTTP_X_FORWARDED_FOR=second, **proxy).status_code == 200
     assert phone.get(link(planned), HTTP_X_FORWARDED_FOR=f"1.2.3.4, {first}", **proxy).status_code == 429
+
+
+def test_with_no_proxy_a_forwarded_header_is_no_new_address(phone, planned, settings):
+    # NUM_PROXIES 0: nobody in front appends to X-Forwarded-For, so whatever is there the client wrote.
+    settings.NUM_PROXIES = 0
+    settings.PATIENT_PAGES_RATE_PER_ADDRESS = "2/h"
+
+    statuses = [phone.get(link(planned), HTTP_X_FORWARDED_FOR=some_address()).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
 
 
 def test_a_link_s_token_never_reaches_the_log(phone, planned, today, caplog):
