@@ -1,7 +1,8 @@
 """The conventions every API resource follows (API.md), in one place.
 
 - token authentication for clients, the session for staff; the role matrix of ``clinic.roles``;
-- cursor pages of up to 500 rows, ``updated_since`` on every list, 400 for an unknown parameter;
+- cursor pages of up to 500 rows, ``updated_since`` on every list; a 400 naming the parameter for
+  one the operation does not read, or one given empty, twice or malformed (its filter's form says);
 - Django ``ValidationError`` from a service becomes a 400 with field messages (dotted names nested);
 - ``ETag`` on reads, ``If-Match`` honoured on PUT and PATCH (412 when stale);
 - ``Idempotency-Key`` on POST: a retry returns the first response, another body is a 422;
@@ -143,11 +144,54 @@ class IdempotencyKeyReused(exceptions.APIException):
 # --- pages and filters --------------------------------------------------------------------------
 
 
+PAGE_SIZE_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def page_size_asked(request, *, default: int, most: int, name: str = "page_size") -> int:
+    """The rows per page a list was asked for: ``default`` when the parameter is left out, at most
+    ``most`` (API.md: "page_size up to 500": a sync client asking for more gets pages of 500, as it
+    always did), and a 400 naming it for anything but a whole number from 1 (issue 20:
+    ``page_size=AAA`` or ``0`` quietly gave the default page)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not PAGE_SIZE_DIGITS.fullmatch(value) or int(value) < 1:
+        raise exceptions.ValidationError(
+            {name: [f"Give a whole number of rows from 1 (at most {most} a page)."]}
+        )
+    return min(int(value), most)
+
+
+def page_size_parameter(*, default: int, most: int, name: str = "page_size") -> dict:
+    """``page_size`` as the schema states it, with the bounds ``page_size_asked`` holds it to."""
+    return {
+        "name": name,
+        "required": False,
+        "in": "query",
+        "description": f"Rows per page, from 1 (default {default}); more than {most} gives pages of {most}.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+    }
+
+
 class CursorPage(CursorPagination):
     page_size = 50
     max_page_size = 500
     page_size_query_param = "page_size"
     ordering = "-id"
+
+    def get_page_size(self, request):
+        return page_size_asked(
+            request, default=self.page_size, most=self.max_page_size, name=self.page_size_query_param
+        )
+
+    def get_schema_operation_parameters(self, view):
+        cursor, *_ = super().get_schema_operation_parameters(view)
+        return [
+            cursor,
+            page_size_parameter(
+                default=self.page_size, most=self.max_page_size, name=self.page_size_query_param
+            ),
+        ]
 
     def decode_cursor(self, request):
         # DRF checks the offset and direction of a cursor but not its position, which it hands to
@@ -157,6 +201,23 @@ class CursorPage(CursorPagination):
         if position is not None and not re.fullmatch(r"[0-9]+", position):
             raise exceptions.NotFound(self.invalid_cursor_message)
         return cursor
+
+
+def query_refusals(query, allowed: set[str]) -> dict[str, list[str]]:
+    """What is wrong with a query string, by parameter: unknown to the operation, given twice (which
+    value would count?) or given empty. An empty filter would otherwise filter nothing, so that
+    ``?patient=`` listed every patient's rows (issue 20). The values themselves are the filters'
+    (django-filter's form) and the pages' to judge."""
+    refusals = {}
+    for name in sorted(query):
+        values = query.getlist(name)
+        if name not in allowed:
+            refusals[name] = ["Unknown query parameter."]
+        elif len(values) > 1:
+            refusals[name] = ["Give this parameter once."]
+        elif not values[0].strip():
+            refusals[name] = ["Give a value, or leave the parameter out."]
+    return refusals
 
 
 class OffsetDateTimeField(forms.DateTimeField):
@@ -264,14 +325,28 @@ class ResourceViewSet(GenericViewSet):
     # -- strict query parameters
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if request.method == "OPTIONS" or not self.serves(request.method):
+            # Dispatch answers 405 with ``Allow``, and OPTIONS describes the route whatever the
+            # query: a query string the method never reads must not turn either into a 400
+            # (issue 20: ``PUT visits/?x=1`` was one).
+            return
+        refusals = query_refusals(request.query_params, self.query_parameters())
+        if refusals:
+            raise exceptions.ValidationError(refusals)
+
+    def query_parameters(self) -> set[str]:
+        """The query parameters this operation reads; any other is a 400 (API.md)."""
         allowed = {"format", *self.extra_query_params}
         if self.action == "list":
             allowed |= {"cursor", "page_size"}
             if self.filterset_class is not None:
                 allowed |= set(self.filterset_class.base_filters)
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise exceptions.ValidationError({name: ["Unknown query parameter."] for name in unknown})
+        return allowed
+
+    def serves(self, method: str) -> bool:
+        """Whether this route answers ``method`` otherwise than with a 405."""
+        name = method.lower()
+        return name in self.http_method_names and hasattr(self, name)
 
     def filter_queryset(self, queryset):
         # django-filter builds and validates a form of every filter even when the query names
@@ -349,14 +424,18 @@ class ResourceViewSet(GenericViewSet):
 
     def create(self, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key")
-        if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        if key is None:
+            return self._create(request)
+        if not key.strip():
+            # A client that sends the header means its retries to be safe: an empty key would
+            # quietly make them duplicates.
+            raise exceptions.ValidationError({"Idempotency-Key": ["Give a key, or leave the header out."]})
+        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
             # Never cut short: two long keys sharing a prefix would answer each other (issue 20).
             raise exceptions.ValidationError(
                 {"Idempotency-Key": [f"Keep the key to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
             )
-        if key:
-            return self._create_once(request, key)
-        return self._create(request)
+        return self._create_once(request, key)
 
     def _create(self, request):
         data = self._validated_input(request)

@@ -17,6 +17,7 @@ from django.core.signals import setting_changed
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from clinic.api_auth import ClientRateThrottle
 
@@ -44,8 +45,15 @@ class SchemaView(SpectacularAPIView):
     throttle_classes = [SchemaRateThrottle]
 
     def _get_schema_response(self, request):
+        # Only the versions and languages the site has: any other ``version`` or ``lang`` would be
+        # one more schema built and kept in every process, for whoever asks. An unknown language
+        # is answered in the default one (Django falls back), an unknown version as no version.
         version = self.api_version or request.version or self._get_version_parameter(request)
-        language = request.GET.get("lang") if settings.USE_I18N else None
+        if version not in (api_settings.ALLOWED_VERSIONS or ()):
+            version = None
+        language = request.GET.get("lang")
+        if not settings.USE_I18N or language not in dict(settings.LANGUAGES):
+            language = None
         key = (version, language)
         if key not in _built:
             generator = self.generator_class(

@@ -2,7 +2,7 @@
 
 import re
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_serializer
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +20,39 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`; create a key with `manage.py create_api_client NAME --role ROLE`.",
         }
+
+
+class StrictInputScheme(OpenApiSerializerExtension):
+    """An input that refuses fields it does not know (``patients.api.StrictInput``) says so: a
+    client generated from the schema, or a fuzzer, must not take an unknown field for a valid one."""
+
+    target_class = "patients.api.StrictInput"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
+
+
+# A query parameter given empty or blank is refused (``clinic.api.query_refusals``), and a text
+# holding a NUL character (which PostgreSQL cannot compare with), which a free text's schema must
+# say: "" is a string like any other.
+NON_BLANK = {"minLength": 1, "pattern": r"^[^\x00]*\S[^\x00]*$"}
+
+
+def with_non_blank_query_strings(operation: dict | None) -> dict | None:
+    """``operation`` with ``NON_BLANK`` on each query parameter whose schema is free text (a
+    format, an enum or a pattern already keeps a blank value out)."""
+    for parameter in (operation or {}).get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter["in"] != "query":
+            continue
+        for text in (schema, schema.get("items") or {}):
+            if text.get("type") == "string" and not {"enum", "format", "pattern"} & set(text):
+                text.update(NON_BLANK)
+    return operation
 
 
 FIELD_ERRORS = {
@@ -65,6 +98,9 @@ class ResourceSchema(AutoSchema):
     """A ``ResourceViewSet`` as the schema tells it (an operation's ``extend_schema`` still wins):
     every operation lists the errors of API.md it can answer and the headers it honours
     (``Idempotency-Key`` on create, ``If-Match`` on PUT and PATCH)."""
+
+    def get_operation(self, *args, **kwargs):
+        return with_non_blank_query_strings(super().get_operation(*args, **kwargs))
 
     def get_response_serializers(self):
         ok = super().get_response_serializers()

@@ -3,8 +3,10 @@
 Django's auth signals fire for every login through ``django.contrib.auth``, with or without
 django-axes in front (a locked-out attempt is refused by axes' backend, and Django still sends
 ``user_login_failed``). The row names the account tried, never the password (Django's cleansed
-credentials are not even read past the user name). A login without a request (``authenticate()``
-called from code) is nobody's attempt at a channel and is not recorded.
+credentials are not even read past the user name). A name that is nobody's account is recorded as
+``UNKNOWN_NAME``, not as typed: it is as likely a password typed into the wrong box, and this
+table can never be cleaned. A login without a request (``authenticate()`` called from code) is
+nobody's attempt at a channel and is not recorded.
 """
 
 from django.contrib.auth import get_user_model
@@ -16,6 +18,7 @@ from clinic.models import AuditEvent
 
 CHANNEL = "admin"
 RESOURCE = "user"
+UNKNOWN_NAME = "(no such user)"
 
 
 @receiver(user_logged_in, dispatch_uid="clinic.login_audit.logged_in")
@@ -34,8 +37,11 @@ def logout_record(sender, request, user, **kwargs):
 @receiver(user_login_failed, dispatch_uid="clinic.login_audit.login_failed")
 def login_failure_record(sender, credentials, request=None, **kwargs):
     if request is not None:
-        tried = credentials.get(get_user_model().USERNAME_FIELD)
-        _record(request, AuditEvent.Action.LOGIN_FAILED, 401, str(tried or ""), None)
+        users = get_user_model()
+        tried = str(credentials.get(users.USERNAME_FIELD) or "")
+        account = users._default_manager.filter(**{users.USERNAME_FIELD: tried}).values_list("pk", flat=True)
+        user_id = account.first() if tried else None
+        _record(request, AuditEvent.Action.LOGIN_FAILED, 401, tried if user_id else UNKNOWN_NAME, user_id)
 
 
 def _record(request, action: str, status: int, username: str, user_id) -> None:

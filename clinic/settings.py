@@ -249,11 +249,13 @@ AUTHENTICATION_BACKENDS = [
 # from one address, that username or address is locked out for LOGIN_LOCKOUT_MINUTES (a 429 page
 # saying so). By username alone too, so that a botnet's many addresses cannot share one account's
 # guesses; by address alone, so that one machine cannot try a list of usernames. A success clears
-# the count of that username. ``axes_reset_username`` lets an administrator lift a lockout early.
+# that username's count only (clinic.login_lockout), never the address's: axes' own reset would
+# wipe every failure from the address, so a colleague at the same desk could guess another
+# account's password between their own logins. ``axes_reset_username`` lifts a lockout early.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = _timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+AXES_RESET_ON_SUCCESS = False
 AXES_CLIENT_IP_CALLABLE = "clinic.client_address.client_address"
 AXES_LOCKOUT_CALLABLE = "clinic.login_lockout.locked_out"
 # The attempts are in the audit trail (clinic.login_audit); axes keeps only its counts.
@@ -425,7 +427,10 @@ FOLLOW_UP_SWEEP_SECONDS = env.float("FOLLOW_UP_SWEEP_SECONDS", default=60.0)
 # The health check (manage.py follow_up_run_check): started by this hour, finished within these minutes.
 FOLLOW_UP_NIGHTLY_DUE_HOUR = env.int("FOLLOW_UP_NIGHTLY_DUE_HOUR", default=3)
 FOLLOW_UP_RUN_MAX_MINUTES = env.int("FOLLOW_UP_RUN_MAX_MINUTES", default=60)
-if not FOLLOW_UP_CHUNK_SECONDS < FOLLOW_UP_CHUNK_TIME_LIMIT * 0.8 < FOLLOW_UP_CHUNK_LEASE_SECONDS:
+if not (
+    FOLLOW_UP_CHUNK_SECONDS < FOLLOW_UP_CHUNK_TIME_LIMIT * 0.8
+    and FOLLOW_UP_CHUNK_TIME_LIMIT < FOLLOW_UP_CHUNK_LEASE_SECONDS
+):
     raise ImproperlyConfigured(
         "FOLLOW_UP_CHUNK_SECONDS must be under 80 % of FOLLOW_UP_CHUNK_TIME_LIMIT, "
         "and FOLLOW_UP_CHUNK_TIME_LIMIT under FOLLOW_UP_CHUNK_LEASE_SECONDS."

@@ -56,7 +56,9 @@ from followups.patient_page import (
     visit_named,
     visit_named_on,
 )
+from followups.runs.starting import protocol_run_start
 from followups.selectors import flags_to_review
+from followups.tasks import queue_chunks
 from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
 from patients.admin import PatientAdmin, sees_clinical
@@ -122,9 +124,26 @@ class ProtocolAdmin(RoleAdmin, SimpleHistoryAdmin):
     list_display = ("name", "code", "treatment_kind")
     search_fields = ("name", "code")
     inlines = [ProtocolStepInline]
+    actions = ["reapply"]
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.action(
+        description="Re-plan the patients of the selected protocols under their steps now",
+        permissions=["change"],
+    )
+    def reapply(self, request, queryset):
+        """An edit applies to plans made from then on; this re-plans everyone a protocol concerns
+        now, as a run of chunks the workers take (issue 18), not in this request."""
+        for protocol in queryset:
+            run = protocol_run_start(protocol=protocol, queue=queue_chunks)
+            self.message_user(
+                request,
+                f"{protocol.name}: {run.patients} patients to re-plan (follow-up run {run.pk}); "
+                "the workers take them in chunks.",
+                messages.SUCCESS,
+            )
 
 
 class VisitWorklistFilter(admin.SimpleListFilter):

@@ -66,8 +66,11 @@ from patients.models import Patient, Treatment
 
 
 def answers(ok: dict, *error_codes: int) -> dict:
-    """Responses of an operation: its success, the errors every call may get, and ``error_codes``."""
-    return {**ok, **{code: ERRORS[code] for code in sorted({401, 403, 429, *error_codes})}}
+    """Responses of an operation: its success, the errors every call may get, and ``error_codes``.
+
+    Every call may get a 400: any operation refuses a query parameter it does not read, or one given
+    empty or twice (``clinic.api.query_refusals``), so a schema-driven client must expect it."""
+    return {**ok, **{code: ERRORS[code] for code in sorted({400, 401, 403, 429, *error_codes})}}
 
 
 # --- shared fields ------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from rest_framework.views import APIView
 
 from clinic.api import api_exception_handler
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
+from clinic.api_schema import with_non_blank_query_strings
 from clinic.audit import audit_record
 from clinic.roles import Kind, may
 from followups import fhir
@@ -127,6 +128,9 @@ class FhirSchema(AutoSchema):
     def get_operation_id(self):
         return self.view.operation_id()
 
+    def get_operation(self, *args, **kwargs):
+        return with_non_blank_query_strings(super().get_operation(*args, **kwargs))
+
     def get_override_parameters(self):
         own = getattr(self.view, "schema_parameters", None)
         return [*super().get_override_parameters(), *(own() if own else [])]
@@ -143,6 +147,9 @@ class FhirView(APIView):
     parser_classes: list = []
     content_negotiation_class = FhirJsonOnly
     metadata_class = None
+    # Read-only: what a 405's ``Allow`` names. OPTIONS is not served either (it would describe a
+    # resource in DRF's terms, not FHIR's), so ``Allow`` must not offer it.
+    http_method_names = ["get", "head"]
     kind: Kind | None = Kind.CLINICAL
     query_params: tuple[str, ...] = ()
 
@@ -321,6 +328,8 @@ def _logical_id(value: str) -> UUID:
 
 
 PATIENT_REFERENCE = re.compile(r"^(?:Patient/)?(?P<id>[0-9a-fA-F-]{36})$")
+# What ``_patient_param`` takes, as the schema states it (it also forgives spaces around it).
+PATIENT_PARAMETER = r"^(Patient/)?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$"
 
 
 def _patient_param(request) -> UUID:
@@ -348,7 +357,26 @@ class SearchParam:
     type: str  # the FHIR search parameter type, as the CapabilityStatement lists it
     documentation: str
     narrow: Callable[[QuerySet, str], QuerySet]
+    # One occurrence's value as the OpenAPI schema states it: what ``narrow`` takes and no more (it
+    # also forgives spaces around the values), so that a client generated from the schema, or a
+    # fuzzer, can tell a valid search from one it refuses.
+    schema: dict
     repeats: bool = False  # given more than once for a range (start=ge...&start=le...)
+
+
+def one_or_more(value: str) -> dict:
+    """The schema of a parameter taking one value or several, separated by commas."""
+    return {"type": "string", "pattern": f"^{value}(,{value})*$"}
+
+
+UUID_TEXT = "[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+# A day that is one in any year (29 February aside), from year 1, as ``parse_date`` takes it.
+DAY_TEXT = (
+    "(([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+    "((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+    # 29 February of a leap year (every fourth, centuries only every fourth century).
+    "|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)"
+)
 
 
 @dataclass(frozen=True)
@@ -458,15 +486,26 @@ def _with_status(rows: QuerySet, value: str) -> QuerySet:
     return rows.filter(either)
 
 
+# A kind of visit, with or without its system (what ``_serving`` takes).
+VISIT_KIND_SYSTEM_TEXT = fhir.VISIT_KIND_SYSTEM.replace(".", r"\.")
+VISIT_KIND_TOKEN = rf"(({VISIT_KIND_SYSTEM_TEXT})?\|)?({'|'.join(VisitKind.values)})"
+SERVICE_TYPE = one_or_more(VISIT_KIND_TOKEN)
+
 SCHEDULES = ClinicSource(
     "Schedule",
     lambda: SessionTemplate.objects.prefetch_related("kind_rows").order_by("weekday", "starts_at", "id"),
     lambda row: fhir.schedule_resource(row, today=timezone.localdate()),
     (
         SearchParam(
-            "active", "token", "true: the templates in force today or later; false: ended.", _in_force
+            "active",
+            "token",
+            "true: the templates in force today or later; false: ended.",
+            _in_force,
+            {"type": "string", "enum": ["true", "false"]},
         ),
-        SearchParam("service-type", "token", "A kind of visit the sessions serve.", _serving("pk")),
+        SearchParam(
+            "service-type", "token", "A kind of visit the sessions serve.", _serving("pk"), SERVICE_TYPE
+        ),
     ),
 )
 SLOTS = ClinicSource(
@@ -478,21 +517,35 @@ SLOTS = ClinicSource(
     ),
     fhir.slot_resource,
     (
-        SearchParam("schedule", "reference", "The Schedule's id, or Schedule/<id>.", _of_schedules),
+        SearchParam(
+            "schedule",
+            "reference",
+            "The Schedule's id, or Schedule/<id>.",
+            _of_schedules,
+            one_or_more(f"(Schedule/)?{UUID_TEXT}"),
+        ),
         SearchParam(
             "start",
             "date",
             "The day the slot starts on (YYYY-MM-DD, clinic calendar), after ge, gt, le, lt or eq; "
             "repeat it for a range.",
             _starting,
+            {"type": "string", "pattern": f"^(eq|ge|gt|le|lt)?{DAY_TEXT}$"},
             repeats=True,
         ),
-        SearchParam("status", "token", f"One of {', '.join(SLOT_STATUS)}.", _with_status),
+        SearchParam(
+            "status",
+            "token",
+            f"One of {', '.join(SLOT_STATUS)}.",
+            _with_status,
+            one_or_more("(" + "|".join(SLOT_STATUS) + ")"),
+        ),
         SearchParam(
             "service-type",
             "token",
             "A kind of visit the slot's session serves.",
             _serving("session__template"),
+            SERVICE_TYPE,
         ),
     ),
 )
@@ -555,7 +608,12 @@ class ResourceSearch(FhirView):
         tags=["FHIR"],
         summary="Search a patient's resources",
         parameters=[
-            OpenApiParameter("patient", str, required=True, description="The patient's id, or Patient/<id>."),
+            OpenApiParameter(
+                "patient",
+                {"type": "string", "pattern": PATIENT_PARAMETER},
+                required=True,
+                description="The patient's id, or Patient/<id>.",
+            ),
             FORMAT,
         ],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
@@ -639,7 +697,12 @@ class ClinicSearch(FhirView):
 
     def schema_parameters(self) -> list[OpenApiParameter]:
         return [
-            OpenApiParameter(param.name, str, description=param.documentation, many=param.repeats)
+            OpenApiParameter(
+                param.name,
+                {"type": "array", "items": param.schema} if param.repeats else param.schema,
+                description=param.documentation,
+                explode=True if param.repeats else None,
+            )
             for param in self.source.params
         ]
 

@@ -10,8 +10,10 @@ plan of another. Planning is a sync of what the protocols ask for against the vi
 - a visit whose window has already closed is never created (a treatment recorded afterwards
   does not fill the overdue list with visits nobody could have attended);
 - planning twice changes nothing.
-Editing a protocol does not re-plan anyone: the next time a patient's plan is synced (a change
-to their record) it follows the new steps, and the daily roll of open series only adds visits.
+Editing a protocol does not by itself re-plan anyone: the next time a patient's plan is synced (a
+change to their record) it follows the new steps, and the daily roll of open series only adds
+visits. A clinician re-plans everyone a protocol concerns at once with the protocol list's action
+(or ``follow_up_refresh --protocol CODE``), as a follow-up run (followups/runs).
 """
 
 from __future__ import annotations

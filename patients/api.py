@@ -24,13 +24,23 @@ TREATMENT_WRITABLE = ("status", "started_on", "ended_on", "notes")
 
 
 class StrictInput(serializers.Serializer):
-    """An input serializer that refuses fields it does not know, instead of ignoring them."""
+    """An input serializer that refuses fields it does not know, instead of ignoring them, and a
+    number or a boolean where it takes text (DRF would turn ``{"reason": 0}`` into "0": a request the
+    schema calls invalid, accepted; issue 20, found by schemathesis)."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            refused = {name: ["Unknown field."] for name in sorted(set(data) - set(self.fields))}
+            for name, field in self.fields.items():
+                value = data.get(name)
+                if (
+                    isinstance(field, serializers.CharField)
+                    and value is not None
+                    and not isinstance(value, str)
+                ):
+                    refused[name] = [field.error_messages["invalid"]]
+            if refused:
+                raise serializers.ValidationError(refused)
         return super().to_internal_value(data)
 
 

@@ -24,7 +24,13 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from clinic.api import ClinicalFieldsHidden, OffsetDateTimeFilter, ResourceViewSet
+from clinic.api import (
+    ClinicalFieldsHidden,
+    OffsetDateTimeFilter,
+    ResourceViewSet,
+    page_size_asked,
+    page_size_parameter,
+)
 from clinic.api_schema import IDEMPOTENCY_KEY
 from clinic.roles import Kind
 from followups.api import ClinicDateTime, OffsetDateTime, WorklistViewSet, answers
@@ -176,7 +182,6 @@ class ContactAttemptViewSet(ResourceViewSet):
 
 
 PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
-PAGE_SIZE = re.compile(r"[0-9]{1,9}")
 
 
 class ListOrderPage(BasePagination):
@@ -203,16 +208,19 @@ class ListOrderPage(BasePagination):
         return rows[: self.page_size]
 
     def _page_size(self, request) -> int:
-        # As every other list: up to the maximum, and the default for what is no positive number.
-        value = request.query_params.get(self.page_size_query_param, "")
-        if PAGE_SIZE.fullmatch(value) and int(value) > 0:
-            return min(int(value), self.max_page_size)
-        return self.page_size
+        # As every other list (clinic.api.CursorPage).
+        return page_size_asked(
+            request, default=self.page_size, most=self.max_page_size, name=self.page_size_query_param
+        )
 
     def _number(self, request) -> int:
+        # A page that is no number is a malformed request (400, the parameter named), not a page
+        # that is not there: one past the end is an empty page.
         value = request.query_params.get(self.page_query_param, "1")
         if not PAGE_NUMBER.fullmatch(value) or not 1 <= int(value) <= self.max_page:
-            raise exceptions.NotFound("Invalid page.")
+            raise exceptions.ValidationError(
+                {self.page_query_param: [f"Give a page number from 1 to {self.max_page}."]}
+            )
         return int(value)
 
     def get_paginated_response(self, data):
@@ -248,13 +256,9 @@ class ListOrderPage(BasePagination):
                 "is computed). Follow `next`; a page past the end is empty.",
                 "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page, "default": 1},
             },
-            {
-                "name": self.page_size_query_param,
-                "required": False,
-                "in": "query",
-                "description": f"Rows per page, up to {self.max_page_size} (default {self.page_size}).",
-                "schema": {"type": "integer"},
-            },
+            page_size_parameter(
+                default=self.page_size, most=self.max_page_size, name=self.page_size_query_param
+            ),
         ]
 
 
@@ -334,13 +338,9 @@ class CallWorklistViewSet(WorklistViewSet):
     pagination_class = ListOrderPage
     extra_query_params = ("page",)
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        # Every other list takes a cursor (ResourceViewSet lets it through); this one has none.
-        if "cursor" in request.query_params:
-            raise exceptions.ValidationError(
-                {"cursor": ["Unknown query parameter: this list is paged with page."]}
-            )
+    def query_parameters(self) -> set[str]:
+        # Every other list takes a cursor; this one is paged with ``page``.
+        return super().query_parameters() - {"cursor"}
 
     def patients(self, today):
         raise NotImplementedError

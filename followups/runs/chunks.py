@@ -71,9 +71,13 @@ def _move_on(chunk: FollowUpRunChunk, token: uuid.UUID) -> bool:
     )
 
 
-def _hand_back(chunk: FollowUpRunChunk, token: uuid.UUID) -> None:
-    # Pausing is not a failed attempt: the count is for claims that ended without a word.
-    _held(chunk, token).update(claim_id=None, claimed_until=None, attempts=0, queued_at=timezone.now())
+def _hand_back(chunk: FollowUpRunChunk, token: uuid.UUID, *, moved_on: bool = True) -> None:
+    # Pausing after progress is not a failed attempt: the count is for claims that ended without
+    # moving on. A claim stopped by its time limit in its very first patient did not move on: its
+    # attempt stays counted, so that a patient slower than the limit is passed over in the end
+    # instead of stalling the chunk (and the run) for ever.
+    attempts = {"attempts": 0} if moved_on else {}
+    _held(chunk, token).update(claim_id=None, claimed_until=None, queued_at=timezone.now(), **attempts)
 
 
 def _refresh(run: FollowUpRun, patient_id: int) -> None:
@@ -154,7 +158,7 @@ def chunk_work(*, chunk_id: int, token: uuid.UUID, deadline: float | None = None
     except SoftTimeLimitExceeded:
         # The patient in hand was rolled back with its transaction; the ones before are stored.
         chunk.refresh_from_db(fields=["position", "failed_ids"])
-        _hand_back(chunk, token)
+        _hand_back(chunk, token, moved_on=chunk.position > first)
         return ChunkOutcome.PAUSED
     finished = chunk_finish(chunk=chunk, token=token, now=timezone.now())
     return ChunkOutcome.FINISHED if finished else ChunkOutcome.NOT_HELD

@@ -113,11 +113,18 @@ def protocol_run_start(*, protocol: Protocol, queue: Queue | None = None) -> Fol
 def run_chunks_requeue_lapsed(*, queue: Queue, now: datetime | None = None) -> list[int]:
     """Queue again the unfinished chunks of running runs that nobody is working on: a lease that
     lapsed (the worker killed, its message redelivered before the lease did) or a message queued
-    a lease ago and never claimed (lost by the broker, or left by a command that stopped)."""
+    a lease ago and never claimed (lost by the broker, or left by a command that stopped).
+
+    A chunk still waiting in a long queue is not lost: while any chunk of its run is held or
+    finished within a lease, the workers are getting through the queue and the waiting ones stay
+    as they are (at 100,000 patients some 500 chunks wait for far longer than a lease, and each
+    sweep would send all of them again)."""
     now = now or timezone.now()
     lease_ago = now - timedelta(seconds=limit("FOLLOW_UP_CHUNK_LEASE_SECONDS"))
+    moving = FollowUpRunChunk.objects.filter(Q(claimed_until__gte=now) | Q(finished_at__gte=lease_ago))
+    never_claimed = Q(claimed_until__isnull=True, queued_at__lt=lease_ago) & ~Q(run__in=moving.values("run"))
     lapsed = FollowUpRunChunk.objects.filter(
-        Q(claimed_until__lt=now) | Q(claimed_until__isnull=True, queued_at__lt=lease_ago),
+        Q(claimed_until__lt=now) | never_claimed,
         finished_at__isnull=True,
         run__state=RunState.RUNNING,
     )

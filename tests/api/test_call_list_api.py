@@ -267,10 +267,11 @@ def test_a_page_past_the_end_is_empty(clinician, ward):
 
 @pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "100001", "9" * 5000])
 @pytest.mark.parametrize("path", LISTS)
-def test_a_page_that_is_no_page_is_a_404(clinician, db, path, page):
+def test_a_page_that_is_no_page_number_is_a_400_naming_it(clinician, db, path, page):
+    # Issue 20: a malformed query parameter is a 400 with the parameter named.
     response = clinician.get(path, {"page": page})
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Invalid page."}
+    assert response.status_code == 400
+    assert response.json() == {"page": ["Give a page number from 1 to 100000."]}
 
 
 @pytest.mark.parametrize("path", LISTS)
@@ -351,6 +352,13 @@ def test_a_page_costs_the_same_queries_for_10_rows_as_for_500(
     assert [row["high_risk"] for row in rows] == sorted((row["high_risk"] for row in rows), reverse=True)
 
 
-@pytest.mark.parametrize(("page_size", "rows"), [("2", 2), ("0", 5), ("-1", 5), ("x", 5), ("9" * 20, 5)])
-def test_a_page_size_that_is_no_positive_number_falls_back_to_the_default(clinician, ward, page_size, rows):
-    assert len(rows_of(clinician, CALL_LIST, page_size=page_size)) == rows
+def test_a_page_size_is_taken(clinician, ward):
+    assert len(rows_of(clinician, CALL_LIST, page_size="2")) == 2
+
+
+@pytest.mark.parametrize("page_size", ["0", "-1", "x", "9" * 20])
+def test_a_page_size_that_is_no_whole_number_from_1_is_a_400(clinician, ward, page_size):
+    # Issue 20: it once fell back to the default page, silently.
+    response = clinician.get(CALL_LIST, {"page_size": page_size})
+    assert response.status_code == 400
+    assert list(response.json()) == ["page_size"]

@@ -71,9 +71,8 @@ class Op:
     """One method of one route.
 
     ``kind`` and ``write`` gate it (``kind`` None: public, no credentials needed); ``ok`` is what a
-    caller that may gets. ``same_for_all`` is a status every caller gets whatever their role (the
-    FHIR endpoints refuse every method but GET and HEAD before asking who is calling). ``at`` names
-    the seeded object whose id fills the path, ``query`` and ``body`` what the request sends.
+    caller that may gets. ``at`` names the seeded object whose id fills the path, ``query`` and
+    ``body`` what the request sends.
     """
 
     kind: Kind | None
@@ -82,23 +81,23 @@ class Op:
     at: Callable[[Seeded], object] | None = None
     query: Callable[[Seeded], dict] | None = None
     body: Callable[[Seeded], dict] | None = None
-    same_for_all: int | None = None
     # (caller, status) pairs for a caller the role lets in but the service refuses (a 400).
     refused_for: tuple[tuple[str, int], ...] = ()
     # The roles that may, where a route narrows the writers of its kind (the clinic's sessions).
     only: frozenset[str] | None = None
+    # A route of no kind that still wants credentials, any role's (the schema and its page, issue
+    # 20): what a caller without them gets.
+    anonymous: int | None = None
 
     def expected(self, caller: str) -> int:
-        if self.same_for_all is None and caller in dict(self.refused_for):
+        if caller in dict(self.refused_for):
             return dict(self.refused_for)[caller]
         return self.gate(caller)
 
     def gate(self, caller: str) -> int:
         """What the roles alone answer: ``ok`` to a caller they let in (whatever the service says)."""
-        if self.same_for_all is not None:
-            return self.same_for_all
         if self.kind is None:
-            return self.ok
+            return self.anonymous if caller == ANONYMOUS and self.anonymous else self.ok
         if caller == ANONYMOUS:
             return 401
         allowed = (MAY_WRITE if self.write else MAY_READ)[Role(caller)]
@@ -127,12 +126,9 @@ def run_sessions(ok: int, body=None, at=None) -> Op:
 
 
 def fhir_reads(kind: Kind, at=None, query=None) -> dict[str, Op]:
-    """A FHIR read or search: GET and HEAD; OPTIONS is a 405 to anyone (FHIR is read-only)."""
-    return {
-        "GET": Op(kind, at=at, query=query),
-        "HEAD": Op(kind, at=at, query=query),
-        "OPTIONS": Op(kind, at=at, same_for_all=405),
-    }
+    """A FHIR read or search: GET and HEAD only (FHIR is read-only: any other method, OPTIONS
+    included, is a 405 to anyone)."""
+    return {"GET": Op(kind, at=at, query=query), "HEAD": Op(kind, at=at, query=query)}
 
 
 def _id(name: str) -> Callable[[Seeded], object]:
@@ -342,11 +338,12 @@ EXPECTED: dict[str, dict[str, Op]] = {
         "POST": write(CL, 200, lambda s: {"note": "Declines imaging for now."}, FLAG),
         "OPTIONS": Op(CL, at=FLAG),
     },
-    # -- the contract itself: public
-    "api/schema/": reads(None),
-    "api/docs/": {"GET": Op(None), "HEAD": Op(None)},  # an HTML page: no OPTIONS
+    # -- the contract itself: for any caller with credentials, whatever the role. The page sends a
+    # person who is not signed in to the staff login; it is HTML, so it has no OPTIONS.
+    "api/schema/": {method: Op(None, anonymous=401) for method in ("GET", "HEAD", "OPTIONS")},
+    "api/docs/": {"GET": Op(None, anonymous=302), "HEAD": Op(None, anonymous=302)},
     # -- FHIR R4
-    "fhir/metadata": {"GET": Op(None), "HEAD": Op(None), "OPTIONS": Op(None, same_for_all=405)},
+    "fhir/metadata": {"GET": Op(None), "HEAD": Op(None)},
     "fhir/Patient/{id}": fhir_reads(C, PATIENT),
     "fhir/Patient/{id}/$everything": fhir_reads(CL, PATIENT),
     "fhir/Condition": fhir_reads(CL, query=_of_patient),
@@ -422,7 +419,7 @@ def test_the_resolver_sees_the_routes_of_api_md():
     # The walk itself must work: an empty resolver would make every check below vacuous.
     assert {"api/v1/patients/{id}/", "fhir/Patient/{id}/$everything", "api/schema/"} <= set(SERVED)
     assert SERVED["api/v1/diagnoses/{id}/"] == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH"}
-    assert SERVED["fhir/metadata"] == {"GET", "HEAD", "OPTIONS"}
+    assert SERVED["fhir/metadata"] == {"GET", "HEAD"}
 
 
 def test_every_route_and_method_has_an_entry_and_every_entry_a_route():
@@ -525,16 +522,27 @@ def test_every_caller_gets_the_status_of_the_matrix(route, seeded, callers):
     assert not wrong, "\n".join(wrong)
 
 
+# What a request with a method the route does not serve may also carry: none of it is read, so none
+# of it may turn the 405 into another answer (issue 20: a query string made it a 400).
+UNREAD = {"bare": {}, "query": {"query": {"cursor": "x", "unknown": ""}}, "body": {"body": {"x": 1}}}
+
+
 @pytest.mark.parametrize("route", sorted(EXPECTED))
 def test_methods_a_route_does_not_serve_are_405(route, seeded, callers):
     """Clinical records are never deleted, reminders are read-only, FHIR is read-only: what the table
-    leaves out is refused, to the caller who could otherwise do anything."""
+    leaves out is refused, to the caller who could otherwise do anything, with the ``Allow`` header
+    RFC 9110 asks of a 405, naming what the route does serve."""
     ops = EXPECTED[route]
     at = next((op.at for op in ops.values() if op.at), None)
     path = path_of(route, at(seeded) if at else None)
+    wrong = []
     for method in sorted(set(METHODS) - set(ops)):
-        response = undone(callers[Role.CLINICIAN], method, path)
-        assert response.status_code == 405, f"{method} {path}: {brief(response)}"
+        for carrying, data in UNREAD.items():
+            response = undone(callers[Role.CLINICIAN], method, path, **data)
+            allowed = {name.strip() for name in response.get("Allow", "").split(",") if name.strip()}
+            if response.status_code != 405 or not allowed or not allowed <= set(ops):
+                wrong.append(f"{method} {path} ({carrying}): {brief(response)} Allow: {sorted(allowed)}")
+    assert not wrong, "\n".join(wrong)
 
 
 # --- out of reach: what does not exist, or is not of the type asked for --------------------------

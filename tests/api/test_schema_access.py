@@ -71,6 +71,12 @@ def test_the_schema_is_built_once_per_process_and_language(api_as, monkeypatch):
     assert as_yaml.content.startswith(b"openapi: 3")
     assert len(built) == 2  # English once (JSON and YAML alike), German once
 
+    # Languages and versions the site does not have are no new copies (each would be kept).
+    for n in range(3):
+        assert client.get(SCHEMA, {"format": "json", "lang": f"zz{n}", "version": f"v{n}"}).status_code == 200
+    assert len(built) == 2
+    assert len(api_docs._built) == 2
+
 
 def test_the_schema_is_throttled_per_caller(api_as, settings):
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]

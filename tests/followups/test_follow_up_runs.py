@@ -217,6 +217,26 @@ def test_a_chunk_whose_worker_died_is_taken_again_once_its_lease_lapsed_and_resu
     assert (chunk.position, chunk.failed_ids, chunk.claimed_until) == (3, [], None)
 
 
+def test_chunks_waiting_in_a_long_queue_are_not_sent_again_while_the_workers_get_through_it(
+    in_follow_up, today, queued, refreshes, django_capture_on_commit_callbacks
+):
+    # Review finding: every chunk queued a lease ago counted as lost, so a night's queue longer
+    # than a lease was sent again at every sweep.
+    run, _ = start_nightly(today, django_capture_on_commit_callbacks)
+    first, *waiting = chunk_rows(run)
+    later = timezone.now() + timedelta(seconds=LEASE + 1)
+    assert chunk_claim(chunk_id=first.pk, now=later) is not None  # a worker busy with the first
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_chunks_requeue_lapsed(queue=tasks.queue_chunks, now=later + timedelta(seconds=5)) == []
+
+    # Once nothing of the run has moved for a lease, the waiting ones count as lost after all.
+    much_later = later + timedelta(seconds=2 * LEASE + 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = run_chunks_requeue_lapsed(queue=tasks.queue_chunks, now=much_later)
+    assert requeued == [first.pk, *(c.pk for c in waiting)]
+
+
 def test_a_failing_patient_is_recorded_by_id_only_and_the_rest_are_refreshed(
     in_follow_up, today, queued, refreshes, caplog, django_capture_on_commit_callbacks
 ):
@@ -297,6 +317,25 @@ def test_at_the_soft_time_limit_the_patient_in_hand_is_rolled_back_and_not_count
     chunk.refresh_from_db()
     assert (chunk.position, chunk.failed_ids, chunk.claim_id) == (2, [], None)
     assert queued == [chunk.pk]
+
+
+def test_a_patient_slower_than_the_time_limit_is_passed_over_instead_of_stalling_the_run(
+    in_follow_up, today, queued, refreshes, django_capture_on_commit_callbacks
+):
+    # Review finding: each claim stopped in its first patient used to reset the attempts, so the
+    # chunk was handed back and queued for ever and the run never closed.
+    run, _ = start_nightly(today, django_capture_on_commit_callbacks)
+    chunk = chunk_rows(run)[0]
+    slow = chunk.patient_ids[0]
+    refreshes.raise_for[slow] = SoftTimeLimitExceeded()
+
+    outcomes = [chunk_take(chunk_id=chunk.pk, seconds=30, queue=tasks.queue_chunks) for _ in range(5)]
+
+    assert outcomes[:3] == [ChunkOutcome.PAUSED] * 3
+    assert ChunkOutcome.FINISHED in outcomes[3:]
+    chunk.refresh_from_db()
+    assert chunk.failed_ids == [slow] and chunk.finished_at is not None
+    assert refreshes.patient_ids == chunk.patient_ids[1:]
 
 
 def test_the_last_chunk_to_finish_closes_the_run_with_its_counts(
