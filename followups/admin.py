@@ -386,7 +386,10 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
             "today": timezone.localdate(),
             "next": request.POST.get("next") or request.GET.get("next", ""),
         }
-        return TemplateResponse(request, "admin/followups/visit_act.html", context)
+        response = TemplateResponse(request, "admin/followups/visit_act.html", context)
+        # The page shows the patient and the visit (a form sent back with its errors, too): a read.
+        self._audit(request, response, [visit], action=AuditEvent.Action.READ)
+        return response
 
 
 class AssessmentForm(ServiceForm):

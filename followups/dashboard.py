@@ -5,7 +5,8 @@ visit worklists) or under one of the admin's own filters (flag code, reminder st
 call list and the lost-to-follow-up list (``followups.calls.selectors``, whose pages the tiles
 open), so a count and the list behind its link cannot disagree. All counts come in five queries,
 whatever the size of the clinic: one aggregate over visits, one grouped count of flags, one count
-of reminders, one count of each call list.
+of reminders, one count of each call list. Below them, whether last night's follow-up run finished
+(``followups.runs.health``, the health check's own answer): one query, two while it runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from followups.calls.selectors import call_list, lost_to_follow_up_list
 from followups.codes import FlagCode, ReminderStatus, VisitStatus
 from followups.models import Reminder, Visit
 from followups.predicates import in_follow_up, overdue_visits_filter, start_of_day
+from followups.runs.health import RunHealth, nightly_run_health
 from followups.selectors import flags_to_review
 
 # The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
@@ -65,6 +67,8 @@ class Dashboard:
     flags: list[Tile]
     reminders: list[Tile]
     calls: list[Tile]
+    # Last night's run, for those who work the lists it keeps up to date.
+    nightly: RunHealth | None = None
 
     @property
     def empty(self) -> bool:
@@ -131,4 +135,6 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
                 _url("admin:followups_reminder_changelist", status__exact=ReminderStatus.FAILED),
             )
         ]
-    return Dashboard(visits=visits, flags=flags, reminders=reminders, calls=calls)
+    # Overdue visits, date-driven flags and rolled series are only as fresh as the last nightly run.
+    nightly = nightly_run_health() if visits else None
+    return Dashboard(visits=visits, flags=flags, reminders=reminders, calls=calls, nightly=nightly)

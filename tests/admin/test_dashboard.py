@@ -185,7 +185,7 @@ def test_the_front_desk_cannot_open_the_flag_filter_behind_a_link(clinic_day, fr
 def test_the_counts_take_three_queries(clinic_day, clinician, django_assert_num_queries):
     user = clinician.get("/admin/").wsgi_request.user
 
-    with django_assert_num_queries(5):  # + the call list's and the lost list's counts
+    with django_assert_num_queries(6):  # + the call lists' counts and last night's run
         dashboard = dashboard_for(user=user)
 
     assert [t.count for t in dashboard.visits] and dashboard.flags and dashboard.reminders
@@ -215,7 +215,32 @@ def test_the_dashboard_page_costs_the_same_whatever_the_clinic_size(
         for n, p in enumerate(patients)
     )
 
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):  # 11, and last night's run
         html = clinician.get("/admin/").content.decode()
 
     assert tile(html, "dashboard-visits-week")[0] == count
+
+
+def test_the_dashboard_says_whether_last_night_s_run_finished(db, clinician, settings):
+    # Issue 18: the lists are only as fresh as the nightly run; staff see when it did not finish.
+    from django.utils import timezone
+
+    from followups.models import FollowUpRun
+    from followups.runs.codes import RunKind, RunState
+
+    settings.FOLLOW_UP_NIGHTLY_DUE_HOUR = 0  # today's run is due whatever the hour of the test
+    today = timezone.localdate()
+
+    missing = clinician.get("/admin/").content.decode()
+    FollowUpRun.objects.create(
+        kind=RunKind.NIGHTLY,
+        clinic_day=today,
+        state=RunState.FINISHED,
+        patients=12,
+        done=12,
+        finished_at=timezone.now(),
+    )
+    finished = clinician.get("/admin/").content.decode()
+
+    assert 'data-ok="false"' in missing and f"no nightly run was started for {today}" in missing
+    assert 'data-ok="true"' in finished and "12 patients" in finished

@@ -50,6 +50,25 @@ def test_a_history_page_and_a_past_version_are_reads_of_the_object(staff_as, cha
     }
 
 
+def test_a_visit_s_action_page_is_a_read_of_the_visit(staff_as, db):
+    from django.utils import timezone
+
+    from followups.models import Visit
+    from followups.services import visit_create
+    from tests.followups.conftest import at_clinic, days
+
+    patient = PatientFactory()
+    diagnosis_for(patient)
+    visit = visit_create(
+        patient=patient, purpose="Check", scheduled_for=at_clinic(timezone.localdate() + days(3))
+    )
+    visit = Visit.objects.get(pk=visit.pk)
+
+    assert staff_as(Role.FRONT_DESK).get(f"/admin/followups/visit/{visit.pk}/act/").status_code == 200
+
+    assert reads("/act/") == [("admin", "read", "visit", str(visit.uuid), patient.uuid, 200)]
+
+
 def test_the_patient_s_own_history_names_the_patient(staff_as, db):
     patient = PatientFactory()
     patient_update(patient=patient, phone="+49 30 555")
