@@ -270,6 +270,8 @@ def test_list_unsubscribe_points_at_the_one_click_opt_out_of_this_patient(patien
     assert match.func is opt_out
     assert signing.loads(match.kwargs["token"], salt=SALT) == str(patient.uuid)
     assert message["Auto-Submitted"] == "auto-generated"
+    # Issue 19: List-Unsubscribe without List-Id is scored as spam; the id names the site only.
+    assert message["List-Id"] == f"<reminders.{urlsplit(settings.SITE_URL).hostname}>"
 
 
 def test_each_reminder_has_a_message_id_of_its_own_that_never_changes(visit):
