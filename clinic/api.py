@@ -30,6 +30,7 @@ from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
@@ -457,7 +458,9 @@ class ResourceViewSet(GenericViewSet):
                 )
                 response = self._create(request)
                 record.status = response.status_code
-                record.response_body = json.dumps(response.data, default=str)
+                # DRF's own encoder: the replay must carry the types of the first answer (a
+                # decimal as a number, COERCE_DECIMAL_TO_STRING being off), not str() of them.
+                record.response_body = json.dumps(response.data, cls=DRFJSONEncoder)
                 record.save(update_fields=["status", "response_body"])
                 return response
         except IntegrityError:

@@ -36,6 +36,7 @@ router.register("treatments", record_api.TreatmentViewSet, basename="treatment")
 
 router.register("visits", followup_api.VisitViewSet, basename="visit")
 router.register("assessments", followup_api.AssessmentViewSet, basename="assessment")
+router.register("lab-results", followup_api.LabResultViewSet, basename="lab-result")
 router.register("flags", followup_api.FlagViewSet, basename="flag")
 router.register("reminders", followup_api.ReminderViewSet, basename="reminder")
 router.register("session-templates", followup_api.SessionTemplateViewSet, basename="session-template")

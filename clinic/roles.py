@@ -1,4 +1,4 @@
-"""The four roles of API.md, shared by staff users (Django groups) and API clients.
+"""The roles of API.md, shared by staff users (Django groups) and API clients.
 
 A resource names its kind; a role may read or write a kind or not. Views, the admin and the API
 ask ``may`` and nothing else, so the matrix below is the whole permission model.
@@ -14,6 +14,8 @@ class Role(models.TextChoices):
     NURSE = "nurse", "Nurse"
     FRONT_DESK = "front_desk", "Front desk"
     INTEGRATION_READ = "integration_read", "Integration (read only)"
+    # API.md v2: the lab system (or a lab technician), which writes lab results and reads nothing else.
+    LAB = "lab", "Laboratory (lab results only)"
 
 
 class Kind(models.TextChoices):
@@ -22,8 +24,11 @@ class Kind(models.TextChoices):
     CONTACT = "contact", "Patients' contact data"
     CLINICAL = "clinical", "Clinical record (diagnoses, imaging, treatments, outcomes, flags)"
     VISIT = "visit", "Visits and worklists of visits"
-    ASSESSMENT = "assessment", "Assessments and laboratory results"
+    ASSESSMENT = "assessment", "Assessments"
     REMINDER = "reminder", "Reminders"
+    # Laboratory results: of the assessments' kind for every role that has those (a nurse writes
+    # both), a kind of their own so that the lab role reaches them and nothing else.
+    LAB_RESULT = "lab_result", "Laboratory results"
 
 
 READ = {
@@ -31,12 +36,15 @@ READ = {
     Role.NURSE: set(Kind),
     Role.FRONT_DESK: {Kind.CONTACT, Kind.VISIT, Kind.REMINDER},
     Role.INTEGRATION_READ: set(Kind),
+    # Not even patients' contact data: the lab posts a result with the patient's id from the order.
+    Role.LAB: {Kind.LAB_RESULT},
 }
 WRITE = {
     Role.CLINICIAN: set(Kind),
-    Role.NURSE: {Kind.VISIT, Kind.ASSESSMENT},
+    Role.NURSE: {Kind.VISIT, Kind.ASSESSMENT, Kind.LAB_RESULT},
     Role.FRONT_DESK: {Kind.CONTACT, Kind.VISIT, Kind.REMINDER},
     Role.INTEGRATION_READ: set(),
+    Role.LAB: {Kind.LAB_RESULT},
 }
 
 

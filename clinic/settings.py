@@ -326,6 +326,7 @@ SPECTACULAR_SETTINGS = {
         "TreatmentKindEnum": "patients.codes.TreatmentKind",
         "VisitKindEnum": "followups.codes.VisitKind",
         "FollowUpEndReasonEnum": "patients.codes.FollowUpEndReason",
+        "LabTestEnum": "followups.codes.LabTest",
     },
 }
 

@@ -50,6 +50,7 @@ from followups.models import (
     HFS7_ITEMS,
     Assessment,
     ClinicSession,
+    LabResult,
     PatientFlag,
     Reminder,
     SessionTemplate,
@@ -671,6 +672,149 @@ class AssessmentViewSet(ResourceViewSet):
         if self.action == "update":
             data = {**ASSESSMENT_EMPTY, **data}
         return services.assessment_update(assessment=assessment, **_hfs7_items_unpacked(data))
+
+
+# --- laboratory results -------------------------------------------------------------------------
+
+# The unit each test's ``value`` is in (a blood count is recorded as done, without a value).
+LAB_UNITS = {codes.LabTest.SODIUM: "mmol/L"}
+
+
+@extend_schema_field({"type": "string", "nullable": True, "example": "mmol/L"})
+class LabUnit(serializers.Field):
+    """The unit of a result's ``value``, from its test: null for a test recorded without a value."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def get_attribute(self, instance):
+        return instance
+
+    def to_representation(self, result):
+        return LAB_UNITS.get(result.test)
+
+
+class LabResultOut(serializers.ModelSerializer):
+    id = public_id("uuid")
+    patient = public_id("patient.uuid")
+    unit = LabUnit(help_text="The unit of `value` (sodium: mmol/L); null for a blood count.")
+
+    class Meta:
+        model = LabResult
+        fields = (
+            "id",
+            "patient",
+            "test",
+            "taken_on",
+            "value",
+            "unit",
+            "abnormal",
+            "status",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class LabResultIn(StrictInput, serializers.ModelSerializer):
+    """A result as the lab sends it, naming the patient by the id it has from the order."""
+
+    patient = RecordRef(Patient.objects.all())
+
+    class Meta:
+        model = LabResult
+        fields = ("patient", "test", "taken_on", "value", "abnormal", "status")
+        extra_kwargs = {
+            "value": {
+                "min_value": services.LAB_VALUE_RANGE[0],
+                "max_value": services.LAB_VALUE_RANGE[1],
+                "help_text": "Sodium: mmol/L, required. A blood count: left out (say `abnormal`).",
+            },
+            "status": {"help_text": "A new result is final; retract it later with PATCH."},
+        }
+
+
+LAB_RESULT_UNCHANGEABLE = (
+    "A result is not changed: retract it (status entered_in_error) and record the right one."
+)
+
+
+class LabResultChangeIn(StrictInput):
+    """What a PATCH may do to a result: retract it. Anything else is recorded anew."""
+
+    status = serializers.ChoiceField(choices=codes.AssessmentStatus.choices, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unchangeable = sorted(set(data) & set(LabResultIn.Meta.fields) - {"status"})
+            if unchangeable:
+                raise serializers.ValidationError({name: [LAB_RESULT_UNCHANGEABLE] for name in unchangeable})
+        return super().to_internal_value(data)
+
+
+class LabResultFilter(ResourceFilter):
+    patient = filters.UUIDFilter(field_name="patient__uuid")
+
+    class Meta:
+        model = LabResult
+        fields = ["patient", "test", "status"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List lab results",
+        responses=answers({200: LabResultOut(many=True)}, 400, 404),
+    ),
+    retrieve=extend_schema(summary="Read a lab result", responses=answers({200: LabResultOut}, 404)),
+    create=extend_schema(
+        summary="Record a lab result",
+        description="Record a result for the patient named by `patient` (the id the lab has from the "
+        "order). The patient's flags are recomputed in the same transaction: a sodium result for an "
+        "oxcarbazepine course, or a blood count for a carbamazepine one, clears `lab_monitoring_due`.",
+        request=LabResultIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses=answers({201: LabResultOut}, 400, 422),
+    ),
+    partial_update=extend_schema(
+        summary="Retract a lab result",
+        description='`{"status": "entered_in_error"}` retracts the result (the flags are recomputed '
+        "without it); a result is otherwise never changed: record the right one.",
+        request=LabResultChangeIn,
+        parameters=[IF_MATCH],
+        responses=answers({200: LabResultOut}, 400, 404, 412),
+    ),
+)
+class LabResultViewSet(ResourceViewSet):
+    """Laboratory results (API.md v2), written by the lab system (the ``lab`` role), clinicians and
+    nurses; retracted with PATCH ``{"status": "entered_in_error"}``, never edited nor deleted."""
+
+    kind = Kind.LAB_RESULT
+    resource = "lab_result"
+    routed_actions = ("list", "create", "retrieve", "partial_update")
+    queryset = LabResult.objects.select_related("patient")
+    serializer_class = LabResultOut
+    filterset_class = LabResultFilter
+
+    @property
+    def input_serializer_class(self):
+        return LabResultChangeIn if self.action == "partial_update" else LabResultIn
+
+    def create_object(self, data):
+        if data.pop("status", codes.AssessmentStatus.FINAL) != codes.AssessmentStatus.FINAL:
+            raise serializers.ValidationError(
+                {"status": ["A new result is final; retract it afterwards if it was entered in error."]}
+            )
+        return services.lab_result_record(**data)
+
+    def update_object(self, result, data):
+        wanted = data.get("status", result.status)
+        if wanted == codes.AssessmentStatus.ENTERED_IN_ERROR:
+            return services.lab_result_retract(result=result)
+        if wanted != result.status:
+            raise serializers.ValidationError(
+                {"status": ["A retracted result stays retracted; record a new one."]}
+            )
+        return result
 
 
 # --- outcomes and flags of one patient ----------------------------------------------------------

@@ -20,6 +20,8 @@ duration), ``exam`` for the clinician's grade of what the face shows at the visi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -743,8 +745,21 @@ def slot_resource(slot) -> dict:
 # --- Bundle, OperationOutcome, CapabilityStatement ----------------------------------------------
 
 
-def bundle(*, base: str, self_url: str, resources: Iterable[dict]) -> dict:
-    """A searchset: every resource a match, its full URL where it is read on this server."""
+def bundle(
+    *,
+    base: str,
+    self_url: str | None = None,
+    resources: Iterable[dict],
+    total: int | None | bool = True,
+    links: list[dict] | None = None,
+    outcome: dict | None = None,
+) -> dict:
+    """A searchset: every resource a match, its full URL where it is read on this server.
+
+    ``total``: True for the number of ``resources``, an int for that number (a page of more
+    matches), None for none (``_total=none``). ``links``: the paging links (else ``self_url``).
+    ``outcome``: an OperationOutcome about the search itself, as an entry of search mode outcome.
+    """
     entries = [
         {
             "fullUrl": f"{base}{resource['resourceType']}/{resource['id']}",
@@ -753,15 +768,33 @@ def bundle(*, base: str, self_url: str, resources: Iterable[dict]) -> dict:
         }
         for resource in resources
     ]
-    return _without_empty(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(entries),
-            "link": [{"relation": "self", "url": self_url}],
-            "entry": entries,
-        }
-    )
+    if outcome is not None:
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+    found = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links or [{"relation": "self", "url": self_url}],
+        "entry": entries,
+    }
+    if total is not None:
+        found["total"] = (
+            sum(1 for entry in entries if entry["search"]["mode"] == "match") if total is True else total
+        )
+    return _without_empty(found)
+
+
+def version_id(resource: dict) -> str:
+    """A resource's version: a digest of what is served (whatever the role), so it changes whenever
+    the row, or a row it is made from, changes what the resource says, and only then."""
+    body = json.dumps(resource, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+def versioned(resource: dict) -> dict:
+    """``resource`` with ``meta.versionId`` (``version_id`` of it without it)."""
+    meta = {key: value for key, value in resource.get("meta", {}).items() if key != "versionId"}
+    plain = {**resource, "meta": meta} if meta else {k: v for k, v in resource.items() if k != "meta"}
+    return {**resource, "meta": {"versionId": version_id(plain), **meta}}
 
 
 def operation_outcome(code: str, messages: Sequence[str], *, severity: str = "error") -> dict:
@@ -775,7 +808,11 @@ def operation_outcome(code: str, messages: Sequence[str], *, severity: str = "er
 
 REST_DOCUMENTATION = (
     "Read-only. A search of a patient's resources needs the patient parameter; Schedule and Slot "
-    "(the clinic's sessions) are searched by their own. Any other parameter is refused."
+    "(the clinic's sessions) are searched by their own. Every search takes _count (paged by next "
+    "and previous links), _summary=count, _total, _sort by date and _elements; $everything takes "
+    "_since, _type and _count. Any other parameter is refused, unless the request says Prefer: "
+    "handling=lenient, when it is ignored (and an OperationOutcome entry says so). Reads carry "
+    "meta.versionId, a digest of the resource, and a weak ETag of it."
 )
 SECURITY_DESCRIPTION = (
     "Authorization: Token <key> for integration clients, or the staff session. "

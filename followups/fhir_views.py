@@ -47,6 +47,7 @@ from clinic.api_schema import with_non_blank_query_strings
 from clinic.audit import audit_record
 from clinic.roles import Kind, may
 from followups import fhir
+from followups import fhir_search as search
 from followups.codes import ReminderStatus, VisitKind
 from followups.models import (
     Assessment,
@@ -175,11 +176,67 @@ class FhirView(APIView):
             raise exceptions.MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
         unknown = sorted(set(request.query_params) - {FORMAT_PARAM, *self.query_params})
-        if unknown:
+        # FHIR R4 search (3.1.1.4): with ``Prefer: handling=lenient`` an unknown parameter is
+        # ignored, and a searchset says so in an OperationOutcome entry (search mode outcome).
+        self.ignored = unknown if search.prefers_lenient(request) else []
+        if unknown and not self.ignored:
             raise exceptions.ValidationError({name: ["Unknown search parameter."] for name in unknown})
         wanted = request.query_params.getlist(FORMAT_PARAM)
         if any(value not in JSON_FORMATS for value in wanted):
             raise exceptions.NotAcceptable("Only JSON is served (_format=json).")
+
+    def used_params(self) -> list[tuple[str, str]]:
+        """The query's parameters in order, but those ignored: what the self link states."""
+        ignored = set(getattr(self, "ignored", ()))
+        return [
+            (name, value)
+            for name, values in self.request.query_params.lists()
+            if name not in ignored
+            for value in values
+        ]
+
+    def ignored_outcome(self) -> dict | None:
+        ignored = getattr(self, "ignored", ())
+        if not ignored:
+            return None
+        return fhir.operation_outcome(
+            "not-supported",
+            [f"{name}: Unknown search parameter, ignored (Prefer: handling=lenient)." for name in ignored],
+            severity="warning",
+        )
+
+    def searchset(
+        self,
+        found: list[tuple[dict, UUID | None]],
+        result: search.Result,
+        *,
+        empty_audit: tuple[str, str, UUID] | None = None,
+    ) -> Response:
+        """The Bundle of the matches ``found`` (each with its patient's id, None for nobody's),
+        ordered, subsetted and paged as ``result`` asks; audited for the resources it holds."""
+        matches = search.ordered(found, result, resource_of=lambda item: item[0])
+        shown = [] if result.summary_count else search.page(matches, offset=result.offset, count=result.count)
+        resources = [search.subsetted(r, result.elements) if result.elements else r for r, _ in shown]
+        audited = [(r["resourceType"], r["id"], uuid) for r, uuid in shown if uuid is not None]
+        if audited or empty_audit:
+            # An empty answer still tells the caller something about this patient.
+            self.audit(audited or [empty_audit])
+        links = search.page_links(
+            self.request.build_absolute_uri(self.request.path),
+            self.used_params(),
+            offset=result.offset,
+            count=None if result.summary_count else result.count,
+            total=len(matches),
+        )
+        total = None if result.total == "none" and not result.summary_count else len(matches)
+        body = fhir.bundle(
+            base=self.base_url(),
+            resources=resources,
+            total=total,
+            links=links,
+            outcome=self.ignored_outcome(),
+        )
+        return Response(body)
 
     def base_url(self) -> str:
         return self.request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")
@@ -228,7 +285,13 @@ class Source:
     def resources_for(self, field: str, value) -> list[tuple[dict, UUID]]:
         """Every resource of the patient whose ``field`` is ``value``, each with that patient's id."""
         rows = self.rows().filter(**{f"{self.patient_path}__{field}": value})
-        return [(resource, self.patient_of(row).uuid) for row in rows for resource in self.to_fhir(row)]
+        # A stable order (paging walks it): the model's own, else the primary key.
+        rows = rows if rows.ordered else rows.order_by("pk")
+        return [
+            (fhir.versioned(resource), self.patient_of(row).uuid)
+            for row in rows
+            for resource in self.to_fhir(row)
+        ]
 
     def read(self, resource_id: str) -> tuple[dict, UUID] | None:
         """The resource ``resource_id`` names, with its patient's id; None if it is none of ours."""
@@ -236,7 +299,7 @@ class Source:
         if row is None:
             return None
         resource = next((r for r in self.to_fhir(row) if r["id"] == resource_id), None)
-        return None if resource is None else (resource, self.patient_of(row).uuid)
+        return None if resource is None else (fhir.versioned(resource), self.patient_of(row).uuid)
 
 
 @dataclass(frozen=True)
@@ -370,13 +433,7 @@ def one_or_more(value: str) -> dict:
 
 
 UUID_TEXT = "[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
-# A day that is one in any year (29 February aside), from year 1, as ``parse_date`` takes it.
-DAY_TEXT = (
-    "(([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
-    "((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
-    # 29 February of a leap year (every fourth, centuries only every fourth century).
-    "|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)"
-)
+DAY_TEXT = search.DAY_TEXT
 
 
 @dataclass(frozen=True)
@@ -557,16 +614,74 @@ def _sessions_held_by(patient: Patient) -> list[tuple[dict, UUID]]:
     slots = SLOTS.rows().filter(Exists(Visit.objects.filter(slot=OuterRef("pk"), patient=patient)))
     found, templates = [], {}
     for slot in slots:
-        found.append((SLOTS.to_fhir(slot), patient.uuid))
+        found.append((fhir.versioned(SLOTS.to_fhir(slot)), patient.uuid))
         templates.setdefault(slot.session.template_id, slot.session.template)
-    return found + [(SCHEDULES.to_fhir(template), patient.uuid) for template in templates.values()]
+    return found + [
+        (fhir.versioned(SCHEDULES.to_fhir(template)), patient.uuid) for template in templates.values()
+    ]
 
 
 # --- views --------------------------------------------------------------------------------------
 
 
+ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description='W/"<meta.versionId>": the version read.',
+)
+READ_RESPONSES = {200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS}
+SEARCH_RESPONSES = {200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS}
+
+
+def _read_answer(resource: dict) -> Response:
+    """A read: the resource, and its version as a weak ETag."""
+    return Response(resource, headers={"ETag": f'W/"{resource["meta"]["versionId"]}"'})
+
+
+def result_parameters(resource_type: str) -> list[OpenApiParameter]:
+    """The result parameters a search takes (FHIR R4 search, 3.1.1.5), as the schema states them."""
+    date_name = search.DATE_OF[resource_type][0]
+    return [
+        OpenApiParameter(
+            search.COUNT,
+            search.NUMBER_SCHEMA,
+            description=f"Page size (at most {search.MAX_COUNT}); the Bundle links the next and previous "
+            "pages.",
+        ),
+        OpenApiParameter(
+            search.OFFSET,
+            search.NUMBER_SCHEMA,
+            description="Where the page starts among the ordered matches (the paging links carry it).",
+        ),
+        OpenApiParameter(
+            search.SUMMARY,
+            {"type": "string", "enum": list(search.SUMMARIES)},
+            description="count: the total only, no entries.",
+        ),
+        OpenApiParameter(
+            search.TOTAL,
+            {"type": "string", "enum": list(search.TOTALS)},
+            description="none: no total in the Bundle; estimate or accurate (the default): the exact total.",
+        ),
+        OpenApiParameter(
+            search.SORT,
+            {"type": "string", "enum": search.sort_names(resource_type)},
+            description=f"By date ({date_name}), oldest first, or newest first with a leading -; "
+            "undated resources last. Without it, in the type's own order.",
+        ),
+        OpenApiParameter(
+            search.ELEMENTS,
+            search.ELEMENTS_SCHEMA,
+            description="Only these top-level elements (with id, meta and the mandatory ones); "
+            "the resources are tagged SUBSETTED.",
+        ),
+    ]
+
+
 class ResourceRead(FhirView):
-    """``GET /fhir/<type>/<id>``."""
+    """``GET /fhir/<type>/<id>``: the resource, with ``meta.versionId`` and an ETag."""
 
     source: Source | Sources = PATIENTS
 
@@ -577,10 +692,7 @@ class ResourceRead(FhirView):
         return f"fhir_{self.source.resource_type}_read"
 
     @extend_schema(
-        tags=["FHIR"],
-        summary="Read one resource",
-        parameters=[FORMAT],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS},
+        tags=["FHIR"], summary="Read one resource", parameters=[FORMAT, ETAG], responses=READ_RESPONSES
     )
     def get(self, request, id):
         found = self.source.read(id)
@@ -589,20 +701,23 @@ class ResourceRead(FhirView):
         resource, patient = found
         resource = self.as_role_sees(resource)
         self.audit([(resource["resourceType"], resource["id"], patient)])
-        return Response(resource)
+        return _read_answer(resource)
 
 
 class ResourceSearch(FhirView):
     """``GET /fhir/<type>?patient=<id>``: a searchset of that patient's resources of the type."""
 
     source: Source | Sources = CONDITIONS
-    query_params = ("patient",)
+    query_params = ("patient", *search.RESULT_PARAMS)
 
     def get_kind(self):
         return self.source.kind
 
     def operation_id(self) -> str:
         return f"fhir_{self.source.resource_type}_search"
+
+    def schema_parameters(self) -> list[OpenApiParameter]:
+        return result_parameters(self.source.resource_type)
 
     @extend_schema(
         tags=["FHIR"],
@@ -616,24 +731,25 @@ class ResourceSearch(FhirView):
             ),
             FORMAT,
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+        responses=SEARCH_RESPONSES,
     )
     def get(self, request):
         patient = _patient_param(request)
+        result = search.Result.of(request.query_params, self.source.resource_type)
         found = [(self.as_role_sees(r), uuid) for r, uuid in self.source.resources_for("uuid", patient)]
-        # An empty answer still tells the caller something about this patient.
-        found_ids = [(r["resourceType"], r["id"], uuid) for r, uuid in found]
-        self.audit(found_ids or [(self.source.resource_type, "", patient)])
-        body = fhir.bundle(
-            base=self.base_url(), self_url=request.build_absolute_uri(), resources=[r for r, _ in found]
-        )
-        return Response(body)
+        return self.searchset(found, result, empty_audit=(self.source.resource_type, "", patient))
+
+
+# What ``$everything`` holds, in the order of its Bundle (the patient first).
+EVERYTHING_TYPES = ("Patient", *(source.resource_type for source in SEARCHABLE), "Slot", "Schedule")
 
 
 class PatientEverything(FhirView):
-    """``GET /fhir/Patient/<id>/$everything``: the patient and every resource above about them."""
+    """``GET /fhir/Patient/<id>/$everything``: the patient and every resource above about them,
+    narrowed by ``_since`` and ``_type``, paged by ``_count``."""
 
     kind = Kind.CLINICAL
+    query_params = search.EVERYTHING_PARAMS
 
     def operation_id(self) -> str:
         return "fhir_Patient_everything"
@@ -641,20 +757,63 @@ class PatientEverything(FhirView):
     @extend_schema(
         tags=["FHIR"],
         summary="Everything about one patient",
-        parameters=[FORMAT],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+        parameters=[
+            FORMAT,
+            OpenApiParameter(
+                search.SINCE,
+                search.INSTANT_SCHEMA,
+                description="Only the resources changed at or after this instant (those that keep no "
+                "time of change, Slot, are always given).",
+            ),
+            OpenApiParameter(
+                search.TYPE,
+                one_or_more("(" + "|".join(EVERYTHING_TYPES) + ")"),
+                description="Only resources of these types (separated by commas).",
+            ),
+            *[
+                param
+                for param in result_parameters("Appointment")
+                if param.name in (search.COUNT, search.OFFSET)
+            ],
+        ],
+        responses=SEARCH_RESPONSES,
     )
     def get(self, request, id):
         patient = PATIENTS.rows().filter(uuid=_logical_id(id)).first()
         if patient is None or str(patient.uuid) != id:
             raise Http404
-        found = [(fhir.patient_resource(patient), patient.uuid)]
+        since = search.since_param(request.query_params)
+        types = search.types_param(request.query_params, EVERYTHING_TYPES)
+        result = search.Result.of(request.query_params, "Patient")
+        found = [(fhir.versioned(fhir.patient_resource(patient)), patient.uuid)]
         for source in SEARCHABLE:
-            found += source.resources_for("pk", patient.pk)
-        found += _sessions_held_by(patient)
-        self.audit([(r["resourceType"], r["id"], uuid) for r, uuid in found])
+            if types is None or source.resource_type in types:
+                found += source.resources_for("pk", patient.pk)
+        if types is None or {"Slot", "Schedule"} & types:
+            found += _sessions_held_by(patient)
+        found = [
+            (resource, uuid)
+            for resource, uuid in found
+            if (types is None or resource["resourceType"] in types)
+            and (since is None or search.changed_since(resource, since))
+        ]
+        # A stable order for paging: by type as listed, then as each type's search orders it.
+        found.sort(key=lambda item: EVERYTHING_TYPES.index(item[0]["resourceType"]))
+        shown = search.page(found, offset=result.offset, count=result.count)
+        self.audit([(r["resourceType"], r["id"], uuid) for r, uuid in shown])
+        links = search.page_links(
+            request.build_absolute_uri(request.path),
+            self.used_params(),
+            offset=result.offset,
+            count=result.count,
+            total=len(found),
+        )
         body = fhir.bundle(
-            base=self.base_url(), self_url=request.build_absolute_uri(), resources=[r for r, _ in found]
+            base=self.base_url(),
+            resources=[r for r, _ in shown],
+            total=len(found),
+            links=links,
+            outcome=self.ignored_outcome(),
         )
         return Response(body)
 
@@ -671,14 +830,14 @@ class ClinicRead(FhirView):
     @extend_schema(
         tags=["FHIR"],
         summary="Read one resource of the clinic's sessions",
-        parameters=[FORMAT],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS},
+        parameters=[FORMAT, ETAG],
+        responses=READ_RESPONSES,
     )
     def get(self, request, id):
         row = self.source.rows().filter(uuid=_logical_id(id)).first()
         if row is None or str(row.uuid) != id:
             raise Http404
-        return Response(self.source.to_fhir(row))
+        return _read_answer(fhir.versioned(self.source.to_fhir(row)))
 
 
 class ClinicSearch(FhirView):
@@ -690,32 +849,32 @@ class ClinicSearch(FhirView):
 
     @property
     def query_params(self) -> tuple[str, ...]:
-        return tuple(param.name for param in self.source.params)
+        return (*(param.name for param in self.source.params), *search.RESULT_PARAMS)
 
     def operation_id(self) -> str:
         return f"fhir_{self.source.resource_type}_search"
 
     def schema_parameters(self) -> list[OpenApiParameter]:
         return [
-            OpenApiParameter(
-                param.name,
-                {"type": "array", "items": param.schema} if param.repeats else param.schema,
-                description=param.documentation,
-                explode=True if param.repeats else None,
-            )
-            for param in self.source.params
+            *(
+                OpenApiParameter(
+                    param.name,
+                    {"type": "array", "items": param.schema} if param.repeats else param.schema,
+                    description=param.documentation,
+                    explode=True if param.repeats else None,
+                )
+                for param in self.source.params
+            ),
+            *result_parameters(self.source.resource_type),
         ]
 
     @extend_schema(
-        tags=["FHIR"],
-        summary="Search the clinic's sessions",
-        parameters=[FORMAT],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS},
+        tags=["FHIR"], summary="Search the clinic's sessions", parameters=[FORMAT], responses=SEARCH_RESPONSES
     )
     def get(self, request):
-        resources = [self.source.to_fhir(row) for row in self.source.search(request.query_params)]
-        body = fhir.bundle(base=self.base_url(), self_url=request.build_absolute_uri(), resources=resources)
-        return Response(body)
+        result = search.Result.of(request.query_params, self.source.resource_type)
+        rows = self.source.search(request.query_params)
+        return self.searchset([(fhir.versioned(self.source.to_fhir(row)), None) for row in rows], result)
 
 
 SERVED = (

@@ -381,17 +381,52 @@ def source_of(user) -> str:
 # --- laboratory results -----------------------------------------------------------------------
 
 
+# Serum sodium (mmol/L) a laboratory can report: far outside it is a value in another unit or a typo
+# (the reference range is 135-145; the oxcarbazepine label's hyponatraemia is below 125).
+SODIUM_RANGE = (90, 200)
+# What the table holds for any test (its check constraint): beyond it the database would refuse.
+LAB_VALUE_RANGE = (0, 1000)
+
+
 @transaction.atomic
 def lab_result_record(*, patient: Patient, test: str, taken_on: date, value=None, abnormal=None) -> LabResult:
+    """Record a result (the lab system through the API, or staff), and recompute the patient's
+    flags in the same transaction: a sodium or blood count clears ``lab_monitoring_due``."""
     patient = patient_lock(patient)
     result = LabResult(patient=patient, test=test, taken_on=taken_on, value=value, abnormal=abnormal)
     errors = FieldErrors()
+    if patient.archived:
+        errors.add("patient", "This patient is archived.", codes.VisitMoveError.ARCHIVED)
     check_fields(result, errors, exclude=["patient"])
     check_clinical_date("taken_on", result.taken_on, patient.date_of_birth, errors)
+    if "value" not in errors:
+        _check_lab_value(result, errors)
     errors.raise_if_any()
     result.save()
     flags_sync(patient=patient)
     return result
+
+
+def _check_lab_value(result: LabResult, errors: FieldErrors) -> None:
+    if result.test == codes.LabTest.SODIUM:
+        if result.value is None:
+            errors.add("value", "Give the sodium value in mmol/L.", "required")
+        else:
+            low, high = SODIUM_RANGE
+            if is_finite_number(result.value) and not low <= result.value <= high:
+                errors.add(
+                    "value",
+                    f"Give serum sodium in mmol/L, from {low} to {high} (is it in another unit?).",
+                    "range",
+                )
+    elif result.test == codes.LabTest.BLOOD_COUNT and result.value is not None:
+        errors.add(
+            "value",
+            "A blood count is recorded as done, with its interpretation (abnormal), without a value.",
+            "not_applicable",
+        )
+    else:
+        check_range(result, "value", *LAB_VALUE_RANGE, errors)
 
 
 @transaction.atomic

@@ -2,8 +2,8 @@
 
 ``seed_record()`` answers a ``Seeded`` naming every object a route of /api/v1/ or /fhir/ can address:
 a diagnosis, an MRI, a treatment of each kind (medication, botulinum toxin, MVD, other), visits in
-the states the visit routes act on (booked, planned, missed), a final assessment, and reminders that
-were sent, are pending and were cancelled. Rows with every optional field left empty sit beside
+the states the visit routes act on (booked, planned, missed), a final assessment, sodium results, and
+reminders that were sent, are pending and were cancelled. Rows with every optional field left empty sit beside
 them. A second patient with a record of their own lets tests check that one patient's rows never show
 up under another. The clinic's week has a session template of its own, with its sessions and slots
 (beside the default templates the migrations seed, which have no sessions until the nightly run).
@@ -19,7 +19,7 @@ from django.utils import timezone
 from followups import codes as follow_codes
 from followups import services as follow_up
 from followups.codes import ReminderKind, ReminderStatus, VisitKind, VisitStatus
-from followups.models import Assessment, ClinicSession, Reminder, SessionTemplate, Slot, Visit
+from followups.models import Assessment, ClinicSession, LabResult, Reminder, SessionTemplate, Slot, Visit
 from followups.reminders import reminder_cancel, reminder_deliver, reminders_claim_due
 from followups.sessions import session_template_save
 from followups.visit_moves import visit_move
@@ -43,6 +43,7 @@ class Seeded:
     missed_visit: Visit
     passed_visit: Visit
     assessment: Assessment
+    lab_result: LabResult
     sent_reminder: Reminder
     pending_reminder: Reminder
     cancelled_reminder: Reminder
@@ -110,6 +111,18 @@ def _record_of(patient: Patient) -> dict:
     # Rows with every optional field left empty: the responses must describe their nulls and blanks too.
     imaging_study_record(patient=patient, performed_on=date(2023, 2, 1), modality=codes.ImagingModality.CT)
     follow_up.assessment_record(patient=patient, assessed_on=date(2024, 7, 1))
+    # Sodium results (which the carbamazepine course's monitoring does not ask for, so the flags
+    # stay as they are): one with every field, one whose interpretation the lab left out.
+    lab_result = follow_up.lab_result_record(
+        patient=patient,
+        test=follow_codes.LabTest.SODIUM,
+        taken_on=date(2024, 8, 19),
+        value="131.5",
+        abnormal=True,
+    )
+    follow_up.lab_result_record(
+        patient=patient, test=follow_codes.LabTest.SODIUM, taken_on=date(2024, 6, 30), value="139.0"
+    )
 
     def manual(days_ahead: int, **fields) -> Visit:
         return follow_up.visit_create(
@@ -130,6 +143,7 @@ def _record_of(patient: Patient) -> dict:
         **treatments,
         **visits,
         "assessment": assessment,
+        "lab_result": lab_result,
     }
 
 

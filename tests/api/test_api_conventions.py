@@ -86,6 +86,7 @@ ALLOWED = {
     Role.NURSE: (set(RESOURCES), set()),
     Role.FRONT_DESK: ({"patients"}, {"patients"}),
     Role.INTEGRATION_READ: (set(RESOURCES), set()),
+    Role.LAB: (set(), set()),  # API.md v2: lab results only
 }
 
 

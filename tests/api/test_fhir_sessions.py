@@ -166,6 +166,7 @@ def test_a_slot_is_free_until_its_places_are_taken_and_names_its_schedule(front_
     assert free == {
         "resourceType": "Slot",
         "id": str(slot.uuid),
+        "meta": {"versionId": free["meta"]["versionId"]},  # a slot keeps no time of change
         "extension": [
             {"url": f"{OWN}/StructureDefinition/slot-capacity", "valuePositiveInt": 2},
             {"url": f"{OWN}/StructureDefinition/slot-booked", "valueUnsignedInt": 0},
@@ -252,7 +253,8 @@ def test_slots_search_by_schedule_days_status_and_kind(clinician, injections, re
         "service-type=surgery",
         "service-type=http://snomed.info/sct|injection",
         "patient=3f6d2c1e-9b7a-4e52-8d0c-5a1b2c3d4e5f",
-        "_count=10",
+        "_count=-1",
+        "_sort=status",
     ],
 )
 def test_a_slot_search_it_cannot_read_is_a_400_outcome(clinician, injections, query):
@@ -318,7 +320,7 @@ def test_everything_holds_the_slots_the_appointments_refer_to_and_their_schedule
 # --- who reads, what it costs, what is listed -----------------------------------------------------
 
 
-@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("role", [role for role in Role if role != Role.LAB])  # lab: lab results only
 def test_every_role_reads_the_clinic_s_sessions_and_nothing_is_audited(api_as, injections, role):
     client = api_as(role)
     slot = slot_of(injections)

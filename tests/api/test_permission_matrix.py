@@ -6,7 +6,7 @@ knows, with every method it serves, has an entry in ``EXPECTED`` below: what kin
 seeded object fills its path. A route or method the resolver finds without an entry fails, naming it,
 so a new route cannot slip in unreviewed; an entry the resolver does not find fails too.
 
-Each route is requested by every caller (the four roles through real API clients, and anonymous)
+Each route is requested by every caller (every role through real API clients, and anonymous)
 with every method, against a patient with a record of every kind built through the services; each
 request runs in a savepoint rolled back afterwards, so every caller meets the same record. The
 statuses asserted are exact: 401 without credentials (but for the public routes), 403 for a role
@@ -52,12 +52,15 @@ MAY_READ = {
     Role.NURSE: EVERY_KIND,  # read everything, write visits and assessments
     Role.FRONT_DESK: frozenset({Kind.CONTACT, Kind.VISIT, Kind.REMINDER}),  # clinical answers 403
     Role.INTEGRATION_READ: EVERY_KIND,  # read everything, write nothing
+    Role.LAB: frozenset({Kind.LAB_RESULT}),  # v2: lab results only, not even the patient list
 }
 MAY_WRITE = {
     Role.CLINICIAN: EVERY_KIND,
-    Role.NURSE: frozenset({Kind.VISIT, Kind.ASSESSMENT}),
+    # DOMAIN.md: "write visits and assessments"; lab results are of the assessments' kind there.
+    Role.NURSE: frozenset({Kind.VISIT, Kind.ASSESSMENT, Kind.LAB_RESULT}),
     Role.FRONT_DESK: frozenset({Kind.CONTACT, Kind.VISIT, Kind.REMINDER}),
     Role.INTEGRATION_READ: frozenset(),
+    Role.LAB: frozenset({Kind.LAB_RESULT}),
 }
 # DOMAIN.md 12: the clinic's sessions are read as visits are, and set by the clinicians and the front
 # desk who run the clinic's week; a nurse books visits into them but does not set them.
@@ -183,6 +186,10 @@ def _assessment_body(seeded: Seeded) -> dict:
     return {**_of_patient(seeded), "assessed_on": "2024-09-01", "spasms_per_day": 4}
 
 
+def _lab_result_body(seeded: Seeded) -> dict:
+    return {**_of_patient(seeded), "test": "sodium", "taken_on": "2024-09-02", "value": "136.0"}
+
+
 def _attempt_body(seeded: Seeded) -> dict:
     return {
         **_of_patient(seeded),
@@ -220,11 +227,13 @@ def _template_body(seeded: Seeded) -> dict:
 
 PATIENT, DIAGNOSIS, STUDY = _id("patient"), _id("diagnosis"), _id("imaging_study")
 MEDICATION, MVD, ASSESSMENT = _id("medication"), _id("mvd"), _id("assessment")
+LAB_RESULT = _id("lab_result")
 BOOKED, MISSED, PASSED = _id("booked_visit"), _id("missed_visit"), _id("passed_visit")
 FLAG = lambda seeded: seeded.flag_id()  # noqa: E731
 SENT, PENDING, CANCELLED = _id("sent_reminder"), _id("pending_reminder"), _id("cancelled_reminder")
 TEMPLATE, SESSION, SLOT = _id("session_template"), _id("session"), _id("slot")
 C, CL, V, A, R = Kind.CONTACT, Kind.CLINICAL, Kind.VISIT, Kind.ASSESSMENT, Kind.REMINDER
+LAB = Kind.LAB_RESULT
 V1 = "api/v1/"
 
 EXPECTED: dict[str, dict[str, Op]] = {
@@ -301,6 +310,12 @@ EXPECTED: dict[str, dict[str, Op]] = {
         **reads(A, ASSESSMENT),
         "PUT": write(A, 200, lambda s: {**_of_patient(s), "assessed_on": "2024-08-20"}, ASSESSMENT),
         "PATCH": write(A, 200, lambda s: {"smc_grade": 1}, ASSESSMENT),
+    },
+    # API.md v2: written by the lab system, clinicians and nurses; retracted by PATCH, never edited.
+    f"{V1}lab-results/": {**reads(LAB), "POST": write(LAB, 201, _lab_result_body)},
+    f"{V1}lab-results/{{id}}/": {
+        **reads(LAB, LAB_RESULT),
+        "PATCH": write(LAB, 200, lambda s: {"status": "entered_in_error"}, LAB_RESULT),
     },
     f"{V1}reminders/": reads(R),
     f"{V1}reminders/{{id}}/": reads(R, SENT),
@@ -647,6 +662,7 @@ PATIENT_LISTS = {
     "treatments": "patient",
     "visits": "patient",
     "assessments": "patient",
+    "lab-results": "patient",
     "reminders": "patient",
 }
 

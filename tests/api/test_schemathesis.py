@@ -102,7 +102,7 @@ CHECKS = [
 ]
 # What refuses a request: schemathesis' own list, and 412 (see CONFIG).
 REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429", "5xx"]
-STATEFUL_SCENARIOS = 40  # workflows of linked operations, each of at most STATEFUL_STEPS requests
+STATEFUL_SCENARIOS = 80  # workflows of linked operations, each of at most STATEFUL_STEPS requests
 STATEFUL_STEPS = 8
 
 CONFIG = SchemathesisConfig.from_dict(
@@ -190,6 +190,11 @@ MUST_REACH: dict[str, set[int]] = {
     **{f"GET {V1}/worklists/{name}/": {200} for name in ("call-list", "lost-to-follow-up")},
     f"GET {V1}/contact-attempts/": {200},
     f"GET {V1}/contact-attempts/{{id}}/": {200},
+    # Lab results (API.md v2): read, recorded (a generated sodium in range on a past date passes the
+    # rules) and retracted.
+    f"GET {V1}/lab-results/": {200},
+    f"GET {V1}/lab-results/{{id}}/": {200},
+    f"PATCH {V1}/lab-results/{{id}}/": {200},
     **{f"GET /fhir/{name}": {200} for name in ("Schedule", "Slot")},
     **{f"GET /fhir/{name}/{{id}}": {200} for name in ("Schedule", "Slot")},
 }
@@ -222,6 +227,7 @@ def ids_by_path(seeded: Seeded, attempt: ContactAttempt) -> dict[str, list[str]]
         f"{V1}/visits/{{id}}/rebook/": visits,
         f"{V1}/visits/{{id}}/slot-suggestions/": visits,
         f"{V1}/assessments/{{id}}/": _ids(seeded.assessment),
+        f"{V1}/lab-results/{{id}}/": _ids(seeded.lab_result),
         f"{V1}/reminders/{{id}}/": reminders,
         f"{V1}/reminders/{{id}}/cancel/": reminders,
         f"{V1}/reminders/{{id}}/resend/": reminders,
@@ -453,9 +459,9 @@ def test_workflows_of_linked_operations_break_nothing(record):
     )
     steps = ClinicWorkflows.steps
     print("\nstateful steps:", dict(sorted(steps.items())))
-    # It went somewhere: records changed through links (seen with this seed: a contact attempt
-    # recorded, follow-up ended and resumed, reminders cancelled and resent, a session cancelled,
-    # a patient archived). Most visit moves still end in a 404 (generated ids): the API's own tests
+    # It went somewhere: records changed through links (seen with this seed: patients registered
+    # and archived, contact attempts recorded, follow-up ended, reminders resent, a diagnosis and
+    # session templates replaced). Most visit moves still end in a 404 (generated ids): the API's own tests
     # drive those workflows (tests/api/test_visit_moves_api.py).
     changed = {label for label, status in steps if 200 <= status < 300 and not label.startswith("GET ")}
     assert len(changed) >= 5, dict(steps)
