@@ -21,12 +21,14 @@ duration), ``exam`` for the clinician's grade of what the face shows at the visi
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from followups import codes as follow_codes
@@ -785,9 +787,13 @@ def bundle(
 
 def version_id(resource: dict) -> str:
     """A resource's version: a digest of what is served (whatever the role), so it changes whenever
-    the row, or a row it is made from, changes what the resource says, and only then."""
+    the row, or a row it is made from, changes what the resource says, and only then.
+
+    Keyed with the site's secret: the front desk is served the resource without its clinical
+    elements but with this version, and a plain digest would let them try each visit purpose
+    until one matched."""
     body = json.dumps(resource, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(body.encode()).hexdigest()[:20]
+    return hmac.new(settings.SECRET_KEY.encode(), body.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def versioned(resource: dict) -> dict:

@@ -54,7 +54,8 @@ MANDATORY = {
     "Condition": ("subject",),
     "Procedure": ("status", "subject"),
     "MedicationStatement": ("status", "medicationCodeableConcept", "medicationReference", "subject"),
-    "Appointment": ("status", "participant"),
+    # start and end too: R4's app-3 lets only a proposed or cancelled appointment go without them.
+    "Appointment": ("status", "participant", "start", "end"),
     "Observation": ("status", "code"),
     "Communication": ("status",),
     "Slot": ("schedule", "status", "start", "end"),
@@ -122,7 +123,7 @@ class Result:
 
     @classmethod
     def of(cls, query, resource_type: str) -> Result:
-        count = _number(query, COUNT)
+        count = page_count(query)
         summary = _one(query, SUMMARY)
         if summary is not None and summary not in SUMMARIES:
             raise _refused(SUMMARY, f"Give one of: {', '.join(SUMMARIES)}.")
@@ -139,13 +140,23 @@ class Result:
                 raise _refused(ELEMENTS, "Give element names, separated by commas.")
             elements = tuple(name.rpartition(".")[2] for name in names)
         return cls(
-            count=None if count is None else min(count, MAX_COUNT),
-            offset=_number(query, OFFSET) or 0,
+            count=count,
+            offset=page_offset(query),
             summary_count=summary == "count",
             total=total,
             descending=None if sort is None else sort.startswith("-"),
             elements=elements,
         )
+
+
+def page_count(query) -> int | None:
+    """``_count``, at most ``MAX_COUNT``; None when not asked."""
+    count = _number(query, COUNT)
+    return None if count is None else min(count, MAX_COUNT)
+
+
+def page_offset(query) -> int:
+    return _number(query, OFFSET) or 0
 
 
 def _moment(value) -> datetime | None:

@@ -784,7 +784,11 @@ class PatientEverything(FhirView):
             raise Http404
         since = search.since_param(request.query_params)
         types = search.types_param(request.query_params, EVERYTHING_TYPES)
-        result = search.Result.of(request.query_params, "Patient")
+        # Paging only: $everything takes no other result parameter (refused as unknown, or ignored
+        # under lenient handling, so never read here).
+        result = search.Result(
+            count=search.page_count(request.query_params), offset=search.page_offset(request.query_params)
+        )
         found = [(fhir.versioned(fhir.patient_resource(patient)), patient.uuid)]
         for source in SEARCHABLE:
             if types is None or source.resource_type in types:
@@ -800,7 +804,10 @@ class PatientEverything(FhirView):
         # A stable order for paging: by type as listed, then as each type's search orders it.
         found.sort(key=lambda item: EVERYTHING_TYPES.index(item[0]["resourceType"]))
         shown = search.page(found, offset=result.offset, count=result.count)
-        self.audit([(r["resourceType"], r["id"], uuid) for r, uuid in shown])
+        # An answer that shows no resource still tells the patient exists (and how much they have).
+        self.audit(
+            [(r["resourceType"], r["id"], uuid) for r, uuid in shown] or [("Patient", "", patient.uuid)]
+        )
         links = search.page_links(
             request.build_absolute_uri(request.path),
             self.used_params(),

@@ -389,3 +389,61 @@ def test_fhirpy_and_fhirclient_search_page_count_and_read(api_as, live_server, f
     assert [o.id for o in observations] == expected["Observation"]  # perform_resources follows next
     read = Condition.read(expected["Condition"][0], server)
     assert read.id == expected["Condition"][0] and read.meta.versionId
+
+
+# --- review findings --------------------------------------------------------------------------
+
+
+def test_the_front_desk_cannot_rebuild_a_hidden_purpose_from_the_version(api_as, patient_record):
+    # The version is a digest of the whole resource, purpose included: unkeyed, the front desk
+    # could try each purpose against it until one matched.
+    import hashlib
+    import json
+
+    from clinic.roles import Role
+
+    bundle = (
+        api_as(Role.FRONT_DESK).get("/fhir/Appointment", {"patient": str(patient_record.patient.uuid)}).json()
+    )
+    visits = {str(v.uuid): v for v in patient_record.patient.visits.all()}
+    assert bundle["entry"]
+    for entry in bundle["entry"]:
+        shown = entry["resource"]
+        assert "description" not in shown
+        meta = {k: v for k, v in shown["meta"].items() if k != "versionId"}
+        guess = {**shown, "description": visits[shown["id"]].purpose}
+        guess = {**guess, "meta": meta} if meta else {k: v for k, v in guess.items() if k != "meta"}
+        body = json.dumps(guess, sort_keys=True, separators=(",", ":"), default=str)
+        assert hashlib.sha256(body.encode()).hexdigest()[:20] != shown["meta"]["versionId"]
+
+
+def test_everything_under_lenient_handling_ignores_a_sort_it_does_not_take(clinician, patient_record):
+    response = clinician.get(
+        f"/fhir/Patient/{patient_record.patient.uuid}/$everything",
+        {"_sort": "date", "_summary": "bogus"},
+        HTTP_PREFER="handling=lenient",
+    )
+
+    assert response.status_code == 200, response.content[:300]
+
+
+def test_appointments_keep_their_times_under_elements(clinician, patient_record):
+    bundle = clinician.get(
+        "/fhir/Appointment", {"patient": str(patient_record.patient.uuid), "_elements": "status"}
+    ).json()
+
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["status"] not in ("proposed", "cancelled"):
+            assert {"start", "end"} <= set(resource), resource  # R4 invariant app-3
+
+
+def test_an_everything_page_with_no_resource_is_still_audited(clinician, patient_record):
+    from clinic.models import AuditEvent
+
+    before = AuditEvent.objects.count()
+    response = clinician.get(f"/fhir/Patient/{patient_record.patient.uuid}/$everything", {"_count": "0"})
+
+    assert response.status_code == 200 and response.json()["total"] > 0
+    [row] = AuditEvent.objects.order_by("id")[before:]
+    assert row.patient_id == patient_record.patient.uuid
