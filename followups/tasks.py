@@ -10,7 +10,6 @@ from followups import booking
 from followups.models import Protocol
 from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
 from followups.runs.chunks import chunk_take, run_work_here
-from followups.runs.limits import limit
 from followups.runs.starting import nightly_run_start, protocol_run_start, run_chunks_requeue_lapsed
 from followups.services import visits_mark_missed_due
 
@@ -58,15 +57,15 @@ CHUNK_WORK = {
     "ignore_result": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "time_limit": limit("FOLLOW_UP_CHUNK_TIME_LIMIT"),
-    "soft_time_limit": limit("FOLLOW_UP_CHUNK_TIME_LIMIT") * 0.8,
+    "time_limit": settings.FOLLOW_UP_CHUNK_TIME_LIMIT,
+    "soft_time_limit": settings.FOLLOW_UP_CHUNK_TIME_LIMIT * 0.8,
 }
 
 
 @shared_task(name="followups.run_chunk", **CHUNK_WORK)
 def follow_up_run_chunk(chunk_id):
     """Refresh one chunk of a run's patients from where it got to. Its id only."""
-    outcome = chunk_take(chunk_id=chunk_id, seconds=limit("FOLLOW_UP_CHUNK_SECONDS"), queue=queue_chunks)
+    outcome = chunk_take(chunk_id=chunk_id, seconds=settings.FOLLOW_UP_CHUNK_SECONDS, queue=queue_chunks)
     logger.info("follow-up run chunk %s: %s", chunk_id, outcome)
     return str(outcome)
 

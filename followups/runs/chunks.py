@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -26,7 +27,6 @@ from django.utils import timezone
 from followups.models import FollowUpRun, FollowUpRunChunk
 from followups.runs.closing import chunk_finish
 from followups.runs.codes import RunKind
-from followups.runs.limits import limit
 from followups.services import patient_follow_up_refresh
 from patients.models import Patient
 
@@ -42,7 +42,7 @@ class ChunkOutcome(enum.StrEnum):
 
 
 def _lease_end(now: datetime) -> datetime:
-    return now + timedelta(seconds=limit("FOLLOW_UP_CHUNK_LEASE_SECONDS"))
+    return now + timedelta(seconds=settings.FOLLOW_UP_CHUNK_LEASE_SECONDS)
 
 
 def chunk_claim(*, chunk_id: int, now: datetime | None = None) -> uuid.UUID | None:
@@ -107,7 +107,7 @@ def _record_failed(chunk: FollowUpRunChunk, patient_id: int, error: BaseExceptio
 
 
 def _keeps_stopping_its_worker(chunk: FollowUpRunChunk) -> bool:
-    return chunk.attempts > limit("FOLLOW_UP_CHUNK_MAX_ATTEMPTS") and chunk.position < len(chunk.patient_ids)
+    return chunk.attempts > settings.FOLLOW_UP_CHUNK_MAX_ATTEMPTS and chunk.position < len(chunk.patient_ids)
 
 
 def _pass_over_the_patient_in_the_way(chunk: FollowUpRunChunk, token: uuid.UUID) -> bool:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
 from followups.models import FollowUpRun
 from followups.runs.codes import RunKind, RunState
-from followups.runs.limits import limit
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class RunHealth:
 def nightly_run_health(*, now: datetime | None = None) -> RunHealth:
     now = now or timezone.now()
     local = timezone.localtime(now)
-    due_hour = limit("FOLLOW_UP_NIGHTLY_DUE_HOUR")
+    due_hour = settings.FOLLOW_UP_NIGHTLY_DUE_HOUR
     expected = local.date() - timedelta(days=0 if local.hour >= due_hour else 1)
     run = (
         FollowUpRun.objects.filter(kind=RunKind.NIGHTLY, clinic_day__lte=local.date())
@@ -39,7 +39,7 @@ def nightly_run_health(*, now: datetime | None = None) -> RunHealth:
     day = run.clinic_day
     if run.state == RunState.RUNNING:
         minutes = (now - run.started_at).total_seconds() / 60
-        if minutes <= limit("FOLLOW_UP_RUN_MAX_MINUTES"):
+        if minutes <= settings.FOLLOW_UP_RUN_MAX_MINUTES:
             return RunHealth(True, f"the nightly run for {day} is running ({_progress(run)})", run)
         return RunHealth(
             False,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,7 +20,6 @@ from django.utils import timezone
 from followups.models import FollowUpRun, FollowUpRunChunk, Protocol
 from followups.runs.closing import nightly_runs_supersede, run_close_if_empty
 from followups.runs.codes import RunKind, RunState
-from followups.runs.limits import limit
 from followups.runs.selection import nightly_patient_ids, protocol_patient_ids
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def follow_up_run_start(
     run = FollowUpRun.objects.create(
         kind=kind, clinic_day=clinic_day, subject=subject, patients=len(patient_ids), started_at=now
     )
-    size = limit("FOLLOW_UP_CHUNK_SIZE")
+    size = settings.FOLLOW_UP_CHUNK_SIZE
     FollowUpRunChunk.objects.bulk_create(
         FollowUpRunChunk(run=run, patient_ids=patient_ids[start : start + size])
         for start in range(0, len(patient_ids), size)
@@ -120,7 +120,7 @@ def run_chunks_requeue_lapsed(*, queue: Queue, now: datetime | None = None) -> l
     as they are (at 100,000 patients some 500 chunks wait for far longer than a lease, and each
     sweep would send all of them again)."""
     now = now or timezone.now()
-    lease_ago = now - timedelta(seconds=limit("FOLLOW_UP_CHUNK_LEASE_SECONDS"))
+    lease_ago = now - timedelta(seconds=settings.FOLLOW_UP_CHUNK_LEASE_SECONDS)
     moving = FollowUpRunChunk.objects.filter(Q(claimed_until__gte=now) | Q(finished_at__gte=lease_ago))
     never_claimed = Q(claimed_until__isnull=True, queued_at__lt=lease_ago) & ~Q(run__in=moving.values("run"))
     lapsed = FollowUpRunChunk.objects.filter(
