@@ -87,7 +87,7 @@ class Worker(BackgroundProcess):
     start_timeout = 60.0
     stop_timeout = 30.0
 
-    def __init__(self, env: dict, log_path):
+    def __init__(self, env: dict, log_path, processes: int = WORKER_PROCESSES):
         args = [
             sys.executable,
             "-m",
@@ -98,7 +98,7 @@ class Worker(BackgroundProcess):
             "--pool",
             "prefork",
             "--concurrency",
-            str(WORKER_PROCESSES),
+            str(processes),
             "--loglevel",
             "INFO",
             "--without-mingle",

@@ -13,7 +13,18 @@ import time
 
 from bench.common import log, setup_django
 
-PARTS = ("queries", "load", "planning", "claim", "dispatch", "suggestions", "race", "calls")
+PARTS = (
+    "queries",
+    "load",
+    "planning",
+    "claim",
+    "dispatch",
+    "suggestions",
+    "race",
+    "calls",
+    "staff",
+    "nightly",
+)
 
 
 def main() -> None:
@@ -39,7 +50,19 @@ def main() -> None:
 
     from django.db import connection
 
-    from bench import booking, calls, claim, dispatch, endpoints, load, planning, queries, report
+    from bench import (
+        booking,
+        calls,
+        claim,
+        dispatch,
+        endpoints,
+        load,
+        nightly,
+        planning,
+        queries,
+        report,
+        staff,
+    )
     from followups.models import Visit
     from patients.models import Patient
 
@@ -59,8 +82,9 @@ def main() -> None:
     }
     log(f"database {database}")
     started = time.perf_counter()
-    if {"queries", "load"} & set(parts):
+    if {"queries", "load", "staff"} & set(parts):
         key = endpoints.api_key()
+    if {"queries", "load"} & set(parts):
         patients = endpoints.sample_patients()
     for part in PARTS:
         if part not in parts:
@@ -81,8 +105,12 @@ def main() -> None:
             result = booking.suggestions_measure(per_kind=args.suggestion_visits)
         elif part == "race":
             result = booking.race_measure(racers=args.racers)
-        else:
+        elif part == "calls":
             result = calls.measure()
+        elif part == "staff":
+            result = staff.measure(key=key)
+        else:
+            result = nightly.measure()
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["took_s"] = round(time.perf_counter() - part_started, 1)
         sections[part] = result

@@ -46,6 +46,7 @@ class Flag:
     subject: str
     detail: str
     since: date
+    visit_id: int | None = None  # an overdue flag's visit
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class OverdueVisitFacts:
     purpose: str
     status_label: str
     window_end: date
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,7 @@ def overdue_flags(inputs: FlagInputs) -> list[Flag]:
             visit.uuid,
             f"{visit.purpose}: {visit.status_label.lower()}, window closed on {visit.window_end}.",
             visit.window_end,
+            visit.id,
         )
         for visit in inputs.overdue
     ]

@@ -49,12 +49,13 @@ def flags_sync(*, patient: Patient, today: date | None = None) -> list[PatientFl
                     patient=patient,
                     code=computed.code,
                     subject=computed.subject,
+                    visit_id=computed.visit_id,
                     detail=computed.detail,
                     since=computed.since,
                 )
             )
             continue
-        changed = {"detail": computed.detail, "since": computed.since}
+        changed = {"detail": computed.detail, "since": computed.since, "visit_id": computed.visit_id}
         if flag.since != computed.since:
             changed.update(acknowledged_by=None, acknowledged_at=None, note="")
         if any(getattr(flag, name) != value for name, value in changed.items()):

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from clinic.day_numbers import DayNumber
 from clinic.models import ClinicalRecord, bounded_text, in_range, not_before, one_of
 from followups import codes
 from followups.runs import codes as run_codes
@@ -258,6 +259,19 @@ class Visit(ClinicalRecord):
             models.Index(fields=["status", "scheduled_for"]),
             models.Index(fields=["status", "window_end"]),
             models.Index(fields=["patient", "scheduled_for"]),
+            # The call list's planned visits not booked with half their window gone (the sum of
+            # the window's day numbers against twice today's), and those a cancelled session sent
+            # back: found an index away, not by reading every planned visit (issue 18).
+            models.Index(
+                DayNumber("window_start") + DayNumber("window_end"),
+                condition=Q(status="planned"),
+                name="followups_visit_half_window",
+            ),
+            models.Index(
+                fields=["window_end"],
+                condition=Q(status="planned", clinic_cancelled_at__isnull=False),
+                name="followups_visit_sent_back",
+            ),
         ]
         constraints = [
             one_of("status", codes.VisitStatus),
@@ -550,6 +564,11 @@ class PatientFlag(models.Model):
     code = models.CharField(max_length=32, choices=codes.FlagCode.choices)
     # What raised it, so one patient can carry a flag for two treatments at once.
     subject = models.CharField(max_length=64, blank=True)
+    # The visit an overdue flag is about (its subject too): the overdue worklist, the call list
+    # and the dashboard read who is overdue from the stored flags through it (issue 18).
+    visit = models.ForeignKey(
+        "Visit", on_delete=models.CASCADE, null=True, blank=True, related_name="flags", editable=False
+    )
     detail = models.CharField(max_length=300)
     since = models.DateField()
     acknowledged_by = models.ForeignKey(

@@ -14,8 +14,8 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from followups.codes import VisitStatus
-from followups.models import Visit
+from followups.codes import FlagCode, VisitStatus
+from followups.models import PatientFlag, Visit
 
 FACIAL_PALSY_FROM_GRADE = 2  # House-Brackmann II or worse
 
@@ -48,6 +48,15 @@ def overdue_visits_filter(today: date) -> Q:
     )
     fallen_out = missed_not_rebooked() | Q(status=VisitStatus.PLANNED, window_end__lt=today)
     return fallen_out & ~Exists(seen_later) & ~Exists(booked_ahead) & since_resumed()
+
+
+def overdue_as_stored() -> Q:
+    """Visits that make their patient overdue as the patient's last refresh stored it (a write, or
+    the nightly run for what the calendar turns): the visits the stored overdue flags name. The
+    worklists, the call list and the dashboard read this, an index away, instead of evaluating
+    ``overdue_visits_filter`` over every visit of the clinic (issue 18); the flags evaluate it for
+    one patient at a time."""
+    return Q(pk__in=PatientFlag.objects.filter(code=FlagCode.OVERDUE_FOLLOW_UP).values("visit_id"))
 
 
 def since_resumed() -> Q:

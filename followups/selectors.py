@@ -22,7 +22,7 @@ from followups.flags import (
     TreatmentFacts,
 )
 from followups.models import Assessment, LabResult, PatientFlag, TreatmentOutcome, Visit
-from followups.predicates import in_follow_up, overdue_visits_filter, start_of_day
+from followups.predicates import in_follow_up, overdue_as_stored, overdue_visits_filter, start_of_day
 from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentKind, TreatmentStatus
 from patients.models import Patient
 
@@ -42,11 +42,11 @@ def worklist_due(*, days: int, today: date | None = None) -> QuerySet[Visit]:
     )
 
 
-def worklist_overdue(*, today: date | None = None) -> QuerySet[Visit]:
-    """Missed visits nobody rebooked, and planned visits whose window has closed, oldest first."""
-    today = today or timezone.localdate()
+def worklist_overdue() -> QuerySet[Visit]:
+    """Missed visits nobody rebooked, and planned visits whose window has closed, oldest first:
+    as stored by each patient's last refresh (``predicates.overdue_as_stored``)."""
     return (
-        Visit.objects.filter(overdue_visits_filter(today), in_follow_up())
+        Visit.objects.filter(overdue_as_stored(), in_follow_up())
         .select_related("patient", "treatment")
         .order_by("window_end", "id")
     )
@@ -130,7 +130,7 @@ def flag_inputs_for(*, patient: Patient, today: date) -> FlagInputs:
         ).values_list("pk", "assessed_on", "house_brackmann_grade")
     ]
     overdue = [
-        OverdueVisitFacts(str(v.uuid), v.purpose, str(v.get_status_display()), v.window_end)
+        OverdueVisitFacts(str(v.uuid), v.purpose, str(v.get_status_display()), v.window_end, v.pk)
         for v in Visit.objects.filter(overdue_visits_filter(today), patient=patient).order_by(
             "window_end", "pk"
         )

@@ -69,6 +69,18 @@ def patient_follow_up_refresh(
     return plan
 
 
+def patient_nightly_refresh(*, patient: Patient, today: date) -> None:
+    """What the nightly run does for one patient, as of its clinic day ``today``, however late it
+    runs: the windows that closed are marked missed, then, for a patient in follow-up, open series
+    gain their next visits and outcomes and flags are brought up to date. Call inside a transaction
+    holding the patient's lock; running it twice changes nothing."""
+    followed = not patient.archived and patient.follow_up_ended_on is None
+    # For a followed patient the refresh below derives the flags and reminders once, after both.
+    patient_visits_close(patient=patient, today=today, derive=not followed)
+    if followed:  # ``followups.runs.selection`` chooses with the same rule
+        patient_follow_up_refresh(patient=patient, today=today, extend_only=True)
+
+
 # --- visits -----------------------------------------------------------------------------------
 
 
@@ -199,33 +211,42 @@ def rebooking_of(missed: Visit, *, scheduled_for: datetime, status=codes.VisitSt
     )
 
 
-def visits_mark_missed_due(*, today: date | None = None) -> int:
-    """The nightly close of windows: a visit whose window has closed unattended is missed.
-
-    A booked visit counts from its appointment when that lies after its window. Each patient is
-    handled in its own transaction, so one failure does not hold up the rest. Its filter is the
-    guard of the move to missed (the window closed, the appointment passed).
-    """
-    today = today or timezone.localdate()
-    start_of_today = start_of_day(today)
-    due = Visit.objects.filter(
+def visits_due_to_close(today: date):
+    """The visits whose window has closed unattended by ``today``: the nightly close marks them
+    missed. A booked visit counts from its appointment when that lies after its window."""
+    return Visit.objects.filter(
         window_end__lt=today,
         status__in=(codes.VisitStatus.PLANNED, codes.VisitStatus.BOOKED),
-        scheduled_for__lt=start_of_today,
+        scheduled_for__lt=start_of_day(today),
     )
+
+
+def patient_visits_close(*, patient: Patient, today: date, derive: bool = True) -> int:
+    """Mark the patient's visits whose window has closed missed, with the flags and reminders that
+    follow (``derive``; the nightly refresh derives them itself); call inside a transaction holding
+    the patient's lock. Its filter is the guard of the move to missed (the window closed, the
+    appointment passed), so a second call marks nothing."""
+    missed = visits_move_bulk(
+        moves=[(visit, "") for visit in visits_due_to_close(today).filter(patient=patient)],
+        to=codes.VisitStatus.MISSED,
+        history_reason="window closed",
+    )
+    if missed and derive:
+        after_visit_change(patient, today)
+    return len(missed)
+
+
+def visits_mark_missed_due(*, today: date | None = None) -> int:
+    """The close of windows for every patient at once, each in their own transaction (the nightly
+    run does the same patient by patient, in its chunks: ``followups.runs``)."""
+    today = today or timezone.localdate()
     marked = 0
     # Without order_by() the default ordering's columns join the DISTINCT and a patient comes
     # back once per due visit.
-    for patient_id in due.order_by().values_list("patient_id", flat=True).distinct().iterator():
+    due = visits_due_to_close(today).order_by().values_list("patient_id", flat=True).distinct()
+    for patient_id in due.iterator():
         with transaction.atomic():
-            patient = patient_lock(Patient(pk=patient_id))
-            missed = visits_move_bulk(
-                moves=[(visit, "") for visit in due.filter(patient=patient)],
-                to=codes.VisitStatus.MISSED,
-                history_reason="window closed",
-            )
-            after_visit_change(patient, today)
-            marked += len(missed)
+            marked += patient_visits_close(patient=patient_lock(Patient(pk=patient_id)), today=today)
     return marked
 
 

@@ -11,37 +11,34 @@ from followups.models import Protocol
 from followups.reminders import reminder_deliver, reminders_claim_due, reminders_deliver_batch
 from followups.runs.chunks import chunk_take, run_work_here
 from followups.runs.starting import nightly_run_start, protocol_run_start, run_chunks_requeue_lapsed
-from followups.services import visits_mark_missed_due
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="followups.daily", bind=True)
 def followups_daily(self):
-    """The nightly run's coordinator: close the windows that ended, then start the day's run.
+    """The nightly run's coordinator: choose the patients and start the day's run.
 
-    Open series (a medication course's reviews, an untreated patient's reviews) are planned a
-    couple of intervals ahead, and some flags (overdue, laboratory monitoring, consider MVD)
-    turn on by the calendar alone, so the patients in follow-up are refreshed once a day: in
-    chunks that the workers take in parallel (``followups.runs``), each patient in a transaction
-    of their own. Run again the same day it starts nothing new and queues again what is left.
-    Called as a plain function (a shell, a test) it works through the run in this process.
+    Windows close by the calendar (their visits are then missed), open series (a medication
+    course's reviews, an untreated patient's reviews) are planned a couple of intervals ahead, and
+    some flags (overdue, laboratory monitoring, consider MVD, lost to follow-up) turn on by the
+    calendar alone: the patients whose record reaches such a day are chosen with a few set-based
+    queries (``followups.runs.selection``) and refreshed in chunks that the workers take in
+    parallel (``followups.runs``), each patient in a transaction of their own. Run again the same
+    day it starts nothing new and queues again what is left. Called as a plain function (a shell,
+    a test) it works through the run in this process.
     """
     today = timezone.localdate()
-    missed = visits_mark_missed_due(today=today)
     if self.request.called_directly or self.request.is_eager:
         run, _ = nightly_run_start(today=today)
         run = run_work_here(run=run)
-        logger.info("follow-up daily: %d visits marked missed, %d patients refreshed", missed, run.done)
-        return {"missed": missed, "refreshed": run.done}
+        logger.info("follow-up daily: %d patients refreshed", run.done)
+        return {"patients": run.patients, "refreshed": run.done}
     run, started = nightly_run_start(today=today, queue=queue_chunks)
     logger.info(
-        "follow-up daily: %d visits marked missed; run %s %s",
-        missed,
-        run.pk,
-        "started" if started else "resumed",
+        "follow-up daily: run %s %s, %d patients", run.pk, "started" if started else "resumed", run.patients
     )
-    return {"missed": missed, "run": run.pk, "started": started}
+    return {"run": run.pk, "started": started, "patients": run.patients}
 
 
 @shared_task(name="followups.protocol_reapply", ignore_result=True)

@@ -745,6 +745,7 @@ def treatment_record(
     patient = patient_lock(patient)
     treatment = Treatment(patient=patient, kind=kind)
     apply_changes(treatment, fields, TREATMENT_FIELDS)
+    _end_completed_course(treatment)
     errors = FieldErrors()
     _refuse_archived(patient, errors)
     _check_initial_status(record_states.TREATMENT, treatment, errors)
@@ -756,6 +757,21 @@ def treatment_record(
     _save_details(treatment, checked)
     treatment_changed.send(sender=Treatment, treatment=treatment, change="recorded")
     return treatment
+
+
+def _end_completed_course(treatment: Treatment) -> None:
+    """A medication course marked completed without an end date ended on the day it was recorded
+    so: the plan and the episode (DOMAIN.md 9) count to the course's end, and an end left open
+    would move on with the calendar, the nightly run planning reviews of a finished course."""
+    today = timezone.localdate()
+    if (
+        treatment.kind == codes.TreatmentKind.MEDICATION
+        and treatment.status == codes.TreatmentStatus.COMPLETED
+        and treatment.ended_on is None
+        and isinstance(treatment.started_on, date)
+        and treatment.started_on <= today
+    ):
+        treatment.ended_on = today
 
 
 @transaction.atomic
@@ -779,6 +795,7 @@ def treatment_update(
         raise ValidationError({"kind": ["A treatment's kind cannot change; record a new treatment."]})
     previous = treatment.status
     apply_changes(treatment, changes, TREATMENT_FIELDS)
+    _end_completed_course(treatment)
     errors = FieldErrors()
     _check_status_move(record_states.TREATMENT, previous, treatment, errors)
     checked = _validate_treatment(

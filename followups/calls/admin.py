@@ -37,7 +37,14 @@ from clinic.models import AuditEvent
 from clinic.roles import Kind, may
 from followups import booking
 from followups.booking import Suggestion
-from followups.calls.selectors import CallRow, call_list, call_rows, lost_to_follow_up_list
+from followups.calls.selectors import (
+    CallRow,
+    call_list,
+    call_list_patients,
+    call_rows,
+    lost_to_follow_up_list,
+    lost_to_follow_up_patients,
+)
 from followups.calls.services import ENDING, NOTE_MAX_LENGTH, contact_attempt_record
 from followups.codes import CallReason, ContactChannel, ContactOutcome, VisitStatus
 from followups.models import ContactAttempt, Slot, Visit
@@ -58,11 +65,18 @@ class CallList:
     url_name: str
     csv_url_name: str
     filename: str
-    patients: Callable[..., QuerySet[Patient]]  # its selector
+    patients: Callable[..., QuerySet[Patient]]  # its selector: in order, with what rows show
+    who: Callable[..., QuerySet[Patient]]  # the same patients, unordered: what its pages count
 
 
 CALL_LIST = CallList(
-    "call", "Call list", "followups_call_list", "followups_call_list_csv", "call-list", call_list
+    "call",
+    "Call list",
+    "followups_call_list",
+    "followups_call_list_csv",
+    "call-list",
+    call_list,
+    call_list_patients,
 )
 LOST_LIST = CallList(
     "lost",
@@ -71,7 +85,22 @@ LOST_LIST = CallList(
     "followups_lost_list_csv",
     "lost-to-follow-up",
     lost_to_follow_up_list,
+    lost_to_follow_up_patients,
 )
+
+
+class CountedApart:
+    """A list's rows for the paginator, counted by a cheaper query of the same patients: the
+    list's order needs every listed patient's keys, its length does not (issue 18)."""
+
+    def __init__(self, rows: QuerySet[Patient], who: QuerySet[Patient]):
+        self.rows, self.who = rows, who
+
+    def count(self) -> int:
+        return self.who.count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
 
 
 def list_url(which: CallList) -> str:
@@ -421,7 +450,7 @@ class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
             raise PermissionDenied
         may_record = may(user, Kind.CONTACT, write=True)
         today = timezone.localdate()
-        paginator = Paginator(which.patients(today=today), PER_PAGE)
+        paginator = Paginator(CountedApart(which.patients(today=today), which.who(today=today)), PER_PAGE)
         page = paginator.get_page(request.GET.get("page"))
         here = f"{list_url(which)}?{urlencode({'page': page.number})}"
         bound = None

@@ -27,7 +27,7 @@ from django.utils import timezone
 from followups.models import FollowUpRun, FollowUpRunChunk
 from followups.runs.closing import chunk_finish
 from followups.runs.codes import RunKind
-from followups.services import patient_follow_up_refresh
+from followups.services import patient_follow_up_refresh, patient_nightly_refresh
 from patients.models import Patient
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ def _refresh(run: FollowUpRun, patient_id: int) -> None:
     if patient is None:  # removed since the run began: nothing left to refresh
         return
     if run.kind == RunKind.NIGHTLY:
-        # As of the run's clinic day, like the missed visits its coordinator marked; only adding
-        # to open series, as every night.
-        patient_follow_up_refresh(patient=patient, today=run.clinic_day, extend_only=True)
+        patient_nightly_refresh(patient=patient, today=run.clinic_day)
     else:
         patient_follow_up_refresh(patient=patient)
 

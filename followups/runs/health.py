@@ -39,6 +39,17 @@ def nightly_run_health(*, now: datetime | None = None) -> RunHealth:
     day = run.clinic_day
     if run.state == RunState.RUNNING:
         minutes = (now - run.started_at).total_seconds() / 60
+        # A night that did not finish is caught up by the next one only once that one finishes:
+        # until then it is the news, not the run under way.
+        earlier = FollowUpRun.objects.filter(kind=RunKind.NIGHTLY, clinic_day__lt=day)
+        previous = earlier.order_by("-clinic_day").first()
+        if previous is not None and previous.state == RunState.SUPERSEDED:
+            return RunHealth(
+                False,
+                f"the nightly run for {previous.clinic_day} did not finish (superseded); "
+                f"the run for {day} is catching up ({_progress(run)})",
+                run,
+            )
         if minutes <= settings.FOLLOW_UP_RUN_MAX_MINUTES:
             return RunHealth(True, f"the nightly run for {day} is running ({_progress(run)})", run)
         return RunHealth(

@@ -18,6 +18,7 @@ from clinic.roles import Role
 from followups.calls.follow_up_end import follow_up_end
 from followups.calls.services import contact_attempt_record
 from followups.codes import ContactChannel, ContactOutcome, FlagCode, VisitKind, VisitStatus
+from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, PatientFlag, Visit
 from followups.visit_moves import visit_move
 from patients.codes import FollowUpEndReason
@@ -44,8 +45,9 @@ def days(n: int) -> timedelta:
 
 def due_visit(patient, *, start: date, end: date, purpose="Review", kind=VisitKind.REVIEW) -> Visit:
     """A planned visit with the window ``start``..``end``, written as a row (planning is not the
-    subject here): overdue once its window has closed."""
-    return Visit.objects.create(
+    subject here): overdue once its window has closed. The patient's flags are then stored as a
+    refresh stores them: the lists read the stored flags."""
+    visit = Visit.objects.create(
         patient=patient,
         purpose=purpose,
         visit_kind=kind,
@@ -55,6 +57,8 @@ def due_visit(patient, *, start: date, end: date, purpose="Review", kind=VisitKi
         status=VisitStatus.PLANNED,
         source="manual",
     )
+    flags_sync(patient=patient)
+    return visit
 
 
 def overdue_patient(closed_days_ago: int, **fields) -> tuple[Patient, Visit]:
@@ -292,7 +296,9 @@ MOST_QUERIES = 4
 
 def lost_patients(count: int) -> None:
     """``count`` patients lost to follow-up (and so on the call list too), written in bulk, a third
-    of them with an attempt and a high-risk flag, so that every part of a row is read."""
+    of them with an attempt and a high-risk flag, so that every part of a row is read. The rows
+    bypass the services: each patient's flags (overdue, lost) are then stored as a refresh stores
+    them, and the high-risk flags written after, planted rather than derived."""
     first = Patient.objects.count()
     patients = Patient.objects.bulk_create(
         Patient(
@@ -318,6 +324,8 @@ def lost_patients(count: int) -> None:
         )
         for n, patient in enumerate(patients)
     )
+    for patient in patients:
+        flags_sync(patient=patient)
     PatientFlag.objects.bulk_create(
         PatientFlag(patient=patient, code=FlagCode.CONSIDER_MVD_EVALUATION, detail="MVD?", since=today())
         for patient in patients[::3]

@@ -30,6 +30,7 @@ from followups.codes import (
     VisitSource,
     VisitStatus,
 )
+from followups.flags_store import flags_sync
 from followups.models import Assessment, AssessmentTrigger, PatientFlag, Reminder, Visit
 from followups.visit_moves import visit_move
 from patients import codes
@@ -1233,6 +1234,13 @@ def add_reminders(visit, count: int) -> None:
     )
 
 
+def add_missed_visits(patient, toxin, count: int) -> None:
+    """Missed visits written in bulk, and the patient's flags stored as a write (or the night) would:
+    the overdue list reads the stored flags."""
+    add_visits(patient, toxin, count, on=today() - days(20), status=VisitStatus.MISSED)
+    flags_sync(patient=patient)
+
+
 def add_flags(count: int) -> None:
     patients = [PatientFactory() for _ in range(3)]
     PatientFlag.objects.bulk_create(
@@ -1268,7 +1276,7 @@ PAGES = {
     "overdue": (
         "worklists/overdue/",
         lambda ada: {},
-        lambda ada, toxin, n: add_visits(ada, toxin, n, on=today() - days(20), status=VisitStatus.MISSED),
+        lambda ada, toxin, n: add_missed_visits(ada, toxin, n),
     ),
     "flagged": (
         "worklists/flagged/",

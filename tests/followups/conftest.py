@@ -17,6 +17,8 @@ from django.utils import timezone
 from followups import services as followups
 from followups.codes import VisitSource, VisitStatus
 from followups.models import PatientFlag, Visit
+from followups.runs.chunks import run_work_here
+from followups.runs.starting import nightly_run_start
 from followups.visit_moves import visit_move
 from patients import codes
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
@@ -39,6 +41,13 @@ def today() -> date:
 def recent_diagnosis(patient, today):
     """A confirmed primary diagnosis of 30 days ago: recent enough that its 180-day review is ahead."""
     return diagnosis_for(patient, diagnosed_on=today - days(30))
+
+
+def night(day: date):
+    """The nightly run for ``day``, worked through in this process (beat starts it on a worker):
+    the worklists read what it stores. Once a day: asked again, it finds that day's run done."""
+    run, _ = nightly_run_start(today=day)
+    return run_work_here(run=run)
 
 
 def local(when: datetime) -> datetime:

@@ -26,7 +26,6 @@ from followups.runs.starting import (
     protocol_run_start,
     run_chunks_requeue_lapsed,
 )
-from followups.services import patient_follow_up_refresh
 from patients import services as record
 from tests.factories import PatientFactory
 from tests.followups.conftest import days, live, record_mvd
@@ -48,24 +47,29 @@ def in_follow_up(make_patient):
 
 
 class Refreshes:
-    """Stands in for the refresh in the chunks: records whom it refreshed, refreshes for real, and
-    raises for the patients it is told to (an exception, or a worker's death)."""
+    """Stands in for the refreshes in the chunks (the nightly one and the full one): records whom
+    it refreshed, refreshes for real, and raises for the patients it is told to (an exception, or a
+    worker's death)."""
 
     def __init__(self):
         self.patient_ids: list[int] = []
         self.raise_for: dict[int, BaseException] = {}
 
-    def __call__(self, *, patient, **kwargs):
-        if patient.pk in self.raise_for:
-            raise self.raise_for[patient.pk]
-        self.patient_ids.append(patient.pk)
-        return patient_follow_up_refresh(patient=patient, **kwargs)
+    def wrapping(self, real):
+        def refresh(*, patient, **kwargs):
+            if patient.pk in self.raise_for:
+                raise self.raise_for[patient.pk]
+            self.patient_ids.append(patient.pk)
+            return real(patient=patient, **kwargs)
+
+        return refresh
 
 
 @pytest.fixture
 def refreshes(monkeypatch):
     recorder = Refreshes()
-    monkeypatch.setattr(run_chunks, "patient_follow_up_refresh", recorder)
+    for name in ("patient_follow_up_refresh", "patient_nightly_refresh"):
+        monkeypatch.setattr(run_chunks, name, recorder.wrapping(getattr(run_chunks, name)))
     return recorder
 
 
@@ -96,8 +100,10 @@ def chunk_rows(run):
 def test_the_chunks_cover_every_patient_in_follow_up_exactly_once_and_are_queued_after_commit(
     in_follow_up, today, queued, django_capture_on_commit_callbacks
 ):
-    PatientFactory()  # no diagnosis: not in follow-up
-    archived = in_follow_up.pop()
+    # Visits arranged by hand, no diagnosis: followed still (flags such as overdue turn by date).
+    undiagnosed = PatientFactory()
+    in_follow_up.append(undiagnosed)
+    archived = in_follow_up.pop(0)
     record.patient_archive(patient=archived)
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -108,9 +114,9 @@ def test_the_chunks_cover_every_patient_in_follow_up_exactly_once_and_are_queued
 
     assert started and run.kind == RunKind.NIGHTLY and run.clinic_day == today
     rows = chunk_rows(run)
-    assert [len(chunk.patient_ids) for chunk in rows] == [3, 3]
+    assert [len(chunk.patient_ids) for chunk in rows] == [3, 3, 1]
     assert [pk for chunk in rows for pk in chunk.patient_ids] == [p.pk for p in in_follow_up]
-    assert run.patients == 6 and run.state == RunState.RUNNING
+    assert run.patients == 7 and run.state == RunState.RUNNING
     assert queued == [chunk.pk for chunk in rows]
 
 
@@ -134,8 +140,8 @@ def test_a_second_coordinator_call_the_same_day_starts_no_run_and_queues_only_wh
 
 
 def test_the_nightly_task_called_twice_refreshes_each_patient_once(in_follow_up, refreshes):
-    assert tasks.followups_daily() == {"missed": 0, "refreshed": 7}
-    assert tasks.followups_daily() == {"missed": 0, "refreshed": 7}
+    assert tasks.followups_daily() == {"patients": 7, "refreshed": 7}
+    assert tasks.followups_daily() == {"patients": 7, "refreshed": 7}
 
     assert sorted(refreshes.patient_ids) == [p.pk for p in in_follow_up]
     run = FollowUpRun.objects.get()
@@ -153,7 +159,7 @@ def test_the_nightly_task_on_a_worker_queues_the_chunks_and_refreshes_nobody_its
         tasks.followups_daily.pop_request()
 
     run = FollowUpRun.objects.get()
-    assert result == {"missed": 0, "run": run.pk, "started": True}
+    assert result == {"run": run.pk, "started": True, "patients": 7}
     assert queued == [chunk.pk for chunk in chunk_rows(run)] and len(queued) == 3
     assert refreshes.patient_ids == []
 
@@ -484,6 +490,28 @@ def test_the_health_check_answers_for_the_expected_nights_run(db, today, health_
     assert nightly_run_health(now=at(today, 9)).reason == (
         f"the nightly run for {today} did not finish (Superseded by the next night's run)"
     )
+
+
+def test_a_night_that_did_not_finish_stays_the_answer_until_the_next_night_catches_up(
+    db, today, health_limits
+):
+    yesterday = today - days(1)
+    nightly(yesterday, state=RunState.SUPERSEDED)
+    running = nightly(today, state=RunState.RUNNING)
+
+    # Today's run is well within its time, yet yesterday's patients wait on it: not fine.
+    answer = nightly_run_health(now=at(today, 1, 45))
+    assert (answer.ok, answer.run) == (False, running)
+    assert answer.reason == (
+        f"the nightly run for {yesterday} did not finish (superseded); "
+        f"the run for {today} is catching up (0 of 10 patients)"
+    )
+
+    # Once it finishes, it has covered both nights (it counts from the last finished one).
+    FollowUpRun.objects.filter(pk=running.pk).update(
+        state=RunState.FINISHED, done=10, finished_at=at(today, 2)
+    )
+    assert nightly_run_health(now=at(today, 9)).ok
 
 
 def test_a_command_run_does_not_count_as_the_nightly_one(db, today, health_limits):

@@ -572,13 +572,13 @@ def test_the_daily_task_closes_windows_and_refreshes_every_patient_in_follow_up(
     past = followups.visit_create(
         patient=patient, purpose="Phone check", scheduled_for=at_clinic(today - days(2))
     )
-    PatientFactory()  # no diagnosis: not in follow-up
+    PatientFactory()  # no diagnosis: refreshed too (nothing to plan; flags turn by date)
     archived, _ = make_patient()
     record.patient_archive(patient=archived)
 
     result = followups_daily()
 
-    assert result == {"missed": 1, "refreshed": 1}
+    assert result == {"patients": 2, "refreshed": 2}
     assert Visit.objects.get(pk=past.pk).status == VisitStatus.MISSED
     assert [(v.protocol_step.code, v.protocol_day) for v in live(course)] == [
         ("titration-28", 28),

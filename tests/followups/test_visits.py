@@ -244,7 +244,7 @@ def test_a_service_works_from_a_stale_copy_of_the_visit(visit):
 def test_rebooking_a_missed_visit_books_a_linked_visit_and_takes_it_off_the_overdue_list(visit, today):
     patient = visit.patient
     mark_missed(visit)
-    assert [v.pk for v in worklist_overdue(today=today)] == [visit.pk]
+    assert [v.pk for v in worklist_overdue()] == [visit.pk]
     assert [f.subject for f in flags_of(patient, FlagCode.OVERDUE_FOLLOW_UP)] == [str(visit.uuid)]
 
     when = at_clinic(today + days(3), 16)
@@ -260,7 +260,7 @@ def test_rebooking_a_missed_visit_books_a_linked_visit_and_takes_it_off_the_over
     )
     assert rebooked.rebooked_from_id == visit.pk
     assert Visit.objects.get(pk=visit.pk).status == M
-    assert list(worklist_overdue(today=today)) == []
+    assert list(worklist_overdue()) == []
     assert flags_of(patient, FlagCode.OVERDUE_FOLLOW_UP) == []
 
 

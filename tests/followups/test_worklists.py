@@ -13,7 +13,17 @@ from followups.selectors import worklist_due, worklist_flagged, worklist_overdue
 from patients import codes
 from patients import services as record
 from tests.factories import diagnosis_for
-from tests.followups.conftest import at_clinic, book, cancel, complete, days, live, mark_missed, record_toxin
+from tests.followups.conftest import (
+    at_clinic,
+    book,
+    cancel,
+    complete,
+    days,
+    live,
+    mark_missed,
+    night,
+    record_toxin,
+)
 
 
 def manual(patient, on, hour=11, status=VisitStatus.BOOKED):
@@ -130,7 +140,7 @@ def test_the_due_list_takes_one_query_whatever_its_length(
 # --- overdue -----------------------------------------------------------------------------------
 
 
-def test_the_overdue_list_holds_missed_visits_not_rebooked_and_planned_ones_past_their_window(
+def test_the_overdue_list_holds_missed_visits_not_rebooked_as_each_change_and_night_stores_them(
     make_patient, today
 ):
     first, second, third = toxin_patients(make_patient, today, 3)
@@ -140,16 +150,19 @@ def test_the_overdue_list_holds_missed_visits_not_rebooked_and_planned_ones_past
     # Booked after its window (the clinic confirmed the later day).
     book(review[third.pk], at_clinic(today + days(20)), confirm_outside_window=True)
 
-    overdue = list(worklist_overdue(today=later))
-
-    # Missed, and planned with its window closed; the booked one is not overdue until missed.
+    # The change is on the list at once: the write stored the patient's overdue flag.
+    assert [v.pk for v in worklist_overdue()] == [review[first.pk].pk]
+    # The night of the day the second review's window closes leaves it off ...
+    night(today + days(14))
+    assert [v.pk for v in worklist_overdue()] == [review[first.pk].pk]
+    # ... the next night closes it, missed; the booked one is not overdue until it is missed.
+    night(later)
+    overdue = list(worklist_overdue())
     assert [v.pk for v in overdue] == [review[first.pk].pk, review[second.pk].pk]
-    assert [v.status for v in overdue] == [VisitStatus.MISSED, VisitStatus.PLANNED]
-    # The planned one is not overdue on the day its window closes.
-    assert [v.pk for v in worklist_overdue(today=today + days(14))] == [review[first.pk].pk]
+    assert [v.status for v in overdue] == [VisitStatus.MISSED, VisitStatus.MISSED]
 
     followups.visit_rebook(visit=review[first.pk], scheduled_for=at_clinic(today + days(16)))
-    assert [v.pk for v in worklist_overdue(today=later)] == [review[second.pk].pk]
+    assert [v.pk for v in worklist_overdue()] == [review[second.pk].pk]
 
 
 def test_the_overdue_list_is_oldest_window_first(patient, today):
@@ -157,7 +170,7 @@ def test_the_overdue_list_is_oldest_window_first(patient, today):
     older = manual(patient, today - days(9))
     followups.visits_mark_missed_due(today=today)
 
-    assert [v.pk for v in worklist_overdue(today=today)] == [older.pk, newer.pk]
+    assert [v.pk for v in worklist_overdue()] == [older.pk, newer.pk]
 
 
 def test_the_overdue_list_leaves_archived_patients_out(make_patient, today):
@@ -170,7 +183,7 @@ def test_the_overdue_list_leaves_archived_patients_out(make_patient, today):
 
     hidden.refresh_from_db()
     assert hidden.status == VisitStatus.MISSED
-    assert [v.pk for v in worklist_overdue(today=today)] == [shown.pk]
+    assert [v.pk for v in worklist_overdue()] == [shown.pk]
 
 
 @pytest.mark.parametrize("count", [1, 30])
@@ -178,9 +191,10 @@ def test_the_overdue_list_takes_one_query_whatever_its_length(
     three_sessions, today, django_assert_num_queries, count
 ):
     bulk_visits(three_sessions, count, today - days(5), VisitStatus.MISSED)
+    night(today)  # bulk rows pass no service: the night stores their patients' flags
 
     with django_assert_num_queries(1):
-        rows = touch_all(worklist_overdue(today=today))
+        rows = touch_all(worklist_overdue())
 
     assert len(rows) == count
 

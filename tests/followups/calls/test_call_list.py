@@ -1,7 +1,9 @@
 """The call list (DOMAIN.md section 9, ``followups.calls.selectors``): who is on it and why, the
 snooze of a call-later, "unreachable", its order, its rows, and its queries whatever its length.
 
-Records are made through the services; only the list of 500 patients is written in bulk, for its size.
+Records are made through the services; only the list of 500 patients is written in bulk, for its size
+(its flags then stored as a refresh stores them). The list reads the overdue visits the patients'
+last refresh stored (issue 18): a list asked as of a later day is read after that day's night.
 """
 
 from datetime import date, datetime, timedelta
@@ -24,6 +26,7 @@ from followups.codes import (
     VisitSource,
     VisitStatus,
 )
+from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, PatientFlag, Slot, Visit
 from followups.sessions import session_cancel
 from followups.visit_moves import visit_move
@@ -39,6 +42,7 @@ from tests.followups.conftest import (
     days,
     flag_codes,
     mark_missed,
+    night,
     record_log,
     record_mvd,
 )
@@ -103,17 +107,22 @@ def overdue(db, today):
 # --- who is on the list, and why ---------------------------------------------------------------
 
 
-def test_a_planned_visit_is_not_booked_until_its_window_closes_then_window_closed(db, today):
+def test_a_planned_visit_is_not_booked_until_its_window_closes_then_missed_from_its_end(db, today):
+    """Not booked, 0 days, up to its window's last day; the night after, the nightly close marks it
+    missed (its window closed, its day passed) and it is overdue from the window's end."""
     patient = PatientFactory()
     visit = planned(patient, today - days(10), today)
 
     on_last_day = row_of(patient, today)
+    night(today + days(1))
     day_after = row_of(patient, today + days(1))
+    night(today + days(7))
     week_after = row_of(patient, today + days(7))
 
     assert (on_last_day.visit, on_last_day.reason, on_last_day.days_overdue) == (visit, R.NOT_BOOKED, 0)
-    assert (day_after.visit, day_after.reason, day_after.days_overdue) == (visit, R.WINDOW_CLOSED, 1)
-    assert (week_after.reason, week_after.days_overdue) == (R.WINDOW_CLOSED, 7)
+    assert (day_after.visit, day_after.reason, day_after.days_overdue) == (visit, R.MISSED, 1)
+    assert (week_after.reason, week_after.days_overdue) == (R.MISSED, 7)
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.MISSED
 
 
 def test_a_missed_visit_is_listed_from_its_appointment_s_local_day_until_rebooked(db, today):
@@ -224,6 +233,7 @@ def test_patients_whose_follow_up_ended_or_who_are_archived_are_never_listed(db,
     assert Visit.objects.get(pk=visits[0].pk).status == VisitStatus.PLANNED
     assert Visit.objects.get(pk=late.pk).status == VisitStatus.MISSED
     assert listed(today, [ended, archived, kept]) == [kept.pk]
+    night(today + days(30))
     assert listed(today + days(30), [ended, archived, kept]) == [kept.pk]
 
 
@@ -304,7 +314,9 @@ def test_call_later_hides_the_patient_until_the_day_given(overdue, today):
     attempt(patient, ContactOutcome.CALL_LATER, remind_on=today + days(3))
 
     assert listed(today, [patient]) == []
+    night(today + days(2))
     assert listed(today + days(2), [patient]) == []
+    night(today + days(3))
     assert listed(today + days(3), [patient]) == [patient.pk]
     assert row_of(patient, today + days(3)).last_attempt.outcome == ContactOutcome.CALL_LATER
 
@@ -501,7 +513,9 @@ def test_the_list_is_reachable_first_then_risk_then_longest_overdue_then_id(db, 
 def crowd(count: int, today: date) -> list[Patient]:
     """``count`` patients on the call list, written in bulk for the list's size only (their rules are
     tested above): the four reasons in turn, an attempt or two for every other one, a risk flag for
-    every third, and the overdue ones of every other group of four due since two years ago (lost)."""
+    every third, and the overdue ones of every other group of four due since two years ago (lost).
+    The rows bypass the services, so each patient's flags are then stored as a refresh stores them
+    (overdue, lost); the risk flags are written after, as they are planted, not derived."""
     patients = Patient.objects.bulk_create(
         Patient(
             mrn=f"CROWD{n:05d}",
@@ -558,6 +572,8 @@ def crowd(count: int, today: date) -> list[Patient]:
         if n % 2
         for hours, outcome in ((50, ContactOutcome.NO_ANSWER), (n, ContactOutcome.LEFT_MESSAGE))
     )
+    for patient in patients:
+        flags_sync(patient=patient, today=today)
     PatientFlag.objects.bulk_create(
         PatientFlag(
             patient=patient, code=FlagCode.CONSIDER_MVD_EVALUATION, subject="s", detail="d", since=today

@@ -1,6 +1,8 @@
 """Lost to follow-up (DOMAIN.md section 9): follow-up due, not ended, no attended visit for 365 days
 (``LOST_TO_FOLLOW_UP_DAYS``). The worklist's SQL (``followups.predicates.lost_to_follow_up``) and the
-flag (``followups.flags.lost_since``) are the same rule written twice: they must agree, case by case."""
+flag (``followups.flags.lost_since``) are the same rule written twice: they must agree, case by case.
+The list for the clinic's own number of days reads the stored flags (issue 18); for another number
+of days asked for, the SQL rule."""
 
 from datetime import date
 
@@ -13,8 +15,10 @@ from followups.calls.services import contact_attempt_record
 from followups.codes import CallReason, ContactChannel, ContactOutcome, FlagCode
 from followups.flags_store import flags_sync
 from followups.models import PatientFlag
+from followups.predicates import lost_to_follow_up
 from patients import codes
 from patients import services as record
+from patients.models import Patient
 from tests.factories import PatientFactory
 from tests.followups.calls.test_call_list import booked, crowd, missed, planned, shown
 from tests.followups.conftest import at_clinic, complete, days
@@ -28,6 +32,11 @@ def attended(patient, on: date, hour=11):
 
 def lost_ids(today, **kwargs) -> set[int]:
     return {p.pk for p in lost_to_follow_up_list(today=today, **kwargs)}
+
+
+def rule_ids(today, days=DAYS) -> set[int]:
+    """The patients the worklist's SQL rule finds lost, as the list asks it for another span."""
+    return set(Patient.objects.filter(lost_to_follow_up(today, days)).values_list("pk", flat=True))
 
 
 def lost_flag(patient, today):
@@ -147,8 +156,9 @@ def test_the_worklist_and_the_flag_agree(db, today, case):
     flag = lost_flag(patient, today)
 
     assert (patient.pk in lost_ids(today), flag is not None) == (lost_on is not None, lost_on is not None)
+    assert (patient.pk in rule_ids(today)) == (lost_on is not None)
     assert (flag[1] if flag else None) == lost_on
-    assert bystander.pk not in lost_ids(today)
+    assert bystander.pk not in lost_ids(today) | rule_ids(today)
 
 
 def test_the_flag_says_when_the_patient_last_came(db, today):
@@ -174,9 +184,25 @@ def test_the_clinic_s_own_number_of_days_is_respected(db, today, settings):
 
     settings.LOST_TO_FOLLOW_UP_DAYS = 30
 
-    assert patient.pk in lost_ids(today)
+    # The list reads the stored flag: the patient's next refresh stores it under the new setting.
     assert lost_flag(patient, today)[1] == today - days(10)
+    assert patient.pk in lost_ids(today)
     assert patient.pk not in lost_ids(today, days=41)  # a list asked for its own span keeps it
+
+
+def test_a_span_asked_for_lists_only_patients_whose_overdue_visit_is_stored_with_their_row(db, today):
+    patient = PatientFactory()
+    window = planned(patient, today - days(60), today - days(45))  # its window closed: overdue
+    later = today + days(30)
+    # Asked about a later day before any night stored it: the rule finds the patient lost, but the
+    # row's visit is the stored one; no row without it (it was a server error).
+    assert patient.pk in rule_ids(later, days=30)
+    PatientFlag.objects.filter(patient=patient).delete()
+    assert call_rows(lost_to_follow_up_list(today=later, days=30), today=later) == []
+
+    flags_sync(patient=patient)
+    (row,) = call_rows(lost_to_follow_up_list(today=later, days=30), today=later)
+    assert (row.patient, row.visit) == (patient, window)
 
 
 def test_lost_patients_whose_follow_up_ended_or_who_are_archived_are_left_out(db, today):
