@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -264,6 +264,9 @@ class Visit(ClinicalRecord):
             # back: found an index away, not by reading every planned visit (issue 18).
             models.Index(
                 DayNumber("window_start") + DayNumber("window_end"),
+                F("window_end"),
+                F("patient"),
+                # The columns the lists read of these visits, so the index alone answers them.
                 condition=Q(status="planned"),
                 name="followups_visit_half_window",
             ),
@@ -638,6 +641,8 @@ class Reminder(models.Model):
             models.Index(
                 fields=["next_attempt_at"], name="reminder_pending_due", condition=Q(status="pending")
             ),
+            # The dashboard's failed reminders, a few among millions sent.
+            models.Index(fields=["updated_at"], name="reminder_failed", condition=Q(status="failed")),
             models.Index(
                 fields=["lease_expires_at"], name="reminder_lease_lapsed", condition=Q(status="sending")
             ),
