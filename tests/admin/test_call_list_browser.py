@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from clinic.roles import Role
 from followups.codes import ContactOutcome, VisitKind, VisitStatus
+from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, SessionTemplate, Slot, Visit
 from tests.admin.conftest import at_clinic, days, log_in, screenshot, session_template
 from tests.factories import PatientFactory
@@ -51,6 +52,7 @@ def waiting(family_name: str, overdue_days: int, today):
         status=VisitStatus.PLANNED,
         source="manual",
     )
+    flags_sync(patient=patient)  # as the nightly run stores it: the lists read the stored flags
     return patient, visit
 
 
