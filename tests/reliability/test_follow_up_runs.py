@@ -110,14 +110,17 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes_with_nobody_
     celery_processes("beat")
     send_nightly(redis_server)
 
-    def half_way() -> bool:
+    def half_way_with_a_chunk_in_hand() -> bool:
+        # Killed between two chunks, the worker would hold none half done: wait for a moment when
+        # one is (a process claims its next chunk within a few milliseconds of finishing one).
         chunks = FollowUpRunChunk.objects.all()
         return (
             chunks.filter(finished_at__isnull=False).count() >= 3
             and chunks.filter(finished_at=None).count() >= 6
+            and chunks.filter(finished_at=None, position__gt=0).exists()
         )
 
-    wait_until(half_way, timeout=30, interval=0.1, what="the run to be half-way")
+    wait_until(half_way_with_a_chunk_in_hand, timeout=30, interval=0.05, what="the run to be half-way")
     in_hand = set(
         FollowUpRunChunk.objects.filter(finished_at=None, position__gt=0).values_list("pk", flat=True)
     )
