@@ -41,10 +41,6 @@ from patients.codes import TreatmentKind, TreatmentStatus
 from patients.models import Diagnosis, Patient, Treatment
 
 
-def _ids(patients) -> list[int]:
-    return list(patients.order_by("pk").values_list("pk", flat=True).distinct())
-
-
 def _in_follow_up():
     """Patients in follow-up with a diagnosis: those a protocol can plan for."""
     return Patient.objects.filter(predicates.in_follow_up(prefix=""), diagnoses__isnull=False)
@@ -205,7 +201,7 @@ def protocol_patient_ids(*, protocol: Protocol) -> list[int]:
         patients = patients.filter(
             Exists(Treatment.objects.filter(patient=OuterRef("pk"), kind=protocol.treatment_kind))
         )
-    return _ids(patients)
+    return sorted(_id_list(patients))
 
 
 def refresh_patient_ids(*, only_unplanned: bool = False) -> list[int]:
@@ -220,4 +216,4 @@ def refresh_patient_ids(*, only_unplanned: bool = False) -> list[int]:
             | Exists(PatientFlag.objects.filter(patient=OuterRef("pk")))
             | Exists(Reminder.objects.filter(visit__patient=OuterRef("pk")))
         )
-    return _ids(patients)
+    return sorted(_id_list(patients))
