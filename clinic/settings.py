@@ -197,7 +197,7 @@ if _email_url:
     EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"] or str(VAR_DIR / "mail")
     EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_BACKEND = "clinic.mail_folder.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 
 # --- The clinic -------------------------------------------------------------------------------

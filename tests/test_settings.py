@@ -141,7 +141,7 @@ app.send_task("smoke.nothing")
     assert values["CELERY_BROKER_TRANSPORT_OPTIONS"]["data_folder_in"] == str(queue)
     assert len(list(queue.iterdir())) == 1
 
-    assert values["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert values["EMAIL_BACKEND"] == "clinic.mail_folder.EmailBackend"
     assert values["EMAIL_FILE_PATH"] == str(var_dir / "mail")
     [mail] = (var_dir / "mail").iterdir()
     assert "patient@patients.example" in mail.read_text()
