@@ -62,6 +62,7 @@ from followups.tasks import queue_chunks
 from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
 from patients.admin import PatientAdmin, sees_clinical
+from patients.codes import TreatmentKind
 from patients.models import Patient
 
 
@@ -754,6 +755,8 @@ class PatientPageAdmin(PatientAdmin):
             "may_write_visits": may(user, Kind.VISIT, write=True),
             "may_write_reminders": may(user, Kind.REMINDER, write=True),
             "may_assess": may(user, Kind.ASSESSMENT, write=True),
+            "may_record": may(user, Kind.CLINICAL, write=True),
+            "treatment_kinds": TreatmentKind.choices,
             "may_acknowledge": role_of(user) == Role.CLINICIAN,
             "today": timezone.localdate(),
             "here": request.get_full_path(),

@@ -27,6 +27,7 @@ from followups.models import Assessment, ContactAttempt, LabResult, PatientFlag,
 from followups.predicates import is_missed_not_rebooked
 from followups.visit_moves import MAY_CORRECT, visit_day, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
+from patients.record_states import treatment_stoppable
 
 # What staff can do to a visit from the page, for each state it may move to.
 VISIT_ACTIONS = {
@@ -349,6 +350,8 @@ def patient_page(*, patient: Patient, user, book: int | None = None) -> PatientP
             .prefetch_related("botulinum_toxin__injections", "mvd__complications", "mvd__vessel_rows")
             .order_by("-started_on", "-id")
         )
+        for treatment in page.treatments:
+            treatment.stoppable = treatment_stoppable(treatment.kind, treatment.status)
         page.assessments = list(
             patient.assessments.prefetch_related(
                 Prefetch("adverse_effect_rows"), Prefetch("trigger_rows")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentStatus
+from patients.codes import DiagnosisStatus, ImagingStatus, TreatmentKind, TreatmentStatus
 
 # Evidence moves a diagnosis both ways: a work-up confirms or refutes a provisional one, a
 # confirmed one is later refuted (the spasm proves to be blepharospasm, tics or myokymia) or put
@@ -140,3 +140,13 @@ def initial_error(kind_or_table: str | RecordStates, status: str) -> str | None:
         f"A new {states.noun} cannot be entered in error; record it with its real status, "
         f"and retract it afterwards if it was a mistake."
     )
+
+
+# Kinds of treatment that run over time and so can be stopped; a toxin session or an operation
+# is over once given (it is retracted if it never took place).
+COURSE_KINDS = frozenset({TreatmentKind.MEDICATION, TreatmentKind.OTHER})
+
+
+def treatment_stoppable(kind: str, status: str) -> bool:
+    """Whether a treatment is a course still under way (or about to be) that staff may stop."""
+    return kind in COURSE_KINDS and status in (TreatmentStatus.PLANNED, TreatmentStatus.ACTIVE)
