@@ -751,7 +751,7 @@ class PatientPageAdmin(PatientAdmin):
             "page": patient_page(patient=patient, user=user, book=row_id(book)),
             "page_url": patient_page_url(patient.pk),
             "may_edit_contact": self.has_change_permission(request, patient),
-            "may_archive": self.has_archive_permission(request) and not patient.archived,
+            "may_archive": self.has_archive_permission(request),
             "may_write_visits": may(user, Kind.VISIT, write=True),
             "may_write_reminders": may(user, Kind.REMINDER, write=True),
             "may_assess": may(user, Kind.ASSESSMENT, write=True),
@@ -765,8 +765,22 @@ class PatientPageAdmin(PatientAdmin):
         self._audit(request, response, [patient])
         return response
 
+    def _archive_confirm(self, request, patient: Patient) -> TemplateResponse:
+        """Archiving ends the patient's follow-up at once: the panel asks first, and says how to
+        undo it."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Archive {patient.given_name} {patient.family_name} ({patient.mrn})?",
+            "patient": patient,
+            "page_url": patient_page_url(patient.pk),
+            "next": request.POST.get("next", ""),
+        }
+        return TemplateResponse(request, "admin/followups/patient_archive.html", context)
+
     def act_view(self, request, object_id):
-        """Record an opt-out of e-mail reminders, or archive the patient; POST only."""
+        """Record an opt-out of e-mail reminders, archive the patient (once confirmed) or restore
+        an archived one; POST only."""
         patient = self._patient(request, object_id)
         if request.method != "POST":
             raise PermissionDenied
@@ -777,7 +791,14 @@ class PatientPageAdmin(PatientAdmin):
                 "opted out",
             )
         elif action == "archive" and self.has_archive_permission(request):
+            if request.POST.get("confirmed") != "yes":
+                return self._archive_confirm(request, patient)
             call, done = (lambda data: record.patient_archive(patient=patient)), "archived"
+        elif action == "restore" and self.has_archive_permission(request):
+            call, done = (
+                (lambda data: record.patient_restore(patient=patient)),
+                "restored; follow-up is planned again",
+            )
         else:
             raise PermissionDenied
         form = PatientActionForm(request.POST)

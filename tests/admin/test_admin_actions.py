@@ -432,17 +432,37 @@ def test_an_opt_out_skips_the_patient_s_reminders(planned, clinician):
     assert {s for _, _, s in open_reminders(planned)} == {ReminderStatus.SKIPPED}
 
 
-def test_archiving_a_patient_goes_through_the_service(planted, clinician):
+def test_archiving_a_patient_asks_first_then_goes_through_the_service_and_can_be_undone(planted, clinician):
     patient = planted["patient"]
+    act = f"/admin/patients/patient/{patient.pk}/act/"
     assert patient.flags.exists()
+    planned_before = set(
+        patient.visits.filter(status=VisitStatus.PLANNED).values_list("purpose", "window_start")
+    )
 
-    response = clinician.post(f"/admin/patients/patient/{patient.pk}/act/", {"action": "archive"})
+    asked = clinician.post(act, {"action": "archive"})
+    assert asked.status_code == 200
+    assert b'data-test="archive-confirm"' in asked.content
+    patient.refresh_from_db()
+    assert not patient.archived
 
+    response = clinician.post(act, {"action": "archive", "confirmed": "yes"})
     assert response.status_code == 302
     patient.refresh_from_db()
     assert patient.archived and patient.archived_at is not None
     assert not patient.flags.exists()
     assert not Reminder.objects.filter(visit__patient=patient, status=ReminderStatus.PENDING).exists()
+    page = clinician.get(f"/admin/patients/patient/{patient.pk}/page/")
+    assert b'data-test="patient-restore"' in page.content
+    assert b'data-test="patient-archive"' not in page.content
+
+    assert clinician.post(act, {"action": "restore"}).status_code == 302
+    patient.refresh_from_db()
+    assert not patient.archived and patient.archived_at is None
+    assert patient.flags.exists()
+    assert set(patient.visits.filter(status=VisitStatus.PLANNED).values_list("purpose", "window_start")) == (
+        planned_before
+    )
 
 
 def test_an_action_is_post_only(planned, clinician):

@@ -160,6 +160,7 @@ def test_a_nurse_reads_the_clinical_record_and_writes_visits_and_assessments_onl
         nurse.post(f"/admin/followups/reminder/{reminder.pk}/act/", {"action": "cancel"}).status_code == 403
     )
     assert nurse.post(f"/admin/patients/patient/{patient.pk}/act/", {"action": "archive"}).status_code == 403
+    assert nurse.post(f"/admin/patients/patient/{patient.pk}/act/", {"action": "restore"}).status_code == 403
     changelist = nurse.get("/admin/followups/reminder/").content.decode()
     assert "cancel_selected" not in changelist
 
@@ -181,7 +182,8 @@ def test_clinicians_and_superusers_do_everything(planted, request, who):
 
     assert client.get("/admin/patients/diagnosis/add/").status_code == 200
     assert client.get("/admin/followups/protocol/").status_code == 200
-    assert client.post(f"/admin/patients/patient/{patient.pk}/act/", {"action": "archive"}).status_code == 302
+    archive = {"action": "archive", "confirmed": "yes"}
+    assert client.post(f"/admin/patients/patient/{patient.pk}/act/", archive).status_code == 302
 
 
 # --- cost of the changelists --------------------------------------------------------------------
