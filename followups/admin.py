@@ -34,7 +34,7 @@ from clinic.admin_services import (
 )
 from clinic.models import AuditEvent
 from clinic.roles import Kind, Role, may, role_of
-from followups import codes, reminders, services
+from followups import codes, reminders, scale_anchors, services
 from followups.calls import admin as calls_admin  # noqa: F401  (registers contact attempts, mounts the call lists)
 from followups.dashboard import WORKLISTS, visit_worklist_filter
 from followups.flags_store import flag_acknowledge
@@ -393,6 +393,11 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
         return response
 
 
+def visit_choice_label(visit: Visit) -> str:
+    day = timezone.localdate(visit.scheduled_for)
+    return f"{visit.purpose}, {day:%Y-%m-%d} ({visit.get_status_display().lower()})"
+
+
 class AssessmentForm(ServiceForm):
     triggers = forms.MultipleChoiceField(
         choices=codes.Trigger.choices, required=False, widget=forms.CheckboxSelectMultiple
@@ -407,12 +412,48 @@ class AssessmentForm(ServiceForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, anchors in scale_anchors.ANCHORS.items():
+            self.fields[name] = forms.TypedChoiceField(
+                label=self.fields[name].label,
+                choices=[("", "—"), *anchors],
+                coerce=int,
+                empty_value=None,
+                required=False,
+                help_text=scale_anchors.HELP.get(name, ""),
+            )
+        for name in Assessment.HFS7_ITEMS:
+            self.fields[name].help_text = scale_anchors.HFS7_HELP
+        for name, text in scale_anchors.HELP.items():
+            if name not in scale_anchors.ANCHORS:
+                self.fields[name].help_text = text
+        self._visits_of(self.instance.patient_id if self.instance.pk else self._patient_asked())
         if self.instance.pk:
             self.fields["patient"].disabled = True
             self.initial["triggers"] = list(self.instance.trigger_rows.values_list("trigger", flat=True))
             self.initial["adverse_effects"] = list(
                 self.instance.adverse_effect_rows.values_list("adverse_effect", flat=True)
             )
+
+    def _patient_asked(self) -> int | None:
+        return row_id(self.data.get("patient") if self.is_bound else self.initial.get("patient"))
+
+    def _visits_of(self, patient_id: int | None) -> None:
+        """The visit is chosen from the patient's own, newest first, named as staff know them;
+        before a patient is chosen there is nothing to choose from."""
+        field = self.fields["visit"]
+        field.queryset = (
+            Visit.objects.filter(patient_id=patient_id)
+            .exclude(status=codes.VisitStatus.CANCELLED)
+            .order_by("-scheduled_for", "-pk")
+            if patient_id
+            else Visit.objects.none()
+        )
+        field.label_from_instance = visit_choice_label
+        field.help_text = (
+            "The visit the measurements were taken at; none for measurements between visits."
+            if patient_id
+            else "Open this form from the patient's page to choose one of their visits."
+        )
 
     def write(self, instance, data):
         patient = data.pop("patient")
@@ -440,7 +481,6 @@ class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
-    raw_id_fields = ("visit",)
     show_full_result_count = False
 
     def response_add(self, request, obj, post_url_continue=None):

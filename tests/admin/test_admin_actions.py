@@ -362,6 +362,35 @@ def test_an_assessment_recorded_at_a_visit_completes_it_and_changes_the_outcome(
     assert 'data-category="cured"' in html
 
 
+def test_the_assessment_form_shows_each_scales_anchors_and_offers_only_the_patients_own_visits(
+    planted, planned, clinician
+):
+    patient = planted["patient"]
+    form = clinician.get(f"/admin/followups/assessment/add/?patient={patient.pk}")
+    html = form.content.decode()
+    fields = form.context["adminform"].form.fields
+
+    assert "3 — obvious spasm, mild functional impairment" in html
+    assert "II — spread to other muscles of the same side" in html
+    assert "VI — total paralysis" in html
+    assert dict(fields["smc_grade"].choices)[4] == "IV — disfiguring asymmetry"
+    offered = set(fields["visit"].queryset.values_list("pk", flat=True))
+    own = set(patient.visits.exclude(status=VisitStatus.CANCELLED).values_list("pk", flat=True))
+    assert offered == own and own
+    assert planned.pk not in offered  # another patient's visit
+    assert 'name="visit"' in html and "vForeignKeyRawIdAdminField" not in html
+
+    # Another patient's visit posted by hand is refused on the field, nothing stored.
+    count = Assessment.objects.count()
+    response = clinician.post(
+        "/admin/followups/assessment/add/",
+        {"patient": patient.pk, "visit": planned.pk, "assessed_on": "2026-01-01", "cohen_albert_grade": "2"},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["visit"]
+    assert Assessment.objects.count() == count
+
+
 def test_an_assessment_refused_by_the_service_is_a_form_error(planted, clinician, today):
     patient = planted["patient"]
     count = Assessment.objects.count()
