@@ -7,7 +7,8 @@ open), so a count and the list behind its link cannot disagree. All counts come 
 whatever the size of the clinic, each through an index (issue 18): one count per visit worklist,
 one grouped count of flags, one count of reminders, one count of each call list. Below them,
 whether last night's follow-up run finished (``followups.runs.health``, the health check's own
-answer): one query, two while it runs.
+answer): one query, two while it runs. Above them, for those who may read patients' contact data,
+the search box of the patient list (``patients.search``), which submits to that list: no query.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from followups.models import Reminder, Visit
 from followups.predicates import in_follow_up, overdue_as_stored, start_of_day
 from followups.runs.health import RunHealth, nightly_run_health
 from followups.selectors import flags_to_review
+from patients.search import SEARCH_HELP_TEXT
 
 # The worklists of followups.selectors, as filters: "week" is worklist_due(days=7).
 WORKLISTS = {
@@ -70,10 +72,13 @@ class Dashboard:
     calls: list[Tile]
     # Last night's run, for those who work the lists it keeps up to date.
     nightly: RunHealth | None = None
+    # The patient list the search box submits to (``?q=``), for those who may open it.
+    patient_search: str | None = None
+    search_help_text: str = SEARCH_HELP_TEXT
 
     @property
     def empty(self) -> bool:
-        return not (self.visits or self.flags or self.reminders or self.calls)
+        return not (self.patient_search or self.visits or self.flags or self.reminders or self.calls)
 
 
 def _url(name: str, **params) -> str:
@@ -84,6 +89,9 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
     """The counts this user may see: flags only for those who read the clinical record."""
     today = today or timezone.localdate()
     visits, flags, reminders, calls = [], [], [], []
+    patient_search = (
+        reverse("admin:patients_patient_changelist") if may(user, Kind.CONTACT, write=False) else None
+    )
     if may(user, Kind.VISIT, write=False):
         # One count per list, each through the index its filter names (the day's visits by time,
         # the overdue ones by their stored flags): one aggregate over all three read every visit.
@@ -138,4 +146,11 @@ def dashboard_for(*, user, today: date | None = None) -> Dashboard:
         ]
     # Overdue visits, date-driven flags and rolled series are only as fresh as the last nightly run.
     nightly = nightly_run_health() if visits else None
-    return Dashboard(visits=visits, flags=flags, reminders=reminders, calls=calls, nightly=nightly)
+    return Dashboard(
+        visits=visits,
+        flags=flags,
+        reminders=reminders,
+        calls=calls,
+        nightly=nightly,
+        patient_search=patient_search,
+    )

@@ -16,6 +16,7 @@ from patients.models import (
     ImagingStudy,
     Patient,
 )
+from patients.search import SEARCH_HELP_TEXT, patients_matching
 
 
 class PatientForm(ServiceForm):
@@ -44,7 +45,9 @@ class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     form = PatientForm
     list_display = ("mrn", "family_name", "given_name", "date_of_birth", "sex", "email_reminders", "archived")
     list_filter = ("archived", "sex", "email_reminders", *CLINICAL_PATIENT_FIELDS)
+    # Shows the search box; what a term matches is patients_matching's (get_search_results).
     search_fields = ("=mrn", "family_name", "given_name", "email")
+    search_help_text = SEARCH_HELP_TEXT
     readonly_fields = (
         "uuid",
         "email_reminders_consented_at",
@@ -55,6 +58,11 @@ class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     )
     show_full_result_count = False
     actions = ["archive_selected"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Conditions on the patient's own row only: no row repeats, no DISTINCT needed. The
+        # patient autocompletes of the other pages search through here as well.
+        return patients_matching(queryset, search_term), False
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)

@@ -59,6 +59,10 @@ class Patient(ClinicalRecord):
 
     class Meta:
         ordering = ["family_name", "given_name", "id"]
+        # The staff search by birth date (patients/search.py). Its trigram indexes on the names,
+        # the MRN, the e-mail and the phone's digits are PostgreSQL's alone, so they live in
+        # migration 0008 rather than here, where SQLite would be asked to build them too.
+        indexes = [models.Index(fields=["date_of_birth"], name="patients_patient_born")]
         constraints = [
             one_of("sex", codes.Sex),
             one_of("hla_b1502_result", codes.HlaB1502Result),

@@ -9,7 +9,8 @@ clinic the visit needs. The pages are mounted under the contact attempts' admin,
 attempts read-only (they are recorded through these forms, never edited).
 
 A page costs the same whatever the list's length: a count, a page of patients, their visits, the
-audit. The free slots of one row's visit are asked for when staff open them (``?book=<visit>``),
+audit. A search (``?q=``, ``patients.search``) keeps the rows whose patient matches, its count
+included. The free slots of one row's visit are asked for when staff open them (``?book=<visit>``),
 as the patient page does, so they add two queries to the page, not two per row.
 """
 
@@ -50,6 +51,7 @@ from followups.codes import CallReason, ContactChannel, ContactOutcome, VisitSta
 from followups.models import ContactAttempt, Slot, Visit
 from followups.patient_page import rebooking_offers
 from patients.models import Patient
+from patients.search import SEARCH_HELP_TEXT, patients_matching
 
 PER_PAGE = 50
 # Slots offered on a row: a handful the caller can read out on the phone.
@@ -105,6 +107,10 @@ class CountedApart:
 
 def list_url(which: CallList) -> str:
     return reverse(f"admin:{which.url_name}")
+
+
+def _with_query(url: str, params: dict) -> str:
+    return f"{url}?{urlencode(params)}" if params else url
 
 
 def patient_page_url(patient_id) -> str:
@@ -398,12 +404,18 @@ class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CONTACT
     list_display = ("at", "patient", "channel", "outcome", "remind_on", "seen_on", "who", "note")
     list_filter = (AttemptPatientFilter, "outcome", "channel")
+    # Shows the search box; what a term matches is patients_matching's (get_search_results).
     search_fields = ("=patient__mrn", "patient__family_name")
+    search_help_text = SEARCH_HELP_TEXT
     list_select_related = ("patient", "by")
     date_hierarchy = "at"
     show_full_result_count = False
     fields = ("patient", "at", "channel", "outcome", "remind_on", "seen_on", "note", "who", "visit_due")
     readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # Each attempt has one patient: the conditions on it repeat no attempt.
+        return patients_matching(queryset, search_term, prefix="patient__"), False
 
     @admin.display(description="Who")
     def who(self, attempt):
@@ -450,9 +462,17 @@ class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
             raise PermissionDenied
         may_record = may(user, Kind.CONTACT, write=True)
         today = timezone.localdate()
-        paginator = Paginator(CountedApart(which.patients(today=today), which.who(today=today)), PER_PAGE)
+        search = request.GET.get("q", "").strip()
+        paginator = Paginator(
+            CountedApart(
+                patients_matching(which.patients(today=today), search),
+                patients_matching(which.who(today=today), search),
+            ),
+            PER_PAGE,
+        )
         page = paginator.get_page(request.GET.get("page"))
-        here = f"{list_url(which)}?{urlencode({'page': page.number})}"
+        searched = {"q": search} if search else {}
+        here = f"{list_url(which)}?{urlencode({**searched, 'page': page.number})}"
         bound = None
         if request.method == "POST":
             if not may_record:
@@ -480,7 +500,11 @@ class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
             "page_range": paginator.get_elided_page_range(page.number),
             "here": here,
             "list_url": list_url(which),
-            "csv_url": reverse(f"admin:{which.csv_url_name}"),
+            # The page's search: its form shows it, its page links and its export keep it.
+            "search": search,
+            "search_help_text": SEARCH_HELP_TEXT,
+            "searched_query": urlencode(searched),
+            "csv_url": _with_query(reverse(f"admin:{which.csv_url_name}"), searched),
             "call_list_url": list_url(CALL_LIST),
             "lost_list_url": list_url(LOST_LIST),
             "may_record": may_record,
@@ -503,8 +527,10 @@ class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
         if not may(user, Kind.VISIT, write=False):
             raise PermissionDenied
         today = timezone.localdate()
-        # The whole list in two queries (its patients, their visits), whatever its length.
-        rows = call_rows(which.patients(today=today), today=today)
+        # The whole list, or what its search kept, in two queries (its patients, their visits),
+        # whatever its length.
+        patients = patients_matching(which.patients(today=today), request.GET.get("q", "").strip())
+        rows = call_rows(patients, today=today)
         purpose = sees_purpose(user)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{which.filename}-{today.isoformat()}.csv"'
