@@ -64,6 +64,7 @@ from patients import services as record
 from patients.admin import PatientAdmin, sees_clinical
 from patients.codes import TreatmentKind
 from patients.models import Patient
+from patients.search import SearchByPatient
 
 
 def patient_page_url(patient_id) -> str:
@@ -211,7 +212,7 @@ CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on",
 
 
 @admin.register(Visit)
-class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
+class VisitAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     kind = Kind.VISIT
     list_display = (
         "patient",
@@ -224,7 +225,6 @@ class VisitAdmin(AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
         "actions_link",
     )
     list_filter = (VisitWorklistFilter, "status", "source", "protocol_step__protocol")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     date_hierarchy = "scheduled_for"
     show_full_result_count = False
@@ -463,7 +463,7 @@ class AssessmentForm(ServiceForm):
 
 
 @admin.register(Assessment)
-class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class AssessmentAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.ASSESSMENT
     form = AssessmentForm
     list_display = (
@@ -478,7 +478,6 @@ class AssessmentAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     )
     list_filter = ("status", "source", "cohen_albert_grade", "smc_grade")
     readonly_fields = ("source",)
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
     show_full_result_count = False
@@ -503,19 +502,18 @@ class LabResultForm(ServiceForm):
 
 
 @admin.register(LabResult)
-class LabResultAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class LabResultAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.ASSESSMENT
     form = LabResultForm
     list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
     list_filter = ("test", "status", "abnormal")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
     show_full_result_count = False
 
 
 @admin.register(TreatmentOutcome)
-class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
+class TreatmentOutcomeAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = (
         "treatment",
@@ -526,7 +524,7 @@ class TreatmentOutcomeAdmin(AuditedAdmin, ReadOnlyAdmin):
         "computed_at",
     )
     list_filter = ("category", "soriano_baron", "rule_version", "treatment__kind")
-    search_fields = ("=treatment__patient__mrn",)
+    patient_path = "treatment__patient__"
     list_select_related = ("treatment__patient",)
     show_full_result_count = False
 
@@ -561,13 +559,12 @@ class FlagAcknowledgeForm(forms.Form):
 
 
 @admin.register(PatientFlag)
-class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
+class PatientFlagAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """The flagged worklist of the panel: flags to review first; a clinician acknowledges each."""
 
     kind = Kind.CLINICAL
     list_display = ("patient", "code", "detail", "since", "acknowledged", "acknowledge_link")
     list_filter = (FlagReviewFilter, "code")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient", "acknowledged_by")
     show_full_result_count = False
 
@@ -626,7 +623,7 @@ class PatientFlagAdmin(AuditedAdmin, ReadOnlyAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
+class ReminderAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """Each patient's reminders with their state; staff cancel or send one again from here."""
 
     kind = Kind.REMINDER
@@ -642,7 +639,7 @@ class ReminderAdmin(AuditedAdmin, ReadOnlyAdmin):
         "last_error",
     )
     list_filter = ("status", "kind")
-    search_fields = ("=visit__patient__mrn", "visit__patient__family_name")
+    patient_path = "visit__patient__"
     list_select_related = ("visit__patient",)
     date_hierarchy = "due_at"
     show_full_result_count = False

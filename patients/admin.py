@@ -16,7 +16,7 @@ from patients.models import (
     ImagingStudy,
     Patient,
 )
-from patients.search import SEARCH_HELP_TEXT, patients_matching
+from patients.search import SEARCH_HELP_TEXT, SearchByPatient, patients_matching
 
 
 class PatientForm(ServiceForm):
@@ -133,12 +133,11 @@ class DiagnosisForm(ServiceForm):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class DiagnosisAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     form = DiagnosisForm
     list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
     list_filter = ("kind", "status", "side", "presentation", "secondary_cause")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
     show_full_result_count = False
@@ -192,12 +191,11 @@ class ImagingStudyForm(ServiceForm):
 
 
 @admin.register(ImagingStudy)
-class ImagingStudyAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class ImagingStudyAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     form = ImagingStudyForm
     list_display = ("patient", "performed_on", "modality", "compression_found", "status")
     list_filter = ("modality", "compression_found", "status")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     autocomplete_fields = ("patient", "diagnosis")
     show_full_result_count = False

@@ -38,6 +38,7 @@ from patients.models import (
     ToxinInjection,
     Treatment,
 )
+from patients.search import SearchByPatient
 from patients.treatment_forms import StopForm, TreatmentForms
 
 Status = codes.TreatmentStatus
@@ -76,11 +77,10 @@ def stoppable(treatment: Treatment) -> bool:
 
 
 @admin.register(Treatment)
-class TreatmentAdmin(AuditedAdmin, RoleAdmin, SimpleHistoryAdmin):
+class TreatmentAdmin(SearchByPatient, AuditedAdmin, RoleAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     list_display = ("patient", "kind", "status", "started_on", "ended_on")
     list_filter = ("kind", "status")
-    search_fields = ("=patient__mrn", "patient__family_name")
     list_select_related = ("patient",)
     date_hierarchy = "started_on"
     show_full_result_count = False
@@ -290,11 +290,11 @@ class TreatmentAdmin(AuditedAdmin, RoleAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(MedicationDetail)
-class MedicationDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+class MedicationDetailAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = ("treatment", "drug", "daily_dose_mg", "stop_reason")
     list_filter = ("drug", "stop_reason")
-    search_fields = ("=treatment__patient__mrn",)
+    patient_path = "treatment__patient__"
     list_select_related = ("treatment__patient",)
 
 
@@ -304,11 +304,11 @@ class ToxinInjectionInline(RoleInline, admin.TabularInline):
 
 
 @admin.register(BotulinumToxinDetail)
-class BotulinumToxinDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+class BotulinumToxinDetailAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = ("treatment", "product", "wore_off_on", "self_rated_improvement_pct")
     list_filter = ("product",)
-    search_fields = ("=treatment__patient__mrn",)
+    patient_path = "treatment__patient__"
     list_select_related = ("treatment__patient",)
     inlines = [ToxinInjectionInline]
 
@@ -319,28 +319,28 @@ class MvdComplicationInline(RoleInline, admin.TabularInline):
 
 
 @admin.register(MvdDetail)
-class MvdDetailAdmin(AuditedAdmin, ReadOnlyAdmin):
+class MvdDetailAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = ("treatment", "technique", "redo")
     list_filter = ("technique", "redo")
-    search_fields = ("=treatment__patient__mrn",)
+    patient_path = "treatment__patient__"
     list_select_related = ("treatment__patient",)
     inlines = [MvdComplicationInline]
 
 
 @admin.register(MvdComplication)
-class MvdComplicationAdmin(AuditedAdmin, ReadOnlyAdmin):
+class MvdComplicationAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = ("mvd", "kind", "onset_on", "resolved_on")
     list_filter = ("kind",)
-    search_fields = ("=mvd__treatment__patient__mrn",)
+    patient_path = "mvd__treatment__patient__"
     list_select_related = ("mvd__treatment__patient",)
 
 
 @admin.register(ToxinInjection)
-class ToxinInjectionAdmin(AuditedAdmin, ReadOnlyAdmin):
+class ToxinInjectionAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = ("session", "muscle", "units")
     list_filter = ("muscle", "session__product")
-    search_fields = ("=session__treatment__patient__mrn",)
+    patient_path = "session__treatment__patient__"
     list_select_related = ("session__treatment__patient",)

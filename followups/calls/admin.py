@@ -51,7 +51,7 @@ from followups.codes import CallReason, ContactChannel, ContactOutcome, VisitSta
 from followups.models import ContactAttempt, Slot, Visit
 from followups.patient_page import rebooking_offers
 from patients.models import Patient
-from patients.search import SEARCH_HELP_TEXT, patients_matching
+from patients.search import SEARCH_HELP_TEXT, SearchByPatient, patients_matching
 
 PER_PAGE = 50
 # Slots offered on a row: a handful the caller can read out on the phone.
@@ -398,24 +398,17 @@ class AttemptPatientFilter(admin.SimpleListFilter):
 
 
 @admin.register(ContactAttempt)
-class ContactAttemptAdmin(AuditedAdmin, ReadOnlyAdmin):
+class ContactAttemptAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """Attempts read-only (recorded through the call list's forms), and the lists themselves."""
 
     kind = Kind.CONTACT
     list_display = ("at", "patient", "channel", "outcome", "remind_on", "seen_on", "who", "note")
     list_filter = (AttemptPatientFilter, "outcome", "channel")
-    # Shows the search box; what a term matches is patients_matching's (get_search_results).
-    search_fields = ("=patient__mrn", "patient__family_name")
-    search_help_text = SEARCH_HELP_TEXT
     list_select_related = ("patient", "by")
     date_hierarchy = "at"
     show_full_result_count = False
     fields = ("patient", "at", "channel", "outcome", "remind_on", "seen_on", "note", "who", "visit_due")
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        # Each attempt has one patient: the conditions on it repeat no attempt.
-        return patients_matching(queryset, search_term, prefix="patient__"), False
 
     @admin.display(description="Who")
     def who(self, attempt):
