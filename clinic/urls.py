@@ -77,6 +77,9 @@ handler404 = not_found
 
 
 admin.site.site_header = "HFS Follow-up"
+# The app list beside every page took 300 of the 1280 px a clinic screen has, and cut off the
+# lists' right-hand columns (their actions); the dashboard and the breadcrumbs lead everywhere.
+admin.site.enable_nav_sidebar = False
 admin.site.site_title = "HFS Follow-up"
 admin.site.index_title = "Clinic"
 # There is no public site to view: the admin's "View site" link would open a 404.

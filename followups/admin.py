@@ -8,6 +8,8 @@ clinic's sessions and their calendar are ``followups.admin_sessions``; the call 
 lost-to-follow-up list, ``followups.calls.admin``.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -79,6 +81,26 @@ def visit_on_page_url(visit: Visit) -> str:
 def slots_on_page_url(visit: Visit) -> str:
     """The patient page with the slots offered for the visit open, scrolled to them."""
     return f"{patient_page_url(visit.patient_id)}?book={visit.pk}#visit-{visit.pk}-slots"
+
+
+def patient_cell(patient: Patient):
+    """A list row's patient as the front desk needs them: the name opening the patient page, the
+    MRN, and the phone to call (a ``tel:`` link)."""
+    phone = (
+        format_html(' · <a href="tel:{}">{}</a>', re.sub(r"[^\d+]", "", patient.phone), patient.phone)
+        if patient.phone
+        else ""
+    )
+    return format_html(
+        '<a href="{}" data-test="row-patient-{}"><strong>{}, {}</strong></a>'
+        '<br><span class="quiet">{}{}</span>',
+        patient_page_url(patient.pk),
+        patient.pk,
+        patient.family_name,
+        patient.given_name,
+        patient.mrn,
+        phone,
+    )
 
 
 def booked_message(visit: Visit, *, rebooked: bool = False) -> str:
@@ -214,16 +236,8 @@ CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on",
 @admin.register(Visit)
 class VisitAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     kind = Kind.VISIT
-    list_display = (
-        "patient",
-        "purpose",
-        "scheduled_for",
-        "window_start",
-        "window_end",
-        "status",
-        "source",
-        "actions_link",
-    )
+    list_display = ("patient_named", "purpose", "when", "window", "status", "next_step")
+    list_display_links = ("when",)
     list_filter = (VisitWorklistFilter, "status", "source", "protocol_step__protocol")
     list_select_related = ("patient",)
     date_hierarchy = "scheduled_for"
@@ -235,12 +249,32 @@ class VisitAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmi
         missed = visit.rebooked_from
         return visit_named_on(missed, clinical=False) if missed else "—"
 
-    @admin.display(description="Actions")
-    def actions_link(self, visit):
+    @admin.display(description="Patient", ordering="patient__family_name")
+    def patient_named(self, visit):
+        return patient_cell(visit.patient)
+
+    @admin.display(description="When", ordering="scheduled_for")
+    def when(self, visit):
+        return formats.date_format(timezone.localtime(visit.scheduled_for), "Y-m-d H:i")
+
+    @admin.display(description="Window", ordering="window_start")
+    def window(self, visit):
+        if visit.window_start is None:
+            return "—"
+        return f"{visit.window_start:%Y-%m-%d} – {visit.window_end:%Y-%m-%d}"
+
+    @admin.display(description="Next step")
+    def next_step(self, visit):
+        """The step the list is worked for, as a button: a planned visit is booked, a missed one
+        rebooked (both by picking a slot on the patient page), a booked one moved or completed."""
+        if visit.status == codes.VisitStatus.PLANNED:
+            label, url = "Book", slots_on_page_url(visit)
+        elif visit.status == codes.VisitStatus.MISSED:
+            label, url = "Rebook", slots_on_page_url(visit)
+        else:
+            label, url = "Actions", reverse("admin:followups_visit_act", args=[visit.pk])
         return format_html(
-            '<a href="{}" data-test="visit-actions-{}">actions</a>',
-            reverse("admin:followups_visit_act", args=[visit.pk]),
-            visit.pk,
+            '<a class="button" href="{}" data-test="visit-actions-{}">{}</a>', url, visit.pk, label
         )
 
     def get_list_display(self, request):
@@ -563,10 +597,15 @@ class PatientFlagAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """The flagged worklist of the panel: flags to review first; a clinician acknowledges each."""
 
     kind = Kind.CLINICAL
-    list_display = ("patient", "code", "detail", "since", "acknowledged", "acknowledge_link")
+    list_display = ("patient_named", "code", "detail", "since", "acknowledged", "acknowledge_link")
+    list_display_links = ("code",)
     list_filter = (FlagReviewFilter, "code")
     list_select_related = ("patient", "acknowledged_by")
     show_full_result_count = False
+
+    @admin.display(description="Patient", ordering="patient__family_name")
+    def patient_named(self, flag):
+        return patient_cell(flag.patient)
 
     @admin.display(description="Acknowledged")
     def acknowledged(self, flag):
@@ -647,7 +686,7 @@ class ReminderAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
 
     @admin.display(description="Patient", ordering="visit__patient__family_name")
     def visit_patient(self, reminder):
-        return reminder.visit.patient
+        return patient_cell(reminder.visit.patient)
 
     @admin.display(description="Visit")
     def visit_named(self, reminder):
@@ -740,15 +779,14 @@ class PatientActionForm(forms.Form):
 class PatientPageAdmin(PatientAdmin):
     """The patients' admin of ``patients``, with the patient page and its actions added."""
 
-    list_display = ("page_link", *PatientAdmin.list_display)
-    list_display_links = ("mrn",)
+    # The name opens the patient page, where everything starts (its contact data has "Edit").
+    list_display = ("patient_named", "date_of_birth", "sex", "email_reminders", "archived")
+    list_display_links = None
     change_form_template = "admin/followups/patient/change_form.html"
 
-    @admin.display(description="Patient page")
-    def page_link(self, patient):
-        return format_html(
-            '<a href="{}" data-test="patient-page-link-{}">open</a>', patient_page_url(patient.pk), patient.pk
-        )
+    @admin.display(description="Patient", ordering="family_name")
+    def patient_named(self, patient):
+        return patient_cell(patient)
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))

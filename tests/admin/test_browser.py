@@ -34,12 +34,11 @@ def local(when) -> str:
 
 
 def open_patient_page(page, patient) -> None:
-    """From the patient list, the way staff get there: search the MRN, open it, follow "Patient page"."""
+    """From the patient list, the way staff get there: search the MRN, open the patient by name."""
     page.goto("/admin/patients/patient/")
     page.fill("#searchbar", patient.mrn)
     page.press("#searchbar", "Enter")
-    page.get_by_role("link", name=patient.mrn, exact=True).click()
-    page.click('[data-test="patient-page-link"]')
+    page.click(f'[data-test="row-patient-{patient.pk}"]')
     expect(page.locator('[data-test="patient-page"]')).to_be_visible()
 
 
@@ -95,7 +94,7 @@ def test_a_clinician_follows_a_patient_from_the_dashboard_to_a_rescheduled_visit
     visit = patient.visits.filter(status=VisitStatus.PLANNED).order_by("scheduled_for").first()
     page.click(f'[data-test="visit-{visit.pk}-assess"]')
     page.fill("#id_spasms_per_day", "0")
-    page.fill("#id_cohen_albert_grade", "0")
+    page.select_option("#id_cohen_albert_grade", "0")
     page.click("input[name=_save]")
     expect(page.locator('[data-test="patient-page"]')).to_be_visible()
     expect(outcome).to_have_attribute("data-category", OutcomeCategory.CURED)

@@ -30,7 +30,9 @@ def neighbour(db, today):
 
 @pytest.mark.parametrize("changelist", sorted(LISTS))
 @pytest.mark.parametrize("term", ["+49 (30) 123-4567", "MRN-FRAGMENT"])
-def test_each_list_finds_the_rows_of_the_patient_searched_for(planted, neighbour, clinician, changelist, term):
+def test_each_list_finds_the_rows_of_the_patient_searched_for(
+    planted, neighbour, clinician, changelist, term
+):
     patient = planted["patient"]
     if term == "MRN-FRAGMENT":
         term = patient.mrn[2:-1].lower()

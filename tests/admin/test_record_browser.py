@@ -13,10 +13,12 @@ import pytest
 from playwright.sync_api import expect
 
 from clinic.roles import Role
-from followups.codes import VisitStatus
+from followups import services as followups
+from followups.codes import VisitKind, VisitStatus
+from followups.flags_store import flags_sync
 from followups.models import Assessment, Visit
 from patients.models import Patient, Treatment
-from tests.admin.conftest import days, log_in, screenshot
+from tests.admin.conftest import at_clinic, days, log_in, screenshot
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
 
 pytestmark = [
@@ -36,10 +38,28 @@ def page(chromium, live_server):
     context.close()
 
 
+# The page's width, and any box whose content is wider than the box itself: the admin's lists
+# scroll sideways inside their own box, which hides the columns on the right without widening the page.
+OVERFLOW = """() => {
+  const cut = [];
+  for (const box of document.querySelectorAll("#content *:not(.visually-hidden)")) {
+    const style = getComputedStyle(box);
+    if (["auto", "scroll", "hidden"].includes(style.overflowX) && box.scrollWidth > box.clientWidth + 1) {
+      cut.push(`${box.tagName.toLowerCase()}.${box.className}: ${box.scrollWidth} in ${box.clientWidth}`);
+    }
+  }
+  return {page: document.documentElement.scrollWidth, cut};
+}"""
+
+
+def overflow(page) -> dict:
+    return page.evaluate(OVERFLOW)
+
+
 def fits(page, name: str) -> None:
     """Nothing on the page is wider than the window: no column cut off, no sideways scrolling."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= VIEWPORT["width"], f"{name} is {width} px wide"
+    found = overflow(page)
+    assert found["page"] <= VIEWPORT["width"] and not found["cut"], f"{name}: {found}"
 
 
 @pytest.fixture
@@ -71,16 +91,16 @@ def test_a_clinician_finds_a_patient_records_an_mvd_and_an_assessment_and_archiv
     # Found by the phone as the caller reads it out, from the dashboard's search box.
     page.fill('[data-test="dashboard-search"] input[name="q"]', "+49 (30) 123-4567")
     page.press('[data-test="dashboard-search"] input[name="q"]', "Enter")
-    expect(page.get_by_role("link", name=patient.mrn, exact=True)).to_be_visible()
+    expect(page.locator(f'[data-test="row-patient-{patient.pk}"]')).to_contain_text("Okafor")
     expect(page.get_by_text("HFS-2025-00001")).to_have_count(0)
     # And by the part of the MRN on a letter.
     page.fill("#searchbar", "4711")
     page.press("#searchbar", "Enter")
-    expect(page.get_by_role("link", name=patient.mrn, exact=True)).to_be_visible()
+    expect(page.locator(f'[data-test="row-patient-{patient.pk}"]')).to_contain_text("Okafor")
     expect(page.get_by_text("HFS-2025-00001")).to_have_count(0)
     fits(page, "the patient list")
     screenshot(page, "record-patient-search")
-    page.click(f'[data-test="patient-page-link-{patient.pk}"]')
+    page.click(f'[data-test="row-patient-{patient.pk}"]')
     expect(page.locator('[data-test="patient-page"]')).to_be_visible()
 
     # An MVD with its vessel and a complication, recorded from the patient page.
@@ -108,7 +128,10 @@ def test_a_clinician_finds_a_patient_records_an_mvd_and_an_assessment_and_archiv
     # An assessment, its grade picked by the scale's words, back on the patient page.
     page.click('[data-test="assessment-add"]')
     page.fill("#id_spasms_per_day", "2")
-    page.select_option("#id_cohen_albert_grade", label="1 — increased blinking or slight twitching only with external stimuli")
+    page.select_option(
+        "#id_cohen_albert_grade",
+        label="1 — increased blinking or slight twitching only with external stimuli",
+    )
     fits(page, "the assessment form")
     screenshot(page, "record-assessment-form")
     page.click('input[name="_save"]')
@@ -149,3 +172,60 @@ def test_a_clinician_finds_a_patient_records_an_mvd_and_an_assessment_and_archiv
     page.click("#patient-restore")
     expect(page.locator('[data-test="archived"]')).to_contain_text("no")
     assert Visit.objects.filter(treatment=mvd, status=VisitStatus.PLANNED).count() == planned
+
+
+# Each list, and whether its rows name the patient with the phone to call (the worklists of visits,
+# flags and reminders, and the patient list); the rest are reached from the patient page.
+LISTS = {
+    "/admin/": False,
+    "/admin/patients/patient/": True,
+    "/admin/followups/visit/?worklist=overdue": True,
+    "/admin/followups/visit/?worklist=week": True,
+    "/admin/followups/visit/": True,
+    "/admin/followups/patientflag/": True,
+    "/admin/followups/reminder/": True,
+    "/admin/followups/assessment/": False,
+    "/admin/followups/contactattempt/call-list/": False,
+    "/admin/followups/contactattempt/lost/": False,
+    "/admin/patients/treatment/": False,
+    "/admin/patients/diagnosis/": False,
+}
+
+
+def test_no_list_is_wider_than_the_window_and_each_worklist_row_names_the_patient_and_phone(
+    page, make_staff, planted, today
+):
+    patient = planted["patient"]
+    # Rows for the overdue list and the call and lost lists: a patient whose review window closed
+    # 40 days ago without a booking (the planted patient attends, so is not overdue).
+    waiting = PatientFactory(family_name="Adeyemi", phone="+49 30 5550040", email_reminders=True)
+    Visit.objects.create(
+        patient=waiting,
+        purpose="Toxin re-injection",
+        visit_kind=VisitKind.REVIEW,
+        scheduled_for=at_clinic(today - days(43)),
+        window_start=today - days(46),
+        window_end=today - days(40),
+        status=VisitStatus.PLANNED,
+        source="manual",
+    )
+    flags_sync(patient=waiting)
+    followups.visit_create(patient=patient, purpose="Check", scheduled_for=at_clinic(today + days(3)))
+    log_in(page, make_staff(Role.CLINICIAN))
+    wide, unnamed = {}, []
+    for url, names_patients in LISTS.items():
+        page.goto(url)
+        found = overflow(page)
+        if found["page"] > VIEWPORT["width"] or found["cut"]:
+            wide[url] = found
+        if names_patients:
+            rows = page.locator("#result_list tbody tr")
+            assert rows.count(), f"{url} has no rows to check"
+            for row in rows.all():
+                named = row.locator('[data-test^="row-patient-"]').count() == 1
+                if not (named and row.locator('a[href^="tel:+49"]').count() == 1):
+                    unnamed.append(url)
+                    break
+        screenshot(page, "list-" + url.strip("/").replace("/", "-").replace("?", "-").replace("=", "-"))
+    assert wide == {}
+    assert unnamed == []
