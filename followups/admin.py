@@ -823,7 +823,9 @@ class PatientPageAdmin(PatientAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"{patient.given_name} {patient.family_name} ({patient.mrn})",
-            "page": patient_page(patient=patient, user=user, book=row_id(book)),
+            "page": patient_page(
+                patient=patient, user=user, book=row_id(book), chart=request.GET.get("chart", "all")
+            ),
             "page_url": patient_page_url(patient.pk),
             "may_edit_contact": self.has_change_permission(request, patient),
             "may_archive": self.has_archive_permission(request),

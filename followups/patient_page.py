@@ -13,8 +13,7 @@ history (DOMAIN.md section 9) is every attempt to reach the patient, newest firs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 
 from django.db.models import Prefetch
 from django.utils import timezone
@@ -22,9 +21,10 @@ from django.utils import timezone
 from clinic.roles import Kind, may, role_of
 from followups import booking, visit_states
 from followups.booking import Suggestion
-from followups.codes import AssessmentStatus, VisitStatus
+from followups.codes import VisitStatus
 from followups.models import Assessment, ContactAttempt, LabResult, PatientFlag, Reminder, Visit
 from followups.predicates import is_missed_not_rebooked
+from followups.recovery_chart import Chart, recovery_chart
 from followups.visit_moves import MAY_CORRECT, visit_day, visit_move_errors
 from patients.models import Diagnosis, ImagingStudy, Patient, Treatment
 from patients.record_states import treatment_stoppable
@@ -123,118 +123,6 @@ class Event:
 
 
 @dataclass
-class Chart:
-    """Coordinates of the recovery chart, in the SVG's own units."""
-
-    width: int = 760
-    height: int = 280
-    left: int = 56
-    right: int = 56
-    top: int = 20
-    bottom: int = 44
-    spasm_points: list[dict] = field(default_factory=list)
-    grade_points: list[dict] = field(default_factory=list)
-    treatments: list[dict] = field(default_factory=list)
-    x_ticks: list[dict] = field(default_factory=list)
-    spasm_ticks: list[dict] = field(default_factory=list)
-    grade_ticks: list[dict] = field(default_factory=list)
-
-    @property
-    def plot_right(self) -> int:
-        return self.width - self.right
-
-    @property
-    def plot_bottom(self) -> int:
-        return self.height - self.bottom
-
-    @property
-    def spasm_line(self) -> str:
-        return " ".join(f"{p['x']},{p['y']}" for p in self.spasm_points)
-
-    @property
-    def grade_line(self) -> str:
-        return " ".join(f"{p['x']},{p['y']}" for p in self.grade_points)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.spasm_points or self.grade_points)
-
-
-def _nice_ceiling(value: float) -> int:
-    """The axis top: the smallest of 1, 2, 5 times a power of ten at or above ``value``."""
-    if value <= 0:
-        return 10
-    step = 1
-    while True:
-        for factor in (1, 2, 5):
-            if step * factor >= value:
-                return step * factor
-        step *= 10
-
-
-def recovery_chart(assessments: list[Assessment], treatments: list[Treatment]) -> Chart:
-    """Spasms per day (left axis) and Cohen-Albert grade 0-4 (right axis) against time, with the
-    start of each treatment marked. Retracted assessments are not drawn."""
-    chart = Chart()
-    logs = sorted(
-        (a for a in assessments if a.status == AssessmentStatus.FINAL),
-        key=lambda a: (a.assessed_on, a.pk),
-    )
-    logs = [a for a in logs if a.spasms_per_day is not None or a.cohen_albert_grade is not None]
-    if not logs:
-        return chart
-    marked = [t for t in treatments if t.status != "entered_in_error"]
-    days = [a.assessed_on for a in logs] + [t.started_on for t in marked]
-    first, last = min(days), max(days)
-    if (last - first).days < 30:
-        first, last = first - timedelta(days=15), last + timedelta(days=15)
-    span = (last - first).days
-    plot_width = chart.plot_right - chart.left
-    plot_height = chart.plot_bottom - chart.top
-
-    def x_of(day: date) -> float:
-        return round(chart.left + plot_width * (day - first).days / span, 1)
-
-    spasm_top = _nice_ceiling(float(max((a.spasms_per_day or Decimal(0)) for a in logs)))
-
-    def y_of(value: float, top: float) -> float:
-        return round(chart.plot_bottom - plot_height * value / top, 1)
-
-    for a in logs:
-        on = a.assessed_on.isoformat()
-        if a.spasms_per_day is not None:
-            value = a.spasms_per_day.normalize()
-            chart.spasm_points.append(
-                {
-                    "x": x_of(a.assessed_on),
-                    "y": y_of(float(a.spasms_per_day), spasm_top),
-                    "on": on,
-                    "value": f"{value:f}",
-                }
-            )
-        if a.cohen_albert_grade is not None:
-            chart.grade_points.append(
-                {
-                    "x": x_of(a.assessed_on),
-                    "y": y_of(a.cohen_albert_grade, 4),
-                    "on": on,
-                    "value": a.cohen_albert_grade,
-                }
-            )
-    for t in marked:
-        if first <= t.started_on <= last:
-            chart.treatments.append(
-                {"x": x_of(t.started_on), "on": t.started_on.isoformat(), "label": t.get_kind_display()}
-            )
-    for n in range(5):
-        day = first + timedelta(days=round(span * n / 4))
-        chart.x_ticks.append({"x": x_of(day), "label": day.isoformat()})
-        chart.spasm_ticks.append({"y": y_of(spasm_top * n / 4, spasm_top), "label": f"{spasm_top * n / 4:g}"})
-        chart.grade_ticks.append({"y": y_of(n, 4), "label": str(n)})
-    return chart
-
-
-@dataclass
 class PatientPage:
     patient: Patient
     clinical: bool
@@ -316,9 +204,10 @@ def _timeline(page: PatientPage) -> list[Event]:
     return sorted(events, key=lambda e: e.on, reverse=True)
 
 
-def patient_page(*, patient: Patient, user, book: int | None = None) -> PatientPage:
+def patient_page(*, patient: Patient, user, book: int | None = None, chart: str = "all") -> PatientPage:
     """Everything the patient page shows that this user may read, in a fixed number of queries;
-    with ``book``, the slots offered for that visit of the patient, to staff who book visits."""
+    with ``book``, the slots offered for that visit of the patient, to staff who book visits;
+    ``chart``, the span the recovery chart shows (``recovery_chart``'s ``shown``)."""
     clinical = may(user, Kind.CLINICAL, write=False)
     visits = list(
         patient.visits.select_related("rebooked_as", "slot__session").order_by("-scheduled_for", "-id")
@@ -359,6 +248,6 @@ def patient_page(*, patient: Patient, user, book: int | None = None) -> PatientP
         )
         page.lab_results = list(patient.lab_results.all())
         page.flags = list(patient.flags.select_related("acknowledged_by").order_by("since", "id"))
-        page.chart = recovery_chart(page.assessments, page.treatments)
+        page.chart = recovery_chart(page.assessments, page.treatments, shown=chart)
     page.timeline = _timeline(page)
     return page
