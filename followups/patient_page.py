@@ -21,7 +21,7 @@ from django.utils import timezone
 from clinic.roles import Kind, may, role_of
 from followups import booking, visit_states
 from followups.booking import Suggestion
-from followups.codes import VisitStatus
+from followups.codes import ReminderStatus, VisitStatus
 from followups.models import Assessment, ContactAttempt, LabResult, PatientFlag, Reminder, Visit
 from followups.predicates import is_missed_not_rebooked
 from followups.recovery_chart import Chart, recovery_chart
@@ -120,6 +120,14 @@ class Event:
     what: str
     text: str
     anchor: str
+    # A reminder that was never sent (skipped, cancelled): kept, but folded away by default, as
+    # a plan's re-planning leaves dozens of them.
+    quiet: bool = False
+
+
+# Reminders that went nowhere: a re-plan or a booking skipped or cancelled them.
+QUIET_REMINDERS = (ReminderStatus.SKIPPED, ReminderStatus.CANCELLED)
+OPEN_VISITS = (VisitStatus.PLANNED, VisitStatus.BOOKED)
 
 
 @dataclass
@@ -140,6 +148,46 @@ class PatientPage:
     contacts: list[ContactAttempt] = field(default_factory=list)
     # Whether this user records contact attempts (front desk, clinician): the page links to the form.
     may_record_contact: bool = False
+
+    # The visits table in three parts: what is ahead (the next first), what took place or was
+    # missed (the latest first), and the cancelled ones, folded away.
+    @property
+    def upcoming(self) -> list[Visit]:
+        return sorted(
+            (v for v in self.visits if v.status in OPEN_VISITS), key=lambda v: (v.scheduled_for, v.pk)
+        )
+
+    @property
+    def history(self) -> list[Visit]:
+        return [v for v in self.visits if v.status not in OPEN_VISITS and v.status != VisitStatus.CANCELLED]
+
+    @property
+    def cancelled(self) -> list[Visit]:
+        return [v for v in self.visits if v.status == VisitStatus.CANCELLED]
+
+    @property
+    def visit_parts(self) -> list[tuple[str, list[Visit], str]]:
+        return [
+            ("upcoming", self.upcoming, "No visit ahead."),
+            ("history", self.history, "No visit yet."),
+            ("cancelled", self.cancelled, ""),
+        ]
+
+    @property
+    def reminders_shown(self) -> list[Reminder]:
+        return [r for r in self.reminders if r.status not in QUIET_REMINDERS]
+
+    @property
+    def reminders_quiet(self) -> list[Reminder]:
+        return [r for r in self.reminders if r.status in QUIET_REMINDERS]
+
+    @property
+    def timeline_shown(self) -> list[Event]:
+        return [e for e in self.timeline if not e.quiet]
+
+    @property
+    def timeline_quiet(self) -> list[Event]:
+        return [e for e in self.timeline if e.quiet]
 
 
 def _local_day(when) -> date:
@@ -162,6 +210,7 @@ def _timeline(page: PatientPage) -> list[Event]:
             "reminder",
             f"Reminder {r.get_kind_display().lower()}: {r.get_status_display().lower()}",
             f"reminder-{r.pk}",
+            quiet=r.status in QUIET_REMINDERS,
         )
         for r in page.reminders
     ]

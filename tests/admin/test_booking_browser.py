@@ -122,6 +122,9 @@ def test_the_front_desk_books_a_suggested_slot_from_the_patient_page(staff_page,
 
     # A free time outside the window: refused until confirmed with the checkbox.
     outside = on + days(5)
+    menu = page.locator(f'[data-test="visit-{other.pk}-menu"]')
+    if menu.get_attribute("open") is None:
+        menu.locator("summary").click()
     form = page.locator(f'[data-test="visit-{other.pk}-book"]')
     form.locator("input[type=datetime-local]").fill(f"{outside.isoformat()}T16:30")
     form.get_by_role("button", name="Book").click()

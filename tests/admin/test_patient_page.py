@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from followups import services as followups
-from followups.codes import VisitStatus
-from followups.models import TreatmentOutcome, Visit
+from followups.codes import ReminderStatus, VisitStatus
+from followups.models import Reminder, TreatmentOutcome, Visit
 from tests.admin.conftest import LOGS, at_clinic, days
 
 SECTIONS = (
@@ -125,6 +125,42 @@ def test_the_timeline_dates_every_kind_of_event_newest_first(planted, clinician)
     assert planted["diagnosis"].diagnosed_on.isoformat() in {
         e["data-date"] for e in events if e["data-what"] == "diagnosis"
     }
+
+
+def test_reminders_that_went_nowhere_are_folded_away_not_mixed_into_the_timeline(planted, clinician):
+    patient = planted["patient"]
+    quiet = Reminder.objects.filter(
+        visit__patient=patient, status__in=(ReminderStatus.SKIPPED, ReminderStatus.CANCELLED)
+    )
+    assert quiet.exists(), "planning leaves skipped reminders behind"
+    html = clinician.get(page_url(patient)).content.decode()
+
+    shown = re.findall(r'data-test="timeline-event".*?<a href="#[^"]+">(.*?)</a>', html, re.S)
+    folded = re.findall(r'data-test="timeline-quiet-event".*?<a href="#[^"]+">(.*?)</a>', html, re.S)
+    assert not [text for text in shown if text.endswith((": skipped", ": cancelled"))]
+    assert len(folded) == quiet.count()
+    assert '<details class="hfs-fold" data-test="timeline-quiet">' in html
+    assert f"<summary>Skipped or cancelled reminders ({quiet.count()})</summary>" in html
+
+
+def test_the_visits_are_split_upcoming_next_first_then_history_with_actions_in_a_menu(planted, clinician):
+    patient = planted["patient"]
+    html = clinician.get(page_url(patient)).content.decode()
+
+    def rows(part):
+        table = html.split(f'data-test="visits-{part}"', 1)[1].split("</table>", 1)[0]
+        return [int(pk) for pk in re.findall(r'<tr id="visit-(\d+)" data-test="visit"', table)]
+
+    upcoming = list(
+        patient.visits.filter(status__in=(VisitStatus.PLANNED, VisitStatus.BOOKED))
+        .order_by("scheduled_for", "pk")
+        .values_list("pk", flat=True)
+    )
+    assert rows("upcoming") == upcoming and upcoming
+    history = patient.visits.filter(status__in=(VisitStatus.COMPLETED, VisitStatus.MISSED))
+    assert sorted(rows("history")) == sorted(history.values_list("pk", flat=True))
+    first = upcoming[0]
+    assert f'<details class="hfs-menu" data-test="visit-{first}-menu">' in html
 
 
 def test_the_page_of_a_patient_with_no_log_says_so(db, clinician, make_staff):
