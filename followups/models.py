@@ -305,7 +305,8 @@ class Visit(ClinicalRecord):
         ]
 
     def __str__(self):
-        return f"{self.purpose} ({self.scheduled_for:%Y-%m-%d}, {self.status})"
+        # The clinic's day: an early-morning visit is still "today" in UTC's yesterday.
+        return f"{self.purpose} ({timezone.localdate(self.scheduled_for):%Y-%m-%d}, {self.status})"
 
     @property
     def due_on(self) -> date:

@@ -213,3 +213,32 @@ def test_the_page_costs_the_same_whatever_the_length_of_the_record(
         html = clinician.get(page_url(patient)).content.decode()
 
     assert len(marks(html, "chart-spasms")) == len(LOGS) + extra
+
+
+def test_a_clinician_records_every_part_of_the_record_from_the_page_a_nurse_only_measurements(
+    planted, clinician, nurse
+):
+    patient = planted["patient"]
+    record_buttons = ("diagnosis-add", "imaging-add", "treatment-add-mvd", "assessment-add", "lab-result-add")
+    html = clinician.get(page_url(patient)).content.decode()
+    assert [b for b in record_buttons if f'data-test="{b}"' not in html] == []
+
+    html = nurse.get(page_url(patient)).content.decode()
+    shown = [b for b in record_buttons if f'data-test="{b}"' in html]
+    assert shown == ["assessment-add", "lab-result-add"]
+
+
+def test_every_page_names_the_clinics_time_zone_and_a_visit_is_named_by_the_clinics_day(
+    db, clinician, settings
+):
+    from django.utils import timezone
+
+    from tests.factories import PatientFactory
+
+    html = clinician.get("/admin/").content.decode()
+    assert f'times in {settings.TIME_ZONE} (' in html
+    # 00:30 in Berlin is the day before in UTC: the visit is named by the clinic's day.
+    patient = PatientFactory()
+    day = timezone.localdate() + timedelta(days=20)
+    visit = followups.visit_create(patient=patient, purpose="Check", scheduled_for=at_clinic(day, hour=0))
+    assert str(visit) == f"Check ({day:%Y-%m-%d}, booked)"
