@@ -23,6 +23,12 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
+# Test tools from npm (axe-core for the accessibility tests), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 demo: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty --patients 300
@@ -48,7 +54,7 @@ migrations-check: venv
 
 # The fast tests run on both cores; the slow ones (real worker, beat, Redis and SMTP processes,
 # timing-sensitive) run after them, alone.
-test: lint migrations-check
+test: lint migrations-check $(NODE_STAMP)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -m slow $(PYTEST_ARGS)
 
@@ -66,4 +72,4 @@ bench: venv
 	$(BENCH_ENV) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache node_modules

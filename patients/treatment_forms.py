@@ -206,9 +206,20 @@ class MvdForm(forms.Form):
 
 
 class ComplicationForm(forms.Form):
-    kind = forms.ChoiceField(choices=[("", "—"), *codes.MvdComplicationKind.choices], required=False)
-    onset_on = _date("Onset")
-    resolved_on = _date("Resolved", help_text="Empty while it lasts.")
+    """One row of the complications table: its column headings are the labels a screen reader
+    needs on each field too."""
+
+    kind = forms.ChoiceField(
+        choices=[("", "—"), *codes.MvdComplicationKind.choices],
+        required=False,
+        widget=forms.Select(attrs={"aria-label": "Complication"}),
+    )
+    onset_on = forms.DateField(label="Onset", required=False, widget=DateInput(attrs={"aria-label": "Onset"}))
+    resolved_on = forms.DateField(
+        label="Resolved",
+        required=False,
+        widget=DateInput(attrs={"aria-label": "Resolved (empty while it lasts)"}),
+    )
 
     def clean(self):
         cleaned = super().clean()
