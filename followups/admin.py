@@ -24,6 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from simple_history.admin import SimpleHistoryAdmin
 
 import followups.admin_sessions  # noqa: F401  (registers the admins of clinic sessions)
+from clinic.admin_csv import CsvExportAdmin, clinic_time, coded, patient_columns
 from clinic.admin_services import (
     AuditedAdmin,
     ReadOnlyAdmin,
@@ -234,7 +235,7 @@ CLINICAL_VISIT_FIELDS = ("treatment", "diagnosis", "protocol_step", "anchor_on",
 
 
 @admin.register(Visit)
-class VisitAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
+class VisitAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmin):
     kind = Kind.VISIT
     list_display = ("patient_named", "purpose", "when", "window", "status", "next_step")
     list_display_links = ("when",)
@@ -242,6 +243,21 @@ class VisitAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin, SimpleHistoryAdmi
     list_select_related = ("patient",)
     date_hierarchy = "scheduled_for"
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        # The purpose names the treatment: the front desk gets the kind of clinic alone, as its list.
+        purpose = [("Purpose", lambda visit: visit.purpose)] if sees_clinical(request) else []
+        return [
+            *patient_columns(),
+            ("Phone", lambda visit: visit.patient.phone),
+            (clinic_time("When"), lambda visit: visit.scheduled_for),
+            ("Window start", lambda visit: visit.window_start),
+            ("Window end", lambda visit: visit.window_end),
+            *coded("Status", "status"),
+            *coded("Visit kind", "visit_kind"),
+            *purpose,
+            *coded("Source", "source"),
+        ]
 
     @admin.display(description="Rebooked from")
     def rebooked_from_named(self, visit):
@@ -497,7 +513,7 @@ class AssessmentForm(ServiceForm):
 
 
 @admin.register(Assessment)
-class AssessmentAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class AssessmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.ASSESSMENT
     form = AssessmentForm
     list_display = (
@@ -515,6 +531,22 @@ class AssessmentAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistory
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            ("Assessed on", lambda row: row.assessed_on),
+            ("Spasms per day", lambda row: row.spasms_per_day),
+            ("Episode duration (s)", lambda row: row.episode_duration_seconds),
+            ("Cohen-Albert grade", lambda row: row.cohen_albert_grade),
+            ("SMC grade", lambda row: row.smc_grade),
+            ("Jankovic total", lambda row: row.jankovic_total),
+            ("House-Brackmann grade", lambda row: row.house_brackmann_grade),
+            ("HFS-7 total", lambda row: row.hfs7_total),
+            *coded("Source", "source"),
+            *coded("Status", "status"),
+            ("Notes", lambda row: row.notes),
+        ]
 
     def response_add(self, request, obj, post_url_continue=None):
         # Recorded from the patient page (or a visit's actions): back to the patient and the outcome.
@@ -536,7 +568,7 @@ class LabResultForm(ServiceForm):
 
 
 @admin.register(LabResult)
-class LabResultAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class LabResultAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.ASSESSMENT
     form = LabResultForm
     list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
@@ -545,9 +577,19 @@ class LabResultAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryA
     autocomplete_fields = ("patient",)
     show_full_result_count = False
 
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            *coded("Test", "test"),
+            ("Taken on", lambda result: result.taken_on),
+            ("Value", lambda result: result.value),
+            ("Abnormal", lambda result: result.abnormal),
+            *coded("Status", "status"),
+        ]
+
 
 @admin.register(TreatmentOutcome)
-class TreatmentOutcomeAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
+class TreatmentOutcomeAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     kind = Kind.CLINICAL
     list_display = (
         "treatment",
@@ -561,6 +603,23 @@ class TreatmentOutcomeAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     patient_path = "treatment__patient__"
     list_select_related = ("treatment__patient",)
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(lambda outcome: outcome.treatment.patient),
+            *coded("Treatment", "kind", lambda outcome: outcome.treatment),
+            ("Treatment started on", lambda outcome: outcome.treatment.started_on),
+            *coded("Category", "category"),
+            *coded("Soriano-Baron", "soriano_baron"),
+            ("Spasms per day change (%)", lambda outcome: outcome.spasms_per_day_change_pct),
+            ("Episode duration change (%)", lambda outcome: outcome.duration_change_pct),
+            ("Grade change", lambda outcome: outcome.grade_change),
+            ("Days to spasm-free", lambda outcome: outcome.days_to_spasm_free),
+            ("Meaningful improvement in quality of life", lambda outcome: outcome.qol_meaningful_improvement),
+            ("Benefit (days)", lambda outcome: outcome.benefit_days),
+            ("Rule version", lambda outcome: outcome.rule_version),
+            (clinic_time("Computed at"), lambda outcome: outcome.computed_at),
+        ]
 
 
 class FlagReviewFilter(admin.SimpleListFilter):
@@ -593,7 +652,7 @@ class FlagAcknowledgeForm(forms.Form):
 
 
 @admin.register(PatientFlag)
-class PatientFlagAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
+class PatientFlagAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """The flagged worklist of the panel: flags to review first; a clinician acknowledges each."""
 
     kind = Kind.CLINICAL
@@ -602,6 +661,20 @@ class PatientFlagAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     list_filter = (FlagReviewFilter, "code")
     list_select_related = ("patient", "acknowledged_by")
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            *coded("Flag", "code"),
+            ("Detail", lambda flag: flag.detail),
+            ("Since", lambda flag: flag.since),
+            (clinic_time("Acknowledged at"), lambda flag: flag.acknowledged_at),
+            (
+                "Acknowledged by",
+                lambda flag: flag.acknowledged_by.get_username() if flag.acknowledged_by_id else "",
+            ),
+            ("Note", lambda flag: flag.note),
+        ]
 
     @admin.display(description="Patient", ordering="patient__family_name")
     def patient_named(self, flag):
@@ -662,7 +735,7 @@ class PatientFlagAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
+class ReminderAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """Each patient's reminders with their state; staff cancel or send one again from here."""
 
     kind = Kind.REMINDER
@@ -683,6 +756,20 @@ class ReminderAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     date_hierarchy = "due_at"
     show_full_result_count = False
     actions = ["cancel_selected", "resend_selected"]
+
+    def csv_columns(self, request):
+        # The visit by its kind of clinic, never its purpose (which names the treatment).
+        return [
+            *patient_columns(lambda reminder: reminder.visit.patient),
+            *coded("Reminder", "kind"),
+            *coded("Visit kind", "visit_kind", lambda reminder: reminder.visit),
+            (clinic_time("Visit time"), lambda reminder: reminder.visit_time),
+            (clinic_time("Due at"), lambda reminder: reminder.due_at),
+            *coded("Status", "status"),
+            ("Attempts", lambda reminder: reminder.attempts),
+            (clinic_time("Sent at"), lambda reminder: reminder.sent_at),
+            ("Last error", lambda reminder: reminder.last_error),
+        ]
 
     @admin.display(description="Patient", ordering="visit__patient__family_name")
     def visit_patient(self, reminder):

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from clinic.admin_csv import CsvExportAdmin, coded, patient_columns
 from clinic.admin_services import AuditedAdmin, ServiceAdmin, ServiceForm
 from clinic.roles import Kind, may
 from patients import (
@@ -40,7 +41,7 @@ def sees_clinical(request) -> bool:
 
 
 @admin.register(Patient)
-class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class PatientAdmin(CsvExportAdmin, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.CONTACT
     form = PatientForm
     list_display = ("mrn", "family_name", "given_name", "date_of_birth", "sex", "email_reminders", "archived")
@@ -58,6 +59,26 @@ class PatientAdmin(AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     )
     show_full_result_count = False
     actions = ["archive_selected"]
+
+    def csv_columns(self, request):
+        columns = [
+            *patient_columns(lambda patient: patient),
+            ("Date of birth", lambda patient: patient.date_of_birth),
+            *coded("Sex", "sex"),
+            ("Phone", lambda patient: patient.phone),
+            ("E-mail", lambda patient: patient.email),
+            ("E-mail reminders", lambda patient: patient.email_reminders),
+            ("Archived", lambda patient: patient.archived),
+            ("Follow-up ended on", lambda patient: patient.follow_up_ended_on),
+            *coded("Follow-up end reason", "follow_up_end_reason"),
+        ]
+        if not sees_clinical(request):
+            return columns
+        return [
+            *columns,
+            ("At risk (HLA-B*1502 ancestry)", lambda patient: patient.at_risk_hla_b1502),
+            *coded("HLA-B*1502 result", "hla_b1502_result"),
+        ]
 
     def get_search_results(self, request, queryset, search_term):
         # Conditions on the patient's own row only: no row repeats, no DISTINCT needed. The
@@ -133,7 +154,7 @@ class DiagnosisForm(ServiceForm):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class DiagnosisAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     form = DiagnosisForm
     list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
@@ -141,6 +162,19 @@ class DiagnosisAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryA
     list_select_related = ("patient",)
     autocomplete_fields = ("patient",)
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            ("Diagnosed on", lambda diagnosis: diagnosis.diagnosed_on),
+            *coded("Kind", "kind"),
+            *coded("Secondary cause", "secondary_cause"),
+            *coded("Side", "side"),
+            *coded("Presentation", "presentation"),
+            ("Onset", lambda diagnosis: diagnosis.onset_date),
+            *coded("Status", "status"),
+            ("Notes", lambda diagnosis: diagnosis.notes),
+        ]
 
 
 class ImagingStudyForm(ServiceForm):
@@ -191,7 +225,7 @@ class ImagingStudyForm(ServiceForm):
 
 
 @admin.register(ImagingStudy)
-class ImagingStudyAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class ImagingStudyAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     form = ImagingStudyForm
     list_display = ("patient", "performed_on", "modality", "compression_found", "status")
@@ -199,3 +233,15 @@ class ImagingStudyAdmin(SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHisto
     list_select_related = ("patient",)
     autocomplete_fields = ("patient", "diagnosis")
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            ("Performed on", lambda study: study.performed_on),
+            *coded("Modality", "modality"),
+            ("Field strength (T)", lambda study: study.field_strength_tesla),
+            *coded("Compression found", "compression_found"),
+            ("Lesion found", lambda study: study.lesion_found),
+            *coded("Status", "status"),
+            ("Report", lambda study: study.report),
+        ]

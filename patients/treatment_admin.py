@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from clinic.admin_csv import CsvExportAdmin, coded, patient_columns
 from clinic.admin_services import (
     AuditedAdmin,
     ReadOnlyAdmin,
@@ -77,13 +78,23 @@ def stoppable(treatment: Treatment) -> bool:
 
 
 @admin.register(Treatment)
-class TreatmentAdmin(SearchByPatient, AuditedAdmin, RoleAdmin, SimpleHistoryAdmin):
+class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, SimpleHistoryAdmin):
     kind = Kind.CLINICAL
     list_display = ("patient", "kind", "status", "started_on", "ended_on")
     list_filter = ("kind", "status")
     list_select_related = ("patient",)
     date_hierarchy = "started_on"
     show_full_result_count = False
+
+    def csv_columns(self, request):
+        return [
+            *patient_columns(),
+            *coded("Kind", "kind"),
+            *coded("Status", "status"),
+            ("Started on", lambda treatment: treatment.started_on),
+            ("Ended on", lambda treatment: treatment.ended_on),
+            ("Notes", lambda treatment: treatment.notes),
+        ]
 
     def has_change_permission(self, request, obj=None):
         # A retracted treatment stays as it was: it is recorded again, not edited.

@@ -32,6 +32,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 
+from clinic.admin_csv import CsvExportAdmin, clinic_time, coded, patient_columns
 from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, form_service_call, row_id
 from clinic.audit import audit_record
 from clinic.models import AuditEvent
@@ -398,7 +399,7 @@ class AttemptPatientFilter(admin.SimpleListFilter):
 
 
 @admin.register(ContactAttempt)
-class ContactAttemptAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
+class ContactAttemptAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     """Attempts read-only (recorded through the call list's forms), and the lists themselves."""
 
     kind = Kind.CONTACT
@@ -409,6 +410,18 @@ class ContactAttemptAdmin(SearchByPatient, AuditedAdmin, ReadOnlyAdmin):
     show_full_result_count = False
     fields = ("patient", "at", "channel", "outcome", "remind_on", "seen_on", "note", "who", "visit_due")
     readonly_fields = fields
+
+    def csv_columns(self, request):
+        return [
+            (clinic_time("At"), lambda attempt: attempt.at),
+            *patient_columns(),
+            *coded("Channel", "channel"),
+            *coded("Outcome", "outcome"),
+            ("Call again on", lambda attempt: attempt.remind_on),
+            ("Seen elsewhere on", lambda attempt: attempt.seen_on),
+            ("Who", self.who),
+            ("Note", lambda attempt: attempt.note),
+        ]
 
     @admin.display(description="Who")
     def who(self, attempt):
