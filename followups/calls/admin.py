@@ -32,7 +32,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 
-from clinic.admin_csv import CsvExportAdmin, clinic_time, coded, patient_columns
+from clinic.admin_csv import CsvExportAdmin, clinic_time, coded, csv_cell, patient_columns
 from clinic.admin_services import AuditedAdmin, ReadOnlyAdmin, form_service_call, row_id
 from clinic.audit import audit_record
 from clinic.models import AuditEvent
@@ -313,15 +313,6 @@ def _audit_read(request, patients: list[Patient], status: int) -> None:
 
 
 # --- the CSV export -----------------------------------------------------------------------------
-
-# A spreadsheet reads a cell starting with one of these as a formula (CSV injection): such a cell
-# is given a leading apostrophe, which spreadsheets show as text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _yes_no(value: bool) -> str:

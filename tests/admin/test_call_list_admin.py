@@ -12,8 +12,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import formats, timezone
 
+from clinic.admin_csv import csv_cell
 from clinic.models import AuditEvent
-from followups.calls.admin import PER_PAGE, csv_cell
+from followups.calls.admin import PER_PAGE
 from followups.calls.selectors import call_list, lost_to_follow_up_list
 from followups.codes import CallReason, ContactOutcome, FlagCode, VisitKind, VisitStatus
 from followups.flags_store import flags_sync
