@@ -64,7 +64,7 @@ from followups.selectors import flags_to_review
 from followups.tasks import queue_chunks
 from followups.visit_moves import MAY_CORRECT, visit_move
 from patients import services as record
-from patients.admin import PatientAdmin, sees_clinical
+from patients.admin import BackToPatientPage, PatientAdmin, sees_clinical
 from patients.codes import TreatmentKind
 from patients.models import Patient
 from patients.search import SearchByPatient
@@ -568,9 +568,12 @@ class LabResultForm(ServiceForm):
 
 
 @admin.register(LabResult)
-class LabResultAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class LabResultAdmin(
+    BackToPatientPage, CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin
+):
     kind = Kind.ASSESSMENT
     form = LabResultForm
+    page_anchor = "lab"
     list_display = ("patient", "test", "taken_on", "value", "abnormal", "status")
     list_filter = ("test", "status", "abnormal")
     list_select_related = ("patient",)
@@ -690,7 +693,7 @@ class PatientFlagAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ReadOnlyAd
     @admin.display(description="")
     def acknowledge_link(self, flag):
         return format_html(
-            '<a href="{}" data-test="flag-acknowledge-{}">acknowledge</a>',
+            '<a class="button" href="{}" data-test="flag-acknowledge-{}">Acknowledge</a>',
             reverse("admin:followups_patientflag_acknowledge", args=[flag.pk]),
             flag.pk,
         )

@@ -1,7 +1,10 @@
 """The clinical record in the admin: search and filters for staff; writes go through the services."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_csv import CsvExportAdmin, coded, patient_columns
@@ -113,11 +116,47 @@ class PatientAdmin(CsvExportAdmin, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmi
         # Archiving ends the patient's follow-up: a clinician's decision.
         return may(request.user, Kind.CLINICAL, write=True)
 
-    @admin.action(description="Archive the selected patients", permissions=["archive"])
+    @admin.action(description="Archive the selected patients…", permissions=["archive"])
     def archive_selected(self, request, queryset):
+        """Asks first, on a page naming each patient (as Django's own delete does): archiving
+        cancels their follow-up at once."""
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Archive these patients?",
+                "patients": queryset,
+                "action": "archive_selected",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/patients/patient/archive_selected.html", context)
         for patient in queryset:
             services.patient_archive(patient=patient)
-        self.message_user(request, f"{queryset.count()} patient(s) archived.")
+        self.message_user(
+            request, f"{queryset.count()} patient(s) archived; each can be restored from their page."
+        )
+
+
+class BackToPatientPage:
+    """A record written from the patient page (diagnosis, imaging, lab result) goes back to it,
+    at the row written, instead of to the list of every patient's records."""
+
+    page_anchor = ""
+
+    def _to_patient_page(self, request, obj, done: str):
+        if "_addanother" in request.POST or "_continue" in request.POST:
+            return None
+        self.message_user(request, f"{obj} {done}.", messages.SUCCESS)
+        page = reverse("admin:patients_patient_page", args=[obj.patient_id])
+        return HttpResponseRedirect(f"{page}#{self.page_anchor}-{obj.pk}")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        back = self._to_patient_page(request, obj, "recorded")
+        return back or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        back = self._to_patient_page(request, obj, "changed")
+        return back or super().response_change(request, obj)
 
 
 class DiagnosisForm(ServiceForm):
@@ -154,9 +193,12 @@ class DiagnosisForm(ServiceForm):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class DiagnosisAdmin(
+    BackToPatientPage, CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin
+):
     kind = Kind.CLINICAL
     form = DiagnosisForm
+    page_anchor = "diagnosis"
     list_display = ("patient", "kind", "secondary_cause", "side", "status", "diagnosed_on")
     list_filter = ("kind", "status", "side", "presentation", "secondary_cause")
     list_select_related = ("patient",)
@@ -225,9 +267,12 @@ class ImagingStudyForm(ServiceForm):
 
 
 @admin.register(ImagingStudy)
-class ImagingStudyAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin):
+class ImagingStudyAdmin(
+    BackToPatientPage, CsvExportAdmin, SearchByPatient, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmin
+):
     kind = Kind.CLINICAL
     form = ImagingStudyForm
+    page_anchor = "imaging"
     list_display = ("patient", "performed_on", "modality", "compression_found", "status")
     list_filter = ("modality", "compression_found", "status")
     list_select_related = ("patient",)

@@ -502,3 +502,39 @@ def test_an_action_is_post_only(planned, clinician):
     assert clinician.get(f"/admin/followups/reminder/{reminder.pk}/act/?action=cancel").status_code == 403
     planned.patient.refresh_from_db()
     assert not planned.patient.archived
+
+
+def test_archiving_selected_patients_from_the_list_asks_first_naming_each(planted, clinician):
+    patient = planted["patient"]
+    chosen = {"action": "archive_selected", "_selected_action": [patient.pk]}
+
+    asked = clinician.post("/admin/patients/patient/", chosen)
+    assert asked.status_code == 200
+    assert b'data-test="archive-selected-confirm"' in asked.content
+    assert patient.mrn.encode() in asked.content
+    patient.refresh_from_db()
+    assert not patient.archived
+
+    done = clinician.post("/admin/patients/patient/", {**chosen, "confirmed": "yes"})
+    assert done.status_code == 302
+    patient.refresh_from_db()
+    assert patient.archived
+
+
+def test_a_diagnosis_recorded_from_the_patient_page_goes_back_to_it(planted, clinician, today):
+    patient = planted["patient"]
+    response = clinician.post(
+        "/admin/patients/diagnosis/add/",
+        {
+            "patient": patient.pk,
+            "kind": "primary",
+            "side": "right",
+            "presentation": "typical",
+            "status": "provisional",
+            "diagnosed_on": today.isoformat(),
+            "muscles": ["orbicularis_oculi"],
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    diagnosis = patient.diagnoses.order_by("-pk").first()
+    assert response["Location"] == f"{page_url(patient)}#diagnosis-{diagnosis.pk}"
