@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -491,9 +491,12 @@ class AssessmentForm(ServiceForm):
         """The visit is chosen from the patient's own, newest first, named as staff know them;
         before a patient is chosen there is nothing to choose from."""
         field = self.fields["visit"]
+        # An assessment keeps its visit on the list even once that visit was cancelled: else the
+        # select would fall to "none" and saving would unlink it.
+        kept = Q(pk=self.instance.visit_id) if self.instance.visit_id else Q(pk__in=[])
         field.queryset = (
             Visit.objects.filter(patient_id=patient_id)
-            .exclude(status=codes.VisitStatus.CANCELLED)
+            .filter(~Q(status=codes.VisitStatus.CANCELLED) | kept)
             .order_by("-scheduled_for", "-pk")
             if patient_id
             else Visit.objects.none()
@@ -943,7 +946,9 @@ class PatientPageAdmin(PatientAdmin):
             "page_url": patient_page_url(patient.pk),
             "next": request.POST.get("next", ""),
         }
-        return TemplateResponse(request, "admin/followups/patient_archive.html", context)
+        response = TemplateResponse(request, "admin/followups/patient_archive.html", context)
+        self._audit(request, response, [patient])
+        return response
 
     def act_view(self, request, object_id):
         """Record an opt-out of e-mail reminders, archive the patient (once confirmed) or restore

@@ -2,6 +2,8 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -128,10 +130,17 @@ class PatientAdmin(CsvExportAdmin, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmi
                 "patients": queryset,
                 "action": "archive_selected",
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                # "Select all" of a filtered list: the list's own query says which (the page posts
+                # back to it), rather than thousands of hidden ids.
+                "select_across": request.POST.get("select_across") == "1",
+                "here": request.get_full_path(),
             }
-            return TemplateResponse(request, "admin/patients/patient/archive_selected.html", context)
-        for patient in queryset:
-            services.patient_archive(patient=patient)
+            response = TemplateResponse(request, "admin/patients/patient/archive_selected.html", context)
+            self._audit(request, response, list(queryset))
+            return response
+        with transaction.atomic():
+            for patient in queryset:
+                services.patient_archive(patient=patient)
         self.message_user(
             request, f"{queryset.count()} patient(s) archived; each can be restored from their page."
         )
@@ -144,7 +153,8 @@ class BackToPatientPage:
     page_anchor = ""
 
     def _to_patient_page(self, request, obj, done: str):
-        if "_addanother" in request.POST or "_continue" in request.POST:
+        # A popup (the "+" beside a field of another form) closes as the admin does it.
+        if IS_POPUP_VAR in request.POST or "_addanother" in request.POST or "_continue" in request.POST:
             return None
         self.message_user(request, f"{obj} {done}.", messages.SUCCESS)
         page = reverse("admin:patients_patient_page", args=[obj.patient_id])

@@ -28,6 +28,10 @@ from django.db.models.lookups import Contains
 SEARCH_HELP_TEXT = "Name, MRN, phone or birth date"
 # The formats a birth date is typed in: ISO, and the day-first ones of the clinic's letters.
 BIRTH_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
+# What a person types into a search box is a few words: a longer term (pasted text, a crafted
+# URL) is cut, so it cannot make one request build and run a query of thousands of LIKEs.
+MAX_TERM_CHARACTERS = 200
+MAX_WORDS = 8
 # Fewer digits than this would match a good part of every phone book: such a word is not read as
 # a phone number (it still matches an MRN containing it).
 MIN_PHONE_DIGITS = 4
@@ -120,9 +124,13 @@ def patients_matching(queryset: QuerySet, term: str, *, prefix: str = "") -> Que
     ``queryset`` holds patients, or rows with a patient (``prefix="patient__"``); each condition is
     on the patient's own row, so no row is repeated and no DISTINCT is needed.
     """
-    for word in search_words(term):
-        queryset = queryset.filter(_word_matches(word, prefix))
-    return queryset
+    words = search_words(term[:MAX_TERM_CHARACTERS])[:MAX_WORDS]
+    if not words:
+        return queryset
+    wanted = Q()
+    for word in words:
+        wanted &= _word_matches(word, prefix)
+    return queryset.filter(wanted)
 
 
 class SearchByPatient:

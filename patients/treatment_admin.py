@@ -27,6 +27,7 @@ from clinic.admin_services import (
     form_add_service_errors,
     row_id,
 )
+from clinic.audit import audit_record
 from clinic.models import AuditEvent
 from clinic.roles import Kind
 from patients import codes, record_states, services
@@ -97,9 +98,10 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
         ]
 
     def has_change_permission(self, request, obj=None):
-        # A retracted treatment stays as it was: it is recorded again, not edited.
-        retracted = obj is not None and obj.status == Status.ENTERED_IN_ERROR
-        return not retracted and super().has_change_permission(request, obj)
+        # A retracted treatment stays as it was (it is recorded again, not edited), and an
+        # archived patient's record is read only until they are restored.
+        frozen = obj is not None and (obj.status == Status.ENTERED_IN_ERROR or obj.patient.archived)
+        return not frozen and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -148,6 +150,11 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
                 messages.INFO,
             )
             return HttpResponseRedirect(reverse("admin:patients_patient_changelist"))
+        if patient.archived:
+            self.message_user(
+                request, "The patient is archived: restore them to record a treatment.", messages.ERROR
+            )
+            return HttpResponseRedirect(patient_page_url(patient.pk))
         kind = source.get("kind")
         name = f"{patient.given_name} {patient.family_name} ({patient.mrn})"
         if kind not in codes.TreatmentKind.values:
@@ -159,11 +166,6 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
             )
             return TemplateResponse(request, "admin/patients/treatment/choose_kind.html", context)
         label = codes.TreatmentKind(kind).label
-        if patient.archived:
-            self.message_user(
-                request, "The patient is archived: restore them to record a treatment.", messages.ERROR
-            )
-            return HttpResponseRedirect(patient_page_url(patient.pk))
         if request.method == "POST":
             page = TreatmentForms(patient=patient, kind=kind, data=request.POST)
             treatment = self._write(
@@ -173,7 +175,20 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
                 return self._written(request, treatment, "recorded", AuditEvent.Action.CREATE)
         else:
             page = TreatmentForms(patient=patient, kind=kind, initial=self._initial(request, patient))
-        return self._form_page(request, page, title=f"{label} for {name}", form_url=form_url)
+        response = self._form_page(request, page, title=f"{label} for {name}", form_url=form_url)
+        # The form shows the patient's diagnoses (and a toxin session's other sessions).
+        self._audit_patient_read(request, response, patient)
+        return response
+
+    def _audit_patient_read(self, request, response, patient: Patient) -> None:
+        audit_record(
+            request=request,
+            channel="admin",
+            resource="patient",
+            status=response.status_code,
+            targets=[(patient.uuid, patient.uuid)],
+            action=AuditEvent.Action.READ,
+        )
 
     def _initial(self, request, patient: Patient) -> dict:
         diagnosis = (
@@ -243,7 +258,7 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
         response = HttpResponseRedirect(patient_page_url(treatment.patient_id, f"treatment-{treatment.pk}"))
         self._audit(request, response, [treatment], action=action)
         self.message_user(
-            request, f"{treatment} {done}; its follow-up visits are planned from it.", messages.SUCCESS
+            request, f"{treatment} {done}; its follow-up visits are planned again.", messages.SUCCESS
         )
         return response
 
@@ -277,7 +292,9 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
             treatment=treatment,
             form=form,
         )
-        return TemplateResponse(request, "admin/patients/treatment/stop.html", context)
+        response = TemplateResponse(request, "admin/patients/treatment/stop.html", context)
+        self._audit(request, response, [treatment], action=AuditEvent.Action.READ)
+        return response
 
     def retract_view(self, request, object_id):
         """Asks first: a retracted treatment's planned visits are cancelled, and it is not undone."""
@@ -285,7 +302,11 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
         if not self.has_change_permission(request, treatment):
             raise PermissionDenied("Only a clinician retracts a treatment, and only once.")
         if request.method == "POST":
-            retracted = services.treatment_retract(treatment=treatment)
+            try:
+                retracted = services.treatment_retract(treatment=treatment)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                return HttpResponseRedirect(patient_page_url(treatment.patient_id))
             response = HttpResponseRedirect(patient_page_url(retracted.patient_id))
             self._audit(request, response, [retracted], action=AuditEvent.Action.DELETE)
             self.message_user(
@@ -297,7 +318,9 @@ class TreatmentAdmin(CsvExportAdmin, SearchByPatient, AuditedAdmin, RoleAdmin, S
         context = self._context(
             request, patient=treatment.patient, title=f"Retract {treatment}?", treatment=treatment
         )
-        return TemplateResponse(request, "admin/patients/treatment/retract.html", context)
+        response = TemplateResponse(request, "admin/patients/treatment/retract.html", context)
+        self._audit(request, response, [treatment], action=AuditEvent.Action.READ)
+        return response
 
 
 @admin.register(MedicationDetail)

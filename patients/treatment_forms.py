@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import Q
 
 from clinic.admin_services import form_add_service_errors
 from patients import codes
@@ -68,12 +69,15 @@ class TreatmentForm(forms.Form):
     ended_on = _date("Ended on")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
-    def __init__(self, *args, patient: Patient, kind: str, **kwargs):
+    def __init__(self, *args, patient: Patient, kind: str, treatment: Treatment | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         field = self.fields["diagnosis"]
-        field.queryset = patient.diagnoses.exclude(status=codes.DiagnosisStatus.ENTERED_IN_ERROR).order_by(
-            "-diagnosed_on", "-pk"
-        )
+        # A treatment keeps its diagnosis on the list even once that was retracted: otherwise the
+        # select would fall to the first other diagnosis and saving would move the treatment.
+        kept = Q(pk=treatment.diagnosis_id) if treatment is not None else Q(pk__in=[])
+        field.queryset = patient.diagnoses.filter(
+            ~Q(status=codes.DiagnosisStatus.ENTERED_IN_ERROR) | kept
+        ).order_by("-diagnosed_on", "-pk")
         field.label_from_instance = diagnosis_label
         self.fields["started_on"].label = STARTED_ON_LABEL[kind]
         if kind in ONE_DAY_KINDS:
@@ -101,13 +105,19 @@ class MedicationForm(forms.Form):
 
     def __init__(self, *args, editing: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        self.editing = editing
         if not editing:
             del self.fields["dose_changed_on"]
 
     def service_data(self) -> dict:
-        data = {name: self.cleaned_data[name] for name in self.fields}
-        if "dose_changed_on" in data and data["dose_changed_on"] is None:
-            del data["dose_changed_on"]  # the service dates a new dose itself
+        """A new course gives every field; a change only what was changed, as the service takes
+        a partial detail: a new dose with its date untouched is dated by the service (today),
+        not by the date of the previous change still in the box, and a reason left as it was
+        is not rewritten."""
+        names = self.changed_data if self.editing else list(self.fields)
+        data = {name: self.cleaned_data[name] for name in names}
+        if data.get("dose_changed_on", "") is None:
+            del data["dose_changed_on"]
         return data
 
 
@@ -184,7 +194,13 @@ class MvdForm(forms.Form):
 
     def __init__(self, *args, patient: Patient, treatment: Treatment | None, **kwargs):
         super().__init__(*args, **kwargs)
-        earlier = patient.treatments.filter(kind=Kind.MVD).exclude(status=Status.ENTERED_IN_ERROR)
+        earlier = patient.treatments.filter(kind=Kind.MVD)
+        kept = (
+            Q(pk=treatment.mvd.redo_of_id)
+            if treatment is not None and hasattr(treatment, "mvd")
+            else Q(pk__in=[])
+        )
+        earlier = earlier.filter(~Q(status=Status.ENTERED_IN_ERROR) | kept)
         if treatment is not None:
             earlier = earlier.exclude(pk=treatment.pk)
         field = self.fields["redo_of"]
@@ -253,7 +269,7 @@ class TreatmentForms:
         else:
             initial = {"status": STATUS_WHEN_RECORDED[kind], **(initial or {})}
         self.treatment_form = TreatmentForm(
-            data, patient=patient, kind=kind, initial=initial, prefix="treatment"
+            data, patient=patient, kind=kind, treatment=treatment, initial=initial, prefix="treatment"
         )
         self.detail = None
         self.complications = None

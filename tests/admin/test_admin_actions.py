@@ -538,3 +538,36 @@ def test_a_diagnosis_recorded_from_the_patient_page_goes_back_to_it(planted, cli
     assert response.status_code == 302, response.content.decode()[:3000]
     diagnosis = patient.diagnoses.order_by("-pk").first()
     assert response["Location"] == f"{page_url(patient)}#diagnosis-{diagnosis.pk}"
+
+
+def test_a_diagnosis_added_in_a_popup_closes_the_popup_instead_of_opening_the_patient_page(
+    planted, clinician, today
+):
+    patient = planted["patient"]
+    response = clinician.post(
+        "/admin/patients/diagnosis/add/?_popup=1",
+        {
+            "_popup": "1",
+            "patient": patient.pk,
+            "kind": "primary",
+            "side": "left",
+            "presentation": "typical",
+            "status": "provisional",
+            "diagnosed_on": today.isoformat(),
+        },
+    )
+    assert response.status_code == 200
+    assert b"popup_response" in response.content or b"data-popup-response" in response.content
+
+
+def test_archiving_every_patient_a_filtered_list_selects_posts_back_to_that_list(planted, clinician):
+    patient = planted["patient"]
+    listed = f"/admin/patients/patient/?q={patient.mrn}"
+    chosen = {"action": "archive_selected", "_selected_action": [patient.pk], "select_across": "1"}
+    asked = clinician.post(listed, chosen)
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert f'action="{listed}"' in html and 'name="select_across" value="1"' in html
+    assert clinician.post(listed, {**chosen, "confirmed": "yes"}).status_code == 302
+    patient.refresh_from_db()
+    assert patient.archived

@@ -236,7 +236,7 @@ def test_every_page_names_the_clinics_time_zone_and_a_visit_is_named_by_the_clin
     from tests.factories import PatientFactory
 
     html = clinician.get("/admin/").content.decode()
-    assert f'times in {settings.TIME_ZONE} (' in html
+    assert f"times in {settings.TIME_ZONE} (" in html
     # 00:30 in Berlin is the day before in UTC: the visit is named by the clinic's day.
     patient = PatientFactory()
     day = timezone.localdate() + timedelta(days=20)

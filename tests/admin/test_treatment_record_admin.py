@@ -272,3 +272,77 @@ def test_a_nurse_reads_the_whole_mvd_but_cannot_record_and_the_front_desk_sees_n
     assert front_desk.get(f"{ADD}?patient={patient.pk}&kind=mvd").status_code == 403
     mvd.refresh_from_db()
     assert mvd.status == "completed"
+
+
+def test_an_archived_patients_treatments_are_read_only_and_a_retract_is_refused_not_a_500(
+    clinician, patient, today
+):
+    from patients.services import patient_archive
+
+    mvd = treatment_for(patient.diagnoses.get(), "mvd", started_on=today - days(5))
+    patient_archive(patient=patient)
+
+    summary = clinician.get(f"/admin/patients/treatment/{mvd.pk}/change/")
+    assert summary.status_code == 200
+    assert b'data-test="treatment-form"' not in summary.content
+    assert clinician.post(f"/admin/patients/treatment/{mvd.pk}/retract/").status_code == 403
+    assert clinician.get(f"{ADD}?patient={patient.pk}").status_code == 302
+    mvd.refresh_from_db()
+    assert mvd.status == "completed"
+
+
+def test_a_second_dose_change_is_dated_today_not_by_the_previous_changes_date(clinician, patient, today):
+    course = treatment_for(patient.diagnoses.get(), "medication", started_on=today - days(90))
+    change = f"/admin/patients/treatment/{course.pk}/change/"
+    medication = course.medication
+    medication.daily_dose_mg, medication.dose_changed_on = 600, today - days(30)
+    medication.save()
+
+    form = clinician.get(change).context["page"]
+    data = {
+        f"{bound.prefix}-{name}" if bound.prefix else name: value
+        for bound in (form.treatment_form, form.detail)
+        for name, value in bound.initial.items()
+        if value is not None
+    }
+    data.update(
+        {
+            "treatment-started_on": course.started_on.isoformat(),
+            "medication-dose_changed_on": (today - days(30)).isoformat(),
+            "medication-daily_dose_mg": "800",
+            "medication-stop_reason": "",
+        }
+    )
+    assert clinician.post(change, data).status_code == 302
+    medication.refresh_from_db()
+    assert (medication.daily_dose_mg, medication.dose_changed_on) == (800, today)
+
+
+def test_changing_a_treatment_whose_diagnosis_was_retracted_keeps_that_diagnosis(clinician, patient, today):
+    from patients.services import diagnosis_retract
+
+    first = patient.diagnoses.get()
+    course = treatment_for(first, "medication", started_on=today - days(60))
+    diagnosis_for(patient, diagnosed_on=today - days(10))
+    diagnosis_retract(diagnosis=first)
+
+    form = clinician.get(f"/admin/patients/treatment/{course.pk}/change/")
+    choices = form.context["page"].treatment_form.fields["diagnosis"].queryset
+    assert first in choices
+    assert f'<option value="{first.pk}" selected>'.encode() in form.content
+
+
+def test_the_pages_that_show_a_patients_record_before_a_write_are_audited(clinician, patient, today):
+    from clinic.models import AuditEvent
+
+    course = treatment_for(patient.diagnoses.get(), "medication", started_on=today - days(60))
+    for url in (
+        f"{ADD}?patient={patient.pk}&kind=botulinum_toxin",
+        f"/admin/patients/treatment/{course.pk}/stop/",
+        f"/admin/patients/treatment/{course.pk}/retract/",
+    ):
+        before = AuditEvent.objects.count()
+        assert clinician.get(url).status_code == 200
+        read = AuditEvent.objects.order_by("-pk").first()
+        assert AuditEvent.objects.count() > before, url
+        assert (read.action, read.patient_id) == ("read", patient.uuid), url

@@ -124,6 +124,15 @@ def test_a_term_that_matches_nobody_finds_nobody(lindqvist, others, term):
     assert found(term) == []
 
 
+def test_a_pasted_or_crafted_term_of_thousands_of_words_is_cut_to_the_first_few(lindqvist, others):
+    # The words past the eighth would match nobody; they are not part of the query at all.
+    term = "lindqvist " + " ".join(["zz"] * 1300)
+    query = str(patients_matching(Patient.objects.all(), term).query)
+    assert query.count("LIKE") < 8 * 8
+    assert found("lindqvist margarethe 1968-05-17 " + "ab " * 20) == []
+    assert found("lindqvist " * 30) == found("lindqvist")
+
+
 def test_a_blank_term_keeps_every_row(lindqvist, others):
     assert len(found("   ")) == 3
 
