@@ -242,3 +242,21 @@ def test_every_page_names_the_clinics_time_zone_and_a_visit_is_named_by_the_clin
     day = timezone.localdate() + timedelta(days=20)
     visit = followups.visit_create(patient=patient, purpose="Check", scheduled_for=at_clinic(day, hour=0))
     assert str(visit) == f"Check ({day:%Y-%m-%d}, booked)"
+
+
+def test_the_front_desk_never_reads_a_cancel_reason_that_names_the_treatment(planted, clinician, front_desk):
+    from patients.services import treatment_retract
+
+    patient = planted["patient"]
+    treatment_retract(treatment=planted["course"])
+    reasons = set(
+        patient.visits.filter(status=VisitStatus.CANCELLED)
+        .exclude(cancel_reason="")
+        .values_list("cancel_reason", flat=True)
+    )
+    assert reasons, "retracting the course cancels its visits with a reason"
+
+    clinical = clinician.get(page_url(patient)).content.decode()
+    desk = front_desk.get(page_url(patient)).content.decode()
+    assert all(reason in clinical for reason in reasons)
+    assert [reason for reason in reasons if reason in desk] == []
