@@ -284,7 +284,9 @@ def patient_page(*, patient: Patient, user, book: int | None = None, chart: str 
         page.diagnoses = list(patient.diagnoses.prefetch_related("muscle_rows"))
         page.imaging = list(patient.imaging_studies.prefetch_related("sequence_rows", "vessel_rows"))
         page.treatments = list(
-            patient.treatments.select_related("diagnosis", "medication", "botulinum_toxin", "mvd", "outcome")
+            patient.treatments.select_related(
+                "diagnosis", "medication", "botulinum_toxin", "mvd__surgeon", "outcome"
+            )
             .prefetch_related("botulinum_toxin__injections", "mvd__complications", "mvd__vessel_rows")
             .order_by("-started_on", "-id")
         )

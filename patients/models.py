@@ -6,6 +6,7 @@ services enforce the same rules first and turn a violation into a field message.
 (muscles, sequences, vessels) are rows of small child tables, not free-form JSON.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -345,6 +346,11 @@ class MvdDetail(models.Model):
     # The earlier MVD when it is in this record; a redo after surgery elsewhere has none.
     redo_of = models.ForeignKey(
         Treatment, on_delete=models.PROTECT, related_name="redone_by", null=True, blank=True
+    )
+    # The staff user who operated (a clinician): the outcome audit compares surgeons (DOMAIN.md 11).
+    # Unknown for an operation recorded from another hospital's letter.
+    surgeon = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
 
     history = HistoricalRecords()

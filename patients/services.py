@@ -23,6 +23,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from clinic.errors import FieldErrors
+from clinic.roles import Role, role_of
 from clinic.validation import (
     apply_changes,
     check_clinical_date,
@@ -482,7 +483,7 @@ DETAIL_FOR_KIND = {
 }
 MEDICATION_FIELDS = ("drug", "daily_dose_mg", "stop_reason", "dose_changed_on")
 TOXIN_FIELDS = ("product", "injections", "wore_off_on", "self_rated_improvement_pct")
-MVD_FIELDS = ("technique", "offending_vessels", "redo", "redo_of", "complications")
+MVD_FIELDS = ("technique", "offending_vessels", "redo", "redo_of", "surgeon", "complications")
 
 
 def _unknown_keys(given: Mapping, allowed: Iterable[str], prefix: str, errors: FieldErrors):
@@ -608,12 +609,14 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
     detail = getattr(treatment, "mvd", None) if treatment.pk else None
     detail = detail or MvdDetail(treatment=treatment)
     _unknown_keys(given, MVD_FIELDS, "mvd", errors)
-    for key in ("technique", "redo", "redo_of"):
+    for key in ("technique", "redo", "redo_of", "surgeon"):
         if key in given:
             setattr(detail, key, given[key])
     if detail.redo_of is not None:
         detail.redo = True
-    check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of"])
+    check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of", "surgeon"])
+    if "surgeon" in given and detail.surgeon is not None and role_of(detail.surgeon) != Role.CLINICIAN:
+        errors.add("mvd.surgeon", "The surgeon is a clinician of the clinic with a staff login.", "invalid")
     earlier = detail.redo_of
     if earlier is not None:
         if earlier.patient_id != treatment.patient_id:

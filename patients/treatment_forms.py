@@ -13,10 +13,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
 
 from clinic.admin_services import form_add_service_errors
+from clinic.roles import Role
 from patients import codes
 from patients.models import Diagnosis, Patient, Treatment
 
@@ -52,6 +54,11 @@ class DateInput(forms.DateInput):
 
 def _date(label: str, *, required: bool = False, help_text: str = "") -> forms.DateField:
     return forms.DateField(label=label, required=required, widget=DateInput, help_text=help_text)
+
+
+def clinicians() -> Q:
+    """Users who may be named the surgeon: clinicians (superusers are clinicians, ``clinic.roles``)."""
+    return Q(is_superuser=True) | Q(groups__name=Role.CLINICIAN.value)
 
 
 def diagnosis_label(diagnosis: Diagnosis) -> str:
@@ -191,6 +198,11 @@ class MvdForm(forms.Form):
         label="Redo of the earlier MVD",
         empty_label="— not a redo —",
     )
+    surgeon = forms.ModelChoiceField(
+        queryset=get_user_model().objects.none(),
+        required=False,
+        empty_label="— not known (operated elsewhere) —",
+    )
 
     def __init__(self, *args, patient: Patient, treatment: Treatment | None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -205,6 +217,19 @@ class MvdForm(forms.Form):
             earlier = earlier.exclude(pk=treatment.pk)
         field = self.fields["redo_of"]
         field.queryset = earlier.order_by("-started_on")
+        surgeon = self.fields["surgeon"]
+        kept = (
+            Q(pk=treatment.mvd.surgeon_id)
+            if treatment is not None and hasattr(treatment, "mvd")
+            else Q(pk__in=[])
+        )
+        surgeon.queryset = (
+            get_user_model()
+            .objects.filter((Q(is_active=True, is_staff=True) & clinicians()) | kept)
+            .distinct()
+            .order_by("last_name", "first_name", "username")
+        )
+        surgeon.label_from_instance = lambda user: user.get_full_name() or user.get_username()
         field.label_from_instance = lambda mvd: f"MVD of {mvd.started_on:%Y-%m-%d}"
 
     def service_data(self) -> dict:
@@ -218,6 +243,7 @@ class MvdForm(forms.Form):
             "technique": detail.technique,
             "offending_vessels": list(detail.vessel_rows.values_list("vessel", flat=True)),
             "redo_of": detail.redo_of_id,
+            "surgeon": detail.surgeon_id,
         }
 
 

@@ -19,8 +19,9 @@ from playwright.sync_api import sync_playwright
 
 from clinic.roles import Role, group_for
 from followups import services as followups
-from followups.codes import LabTest, VisitKind
-from followups.models import SessionTemplate
+from followups.codes import LabTest, VisitKind, VisitStatus
+from followups.flags_store import flags_sync
+from followups.models import SessionTemplate, Visit
 from followups.sessions import session_template_save
 from patients import codes
 from patients import services as record
@@ -240,3 +241,23 @@ def screenshot(page, name: str, *, element=None) -> Path:
         element.screenshot(path=str(path))
     assert path.stat().st_size > 1000, f"{path} is empty"
     return path
+
+
+def waiting_patient(family_name: str, overdue_days: int, today: date):
+    """A patient whose review window closed ``overdue_days`` ago without a booking, with the flags
+    stored as the nightly run stores them (the overdue list and the call list read those)."""
+    patient = PatientFactory(
+        family_name=family_name, phone=f"+49 30 55{overdue_days:04d}", email_reminders=True
+    )
+    visit = Visit.objects.create(
+        patient=patient,
+        purpose="Toxin re-injection",
+        visit_kind=VisitKind.REVIEW,
+        scheduled_for=at_clinic(today - days(overdue_days + 3)),
+        window_start=today - days(overdue_days + 6),
+        window_end=today - days(overdue_days),
+        status=VisitStatus.PLANNED,
+        source="manual",
+    )
+    flags_sync(patient=patient)
+    return patient, visit

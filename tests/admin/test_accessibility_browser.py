@@ -12,11 +12,7 @@ from pathlib import Path
 import pytest
 
 from clinic.roles import Role
-from followups.codes import VisitKind, VisitStatus
-from followups.flags_store import flags_sync
-from followups.models import Visit
-from tests.admin.conftest import at_clinic, days, log_in
-from tests.factories import PatientFactory
+from tests.admin.conftest import log_in, waiting_patient
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,18 +49,7 @@ def test_no_serious_or_critical_violation_on_the_daily_pages(
     chromium, live_server, make_staff, planted, today, scheme
 ):
     assert AXE.is_file(), "axe-core is installed by `make test` (npm ci)"
-    waiting = PatientFactory(family_name="Adeyemi", phone="+49 30 5550040", email_reminders=True)
-    Visit.objects.create(
-        patient=waiting,
-        purpose="Toxin re-injection",
-        visit_kind=VisitKind.REVIEW,
-        scheduled_for=at_clinic(today - days(43)),
-        window_start=today - days(46),
-        window_end=today - days(40),
-        status=VisitStatus.PLANNED,
-        source="manual",
-    )
-    flags_sync(patient=waiting)
+    waiting_patient("Adeyemi", 40, today)
     context = chromium.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 800}, color_scheme=scheme
     )

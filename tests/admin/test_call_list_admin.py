@@ -6,7 +6,6 @@ with the list."""
 import csv
 import io
 import re
-from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -19,10 +18,8 @@ from followups.calls.selectors import call_list, lost_to_follow_up_list
 from followups.codes import CallReason, ContactOutcome, FlagCode, VisitKind, VisitStatus
 from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, PatientFlag, Slot, Visit
-from patients import codes
-from patients.models import Patient
 from tests.admin.conftest import CLINICAL_MARKERS, at_clinic, client_for, days, session_template
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, bulk_patients
 from tests.followups.conftest import night, record_counts
 
 CALL_URL = "/admin/followups/contactattempt/call-list/"
@@ -670,17 +667,7 @@ def test_the_dashboard_links_to_both_lists_with_their_counts(db, front_desk, tod
 def bulk_due(count: int, today) -> None:
     """``count`` patients with an overdue visit each, written in two queries; their flags then
     stored as the nightly run stores them (the lists read the stored flags)."""
-    patients = Patient.objects.bulk_create(
-        Patient(
-            mrn=f"BULK{n:06d}",
-            given_name="Bulk",
-            family_name=f"Patient {n}",
-            date_of_birth=today - timedelta(days=365 * 50),
-            sex=codes.Sex.FEMALE,
-            phone=f"+49 30 {n:07d}",
-        )
-        for n in range(count)
-    )
+    patients = bulk_patients(count, today)
     Visit.objects.bulk_create(
         Visit(
             patient=p,

@@ -12,11 +12,9 @@ from django.utils import formats, timezone
 from playwright.sync_api import expect
 
 from clinic.roles import Role
-from followups.codes import ContactOutcome, VisitKind, VisitStatus
-from followups.flags_store import flags_sync
+from followups.codes import ContactOutcome, VisitStatus
 from followups.models import ContactAttempt, SessionTemplate, Slot, Visit
-from tests.admin.conftest import at_clinic, days, log_in, screenshot, session_template
-from tests.factories import PatientFactory
+from tests.admin.conftest import days, log_in, screenshot, session_template, waiting_patient
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,31 +35,12 @@ def staff_page(chromium, live_server, seeded_defaults):
     context.close()
 
 
-def waiting(family_name: str, overdue_days: int, today):
-    """A patient whose review window closed ``overdue_days`` ago without a booking."""
-    patient = PatientFactory(
-        family_name=family_name, phone=f"+49 30 55{overdue_days:04d}", email_reminders=True
-    )
-    visit = Visit.objects.create(
-        patient=patient,
-        purpose="Toxin re-injection",
-        visit_kind=VisitKind.REVIEW,
-        scheduled_for=at_clinic(today - days(overdue_days + 3)),
-        window_start=today - days(overdue_days + 6),
-        window_end=today - days(overdue_days),
-        status=VisitStatus.PLANNED,
-        source="manual",
-    )
-    flags_sync(patient=patient)  # as the nightly run stores it: the lists read the stored flags
-    return patient, visit
-
-
 def test_the_front_desk_works_the_call_list_for_three_patients(staff_page, make_staff, today):
     page = staff_page
     (aalto, aalto_visit), (berg, berg_visit), (castro, castro_visit) = (
-        waiting("Aalto", 30, today),
-        waiting("Berg", 20, today),
-        waiting("Castro", 10, today),
+        waiting_patient("Aalto", 30, today),
+        waiting_patient("Berg", 20, today),
+        waiting_patient("Castro", 10, today),
     )
     on = today + days(5)
     session = session_template(on=on, label="Review clinic (room 1)").sessions.get(on=on)

@@ -4,7 +4,7 @@ desk, and no clinical list at all; formulas made text; a fixed number of queries
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,9 +19,8 @@ from followups.flags_store import flags_sync
 from followups.models import ContactAttempt, Visit
 from patients import codes
 from patients import services as record
-from patients.models import Patient
 from tests.admin.conftest import CLINICAL_MARKERS, at_clinic, days
-from tests.factories import PatientFactory, diagnosis_for, treatment_for
+from tests.factories import PatientFactory, bulk_patients, diagnosis_for, treatment_for
 
 ZONE = timezone.get_current_timezone_name()
 
@@ -328,17 +327,7 @@ def test_values_are_written_as_the_clinic_reads_them(value, cell, settings):
 
 def bulk_visits(count: int, today) -> None:
     """``count`` patients with a visit each, written in two queries."""
-    patients = Patient.objects.bulk_create(
-        Patient(
-            mrn=f"BULK{n:06d}",
-            given_name="Bulk",
-            family_name=f"Patient {n}",
-            date_of_birth=today - timedelta(days=365 * 50),
-            sex=codes.Sex.FEMALE,
-            phone=f"+49 30 {n:07d}",
-        )
-        for n in range(count)
-    )
+    patients = bulk_patients(count, today)
     Visit.objects.bulk_create(
         Visit(
             patient=p,

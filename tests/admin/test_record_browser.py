@@ -14,11 +14,10 @@ from playwright.sync_api import expect
 
 from clinic.roles import Role
 from followups import services as followups
-from followups.codes import VisitKind, VisitStatus
-from followups.flags_store import flags_sync
+from followups.codes import VisitStatus
 from followups.models import Assessment, Visit
 from patients.models import Patient, Treatment
-from tests.admin.conftest import at_clinic, days, log_in, screenshot
+from tests.admin.conftest import at_clinic, days, log_in, screenshot, waiting_patient
 from tests.factories import PatientFactory, diagnosis_for, treatment_for
 
 pytestmark = [
@@ -198,18 +197,7 @@ def test_no_list_is_wider_than_the_window_and_each_worklist_row_names_the_patien
     patient = planted["patient"]
     # Rows for the overdue list and the call and lost lists: a patient whose review window closed
     # 40 days ago without a booking (the planted patient attends, so is not overdue).
-    waiting = PatientFactory(family_name="Adeyemi", phone="+49 30 5550040", email_reminders=True)
-    Visit.objects.create(
-        patient=waiting,
-        purpose="Toxin re-injection",
-        visit_kind=VisitKind.REVIEW,
-        scheduled_for=at_clinic(today - days(43)),
-        window_start=today - days(46),
-        window_end=today - days(40),
-        status=VisitStatus.PLANNED,
-        source="manual",
-    )
-    flags_sync(patient=waiting)
+    waiting_patient("Adeyemi", 40, today)
     followups.visit_create(patient=patient, purpose="Check", scheduled_for=at_clinic(today + days(3)))
     log_in(page, make_staff(Role.CLINICIAN))
     wide, unnamed = {}, []

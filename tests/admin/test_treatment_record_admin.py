@@ -7,6 +7,7 @@ refusal of the service appears on the field it concerns, and nothing of a refuse
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from followups.codes import VisitStatus
 from followups.models import Visit
@@ -346,3 +347,45 @@ def test_the_pages_that_show_a_patients_record_before_a_write_are_audited(clinic
         read = AuditEvent.objects.order_by("-pk").first()
         assert AuditEvent.objects.count() > before, url
         assert (read.action, read.patient_id) == ("read", patient.uuid), url
+
+
+def test_the_mvd_names_its_surgeon_among_the_clinicians_and_a_nurse_is_refused(
+    clinician, patient, today, make_staff
+):
+    from clinic.roles import Role
+    from patients.services import treatment_record
+
+    surgeon, nurse = make_staff(Role.CLINICIAN), make_staff(Role.NURSE)
+    form = clinician.get(f"{ADD}?patient={patient.pk}&kind=mvd")
+    offered = set(form.context["page"].detail.fields["surgeon"].queryset)
+    assert surgeon in offered and nurse not in offered
+
+    operated = today - days(3)
+    response = clinician.post(
+        ADD,
+        treatment_post(
+            patient,
+            "mvd",
+            started_on=operated.isoformat(),
+            **{
+                "mvd-technique": "transposition",
+                "mvd-offending_vessels": ["aica"],
+                "mvd-surgeon": surgeon.pk,
+            },
+        ),
+    )
+    assert response.status_code == 302
+    mvd = Treatment.objects.get(patient=patient, kind="mvd")
+    assert mvd.mvd.surgeon == surgeon
+    assert surgeon.username.encode() in clinician.get(f"/admin/patients/treatment/{mvd.pk}/change/").content
+
+    with pytest.raises(ValidationError) as refused:
+        treatment_record(
+            patient=patient,
+            diagnosis=patient.diagnoses.get(),
+            kind="mvd",
+            started_on=operated,
+            status="completed",
+            mvd={"technique": "interposition", "offending_vessels": ["aica"], "surgeon": nurse},
+        )
+    assert "mvd.surgeon" in refused.value.message_dict
