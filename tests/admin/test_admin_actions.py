@@ -1,6 +1,7 @@
 """Actions of the staff panel: each goes through the service the API uses, so the visit moves,
 its reminders are re-planned and the outcome follows; a refusal is shown, never a 500."""
 
+import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -571,3 +572,25 @@ def test_archiving_every_patient_a_filtered_list_selects_posts_back_to_that_list
     assert clinician.post(listed, {**chosen, "confirmed": "yes"}).status_code == 302
     patient.refresh_from_db()
     assert patient.archived
+
+
+def test_cancelling_a_visit_from_the_patient_page_asks_on_its_own_page_with_the_reason(planned, clinician):
+    page = clinician.get(page_url(planned.patient)).content.decode()
+    link = (
+        re.search(rf'href="([^"]+)"\s+data-test="visit-{planned.pk}-cancel"', page)
+        .group(1)
+        .replace("&amp;", "&")
+    )
+    asked = clinician.get(link)
+    assert asked.status_code == 200
+    assert b'data-test="visit-act-cancel"' in asked.content
+    planned.refresh_from_db()
+    assert planned.status == VisitStatus.PLANNED
+
+    back = f"{page_url(planned.patient)}#visit-{planned.pk}"
+    done = clinician.post(
+        act_url(planned), {"action": "cancel", "cancel-reason": "Moved abroad", "next": back}
+    )
+    assert (done.status_code, done["Location"]) == (302, back)
+    planned.refresh_from_db()
+    assert planned.status == VisitStatus.CANCELLED
