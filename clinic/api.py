@@ -293,6 +293,16 @@ def etag_for(instance) -> str:
     return '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
 
 
+def read_answer(request, body, etag: str) -> Response:
+    """A read with its ETag; 304 Not Modified, without the body, when the caller already holds
+    this version (``If-None-Match``, compared weakly as RFC 9110 asks for GET), so a client that
+    polls a record pays for the body only when it changed."""
+    held = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+    if "*" in held or etag.removeprefix("W/") in held:
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    return Response(body, headers={"ETag": etag})
+
+
 # --- the base viewset ---------------------------------------------------------------------------
 
 
@@ -413,7 +423,7 @@ class ResourceViewSet(GenericViewSet):
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
         self._audit([instance])
-        return Response(self.get_serializer(instance).data, headers={"ETag": etag_for(instance)})
+        return read_answer(request, self.get_serializer(instance).data, etag_for(instance))
 
     # -- writes
     def _validated_input(self, request, *, partial=False, instance=None):

@@ -85,6 +85,14 @@ IF_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The ETag of the version read; a stale one is a 412 and changes nothing.",
 )
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag of a version read before: while the record is still that version, the "
+    "answer is 304 Not Modified without a body.",
+)
+NOT_MODIFIED = OpenApiResponse(description="The version named in If-None-Match is current; no body.")
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255},
@@ -111,6 +119,8 @@ class ResourceSchema(AutoSchema):
             success = {204: None}
         elif action == "create":
             success = {201: ok}
+        elif action == "retrieve":
+            success = {200: ok, 304: NOT_MODIFIED}
         else:
             success = {200: ok}
         codes = {400, 401, 403, 429}  # 400: an unknown query parameter, on every operation
@@ -124,7 +134,12 @@ class ResourceSchema(AutoSchema):
 
     def get_override_parameters(self):
         # Only the standard actions of ResourceViewSet honour these; an extra action says its own.
-        headers = {"create": [IDEMPOTENCY_KEY], "update": [IF_MATCH], "partial_update": [IF_MATCH]}
+        headers = {
+            "create": [IDEMPOTENCY_KEY],
+            "retrieve": [IF_NONE_MATCH],
+            "update": [IF_MATCH],
+            "partial_update": [IF_MATCH],
+        }
         return [*super().get_override_parameters(), *headers.get(getattr(self.view, "action", None), [])]
 
     def get_request_serializer(self):

@@ -41,9 +41,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import api_exception_handler
+from clinic.api import api_exception_handler, read_answer
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
-from clinic.api_schema import with_non_blank_query_strings
+from clinic.api_schema import IF_NONE_MATCH, NOT_MODIFIED, with_non_blank_query_strings
 from clinic.audit import audit_record
 from clinic.roles import Kind, may
 from followups import fhir
@@ -631,13 +631,18 @@ ETAG = OpenApiParameter(
     response=[200],
     description='W/"<meta.versionId>": the version read.',
 )
-READ_RESPONSES = {200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"), **ERRORS}
+READ_RESPONSES = {
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The resource"),
+    304: NOT_MODIFIED,
+    **ERRORS,
+}
 SEARCH_RESPONSES = {200: OpenApiResponse(OpenApiTypes.OBJECT, description="A searchset Bundle"), **ERRORS}
 
 
-def _read_answer(resource: dict) -> Response:
-    """A read: the resource, and its version as a weak ETag."""
-    return Response(resource, headers={"ETag": f'W/"{resource["meta"]["versionId"]}"'})
+def _read_answer(request, resource: dict) -> Response:
+    """A read: the resource, and its version as a weak ETag; 304 when the client holds that
+    version already (If-None-Match: FHIR's conditional read)."""
+    return read_answer(request, resource, f'W/"{resource["meta"]["versionId"]}"')
 
 
 def result_parameters(resource_type: str) -> list[OpenApiParameter]:
@@ -692,7 +697,10 @@ class ResourceRead(FhirView):
         return f"fhir_{self.source.resource_type}_read"
 
     @extend_schema(
-        tags=["FHIR"], summary="Read one resource", parameters=[FORMAT, ETAG], responses=READ_RESPONSES
+        tags=["FHIR"],
+        summary="Read one resource",
+        parameters=[FORMAT, ETAG, IF_NONE_MATCH],
+        responses=READ_RESPONSES,
     )
     def get(self, request, id):
         found = self.source.read(id)
@@ -701,7 +709,7 @@ class ResourceRead(FhirView):
         resource, patient = found
         resource = self.as_role_sees(resource)
         self.audit([(resource["resourceType"], resource["id"], patient)])
-        return _read_answer(resource)
+        return _read_answer(request, resource)
 
 
 class ResourceSearch(FhirView):
@@ -837,14 +845,14 @@ class ClinicRead(FhirView):
     @extend_schema(
         tags=["FHIR"],
         summary="Read one resource of the clinic's sessions",
-        parameters=[FORMAT, ETAG],
+        parameters=[FORMAT, ETAG, IF_NONE_MATCH],
         responses=READ_RESPONSES,
     )
     def get(self, request, id):
         row = self.source.rows().filter(uuid=_logical_id(id)).first()
         if row is None or str(row.uuid) != id:
             raise Http404
-        return _read_answer(fhir.versioned(self.source.to_fhir(row)))
+        return _read_answer(request, fhir.versioned(self.source.to_fhir(row)))
 
 
 class ClinicSearch(FhirView):

@@ -616,6 +616,17 @@ def test_reads_and_writes_carry_an_etag_that_changes_with_the_record(clinician, 
     assert created["ETag"] == clinician.get(f"{API}diagnoses/{created.json()['id']}/")["ETag"]
 
 
+def test_a_read_of_the_version_the_client_holds_is_304_without_a_body(clinician, patient_record):
+    path = detail("diagnoses", patient_record.diagnosis)
+    etag = clinician.get(path)["ETag"]
+
+    held = clinician.get(path, HTTP_IF_NONE_MATCH=etag)
+    assert (held.status_code, held["ETag"], held.content) == (304, etag, b"")
+    assert clinician.get(path, HTTP_IF_NONE_MATCH='"another"').status_code == 200
+    clinician.patch(path, {"notes": "Seen again."}, format="json")
+    assert clinician.get(path, HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
 @pytest.mark.parametrize("method", ["put", "patch"])
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_a_stale_if_match_gets_412_and_the_row_is_unchanged(clinician, patient_record, resource, method):
@@ -848,7 +859,8 @@ def test_the_schema_is_served_and_describes_the_record_resources(integration):
         one = schema["paths"][f"/api/v1/{resource}/{{id}}/"]
         assert set(listed["get"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
         assert set(listed["post"]["responses"]) == {"201", "400", "401", "403", "422", "429"}
-        assert set(one["get"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
+        assert set(one["get"]["responses"]) == {"200", "304", "400", "401", "403", "404", "429"}
+        assert "If-None-Match" in {p["name"] for p in one["get"]["parameters"] if p["in"] == "header"}
         for method in ("put", "patch"):
             assert set(one[method]["responses"]) == {"200", "400", "401", "403", "404", "412", "429"}
             assert "If-Match" in {p["name"] for p in one[method]["parameters"] if p["in"] == "header"}

@@ -331,6 +331,26 @@ def test_a_read_carries_a_version_and_an_etag_that_change_with_the_row(clinician
     assert entry["resource"]["meta"]["versionId"] == second["meta"]["versionId"]
 
 
+def test_a_conditional_read_of_the_version_held_is_304_without_a_body_and_200_once_it_changed(
+    clinician, full_record
+):
+    diagnosis = full_record.diagnoses["confirmed"]
+    url = f"{FHIR}Condition/{diagnosis.uuid}"
+    first, etag = _read(clinician, url)
+
+    held = clinician.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert (held.status_code, held["ETag"], held.content) == (304, etag, b"")
+    # Strong or weak, in a list, or any version at all: the same answer.
+    bare = etag.removeprefix("W/")
+    assert clinician.get(url, HTTP_IF_NONE_MATCH=f'"other", {bare}').status_code == 304
+    assert clinician.get(url, HTTP_IF_NONE_MATCH="*").status_code == 304
+    assert clinician.get(url, HTTP_IF_NONE_MATCH='W/"other"').status_code == 200
+
+    Diagnosis.objects.filter(pk=diagnosis.pk).update(notes="Changed since.", updated_at=timezone.now())
+    changed = clinician.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+
+
 def test_every_read_type_carries_a_version(clinician, front_desk, full_record):
     whole = _get(clinician, f"{FHIR}Patient/{full_record.patient.uuid}/$everything")
     for entry in whole["entry"]:
