@@ -45,6 +45,7 @@ SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
 HL7 = "http://terminology.hl7.org/CodeSystem"
 
 # RxNorm ingredient codes, checked against published tables. Baclofen's could not be confirmed when
@@ -574,6 +575,61 @@ def observation_resources(assessment) -> list[dict]:
         ]
         found.append(_observation(assessment, HFS7, valueInteger=assessment.hfs7_total, component=items))
     return found
+
+
+# --- Observation (laboratory results) -----------------------------------------------------------
+
+# LOINC's codes of the two monitoring tests of DOMAIN.md section 4, looked up in LOINC itself:
+# 2951-2 "Sodium [Moles/volume] in Serum or Plasma", 58410-2 "CBC panel - Blood by Automated count".
+LAB_LOINC = {
+    follow_codes.LabTest.SODIUM: ("2951-2", "Sodium [Moles/volume] in Serum or Plasma"),
+    follow_codes.LabTest.BLOOD_COUNT: ("58410-2", "CBC panel - Blood by Automated count"),
+}
+INTERPRETATION = f"{HL7}/v3-ObservationInterpretation"
+
+
+def lab_observation_id(result) -> str:
+    return f"{result.uuid}-lab"
+
+
+def lab_observation_resource(result) -> dict:
+    """A lab result as a laboratory Observation: LOINC beside the clinic's own code, sodium as a
+    quantity in mmol/L, the blood count by its interpretation alone (DOMAIN.md keeps no value)."""
+    loinc, display = LAB_LOINC[result.test]
+    value = (
+        {"value": number(result.value), "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}
+        if result.value is not None
+        else None
+    )
+    interpretation = (
+        [
+            concept(
+                coding(INTERPRETATION, "A", "Abnormal")
+                if result.abnormal
+                else coding(INTERPRETATION, "N", "Normal")
+            )
+        ]
+        if result.abnormal is not None
+        else None
+    )
+    return _without_empty(
+        {
+            "resourceType": "Observation",
+            "id": lab_observation_id(result),
+            "meta": meta(result),
+            "status": OBSERVATION_STATUS[result.status],
+            "category": [concept(coding(f"{HL7}/observation-category", "laboratory", "Laboratory"))],
+            "code": concept(
+                coding(LOINC, loinc, display),
+                own("lab-test", follow_codes.LabTest, result.test),
+                text=result.get_test_display(),
+            ),
+            "subject": reference("Patient", result.patient.uuid),
+            "effectiveDateTime": day(result.taken_on),
+            "valueQuantity": value,
+            "interpretation": interpretation,
+        }
+    )
 
 
 # --- Communication (sent reminders) -------------------------------------------------------------

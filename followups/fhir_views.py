@@ -52,6 +52,7 @@ from followups.codes import ReminderStatus, VisitKind
 from followups.models import (
     Assessment,
     ContactAttempt,
+    LabResult,
     Reminder,
     SessionTemplate,
     SessionTemplateKind,
@@ -354,13 +355,23 @@ APPOINTMENTS = Source(
     "patient",
     lambda row: [fhir.appointment_resource(row)],
 )
-OBSERVATIONS = Source(
+ASSESSMENT_OBSERVATIONS = Source(
     "Observation",
     Kind.ASSESSMENT,
     lambda: Assessment.objects.select_related("patient"),
     "patient",
     fhir.observation_resources,
 )
+LAB_OBSERVATIONS = Source(
+    "Observation",
+    Kind.ASSESSMENT,
+    lambda: LabResult.objects.select_related("patient"),
+    "patient",
+    lambda row: [fhir.lab_observation_resource(row)],
+)
+# The scales of each assessment and the laboratory results, searched and read as one type: the
+# roles that read assessments read lab results too (clinic.roles).
+OBSERVATIONS = Sources("Observation", Kind.ASSESSMENT, (ASSESSMENT_OBSERVATIONS, LAB_OBSERVATIONS))
 SENT_REMINDERS = Source(
     "Communication",
     Kind.REMINDER,

@@ -27,7 +27,7 @@ from followups import codes as follow_codes
 from followups import services as follow_up
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
 from followups.fhir_urls import urlpatterns as fhir_routes
-from followups.models import Assessment, Reminder, Visit
+from followups.models import Assessment, LabResult, Reminder, Visit
 from followups.reminders import reminder_deliver, reminders_claim_due
 from followups.visit_moves import visit_move
 from patients import codes
@@ -428,12 +428,52 @@ SCALES = {
 
 
 def expected_observation_ids(patient) -> set[str]:
-    return {
+    scales = {
         f"{a.uuid}-{suffix}"
         for a in Assessment.objects.filter(patient=patient)
         for suffix, (_, measure) in SCALES.items()
         if measure(a) is not None
     }
+    return scales | {f"{r.uuid}-lab" for r in LabResult.objects.filter(patient=patient)}
+
+
+def test_lab_results_are_laboratory_observations_with_their_loinc_codes(clinician, full_record):
+    patient = full_record.patient
+    today = timezone.localdate()
+    sodium = follow_up.lab_result_record(
+        patient=patient,
+        test="sodium",
+        taken_on=today - timedelta(days=3),
+        value=Decimal("131.5"),
+        abnormal=True,
+    )
+    count = follow_up.lab_result_record(patient=patient, test="blood_count", taken_on=today, abnormal=False)
+    retracted = follow_up.lab_result_record(
+        patient=patient, test="sodium", taken_on=today, value=Decimal("140")
+    )
+    LabResult.objects.filter(pk=retracted.pk).update(status="entered_in_error")
+
+    found = by_type(search(clinician, "Observation", patient))["Observation"]
+    assert {f"{r.uuid}-lab" for r in (sodium, count, retracted)} <= set(found)
+    first = assert_valid(found[f"{sodium.uuid}-lab"])
+    assert codes_of(first["category"][0]) == ["laboratory"]
+    assert codes_of(first["code"], "loinc.org") == ["2951-2"]
+    assert first["valueQuantity"] == {
+        "value": 131.5,
+        "unit": "mmol/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "mmol/L",
+    }
+    assert codes_of(first["interpretation"][0]) == ["A"]
+    assert first["effectiveDateTime"] == (today - timedelta(days=3)).isoformat()
+    blood = assert_valid(found[f"{count.uuid}-lab"])
+    assert codes_of(blood["code"], "loinc.org") == ["58410-2"]
+    assert "valueQuantity" not in blood and codes_of(blood["interpretation"][0]) == ["N"]
+    assert found[f"{retracted.uuid}-lab"]["status"] == "entered-in-error"
+
+    read = fhir_json(clinician.get(f"{FHIR}Observation/{sodium.uuid}-lab"))
+    assert read == found[f"{sodium.uuid}-lab"]
+    assert set(by_type(everything(clinician, patient))["Observation"]) == expected_observation_ids(patient)
 
 
 def test_everything_holds_every_row_of_the_record_and_validates(clinician, full_record):
