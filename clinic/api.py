@@ -36,7 +36,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from clinic.api_auth import ApiTokenAuthentication, ClientRateThrottle, RolePermission
 from clinic.api_rows import RowPlan, row_plan
-from clinic.api_schema import ResourceSchema  # (and registers the token scheme)
+from clinic.api_schema import ResourceSchema, conditional_read  # (and registers the token scheme)
 from clinic.audit import audit_record
 from clinic.models import IdempotentRequest
 from clinic.roles import Kind, may
@@ -420,6 +420,7 @@ class ResourceViewSet(GenericViewSet):
         self._audit_targets = [(row["uuid"], row[self.patient_lookup]) for row in rows]
         return self.get_paginated_response(plan.represent(rows))
 
+    @conditional_read
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
         self._audit([instance])

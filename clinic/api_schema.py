@@ -93,6 +93,16 @@ IF_NONE_MATCH = OpenApiParameter(
     "answer is 304 Not Modified without a body.",
 )
 NOT_MODIFIED = OpenApiResponse(description="The version named in If-None-Match is current; no body.")
+
+
+def conditional_read(view_method):
+    """Marks a read that answers ``If-None-Match`` with 304 (``clinic.api.read_answer``): the schema
+    then lists the header and the 304 on it, and only on it (a view that reads its own way, like a
+    patient's flags, says nothing it does not do)."""
+    view_method.answers_if_none_match = True
+    return view_method
+
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255},
@@ -108,7 +118,20 @@ class ResourceSchema(AutoSchema):
     (``Idempotency-Key`` on create, ``If-Match`` on PUT and PATCH)."""
 
     def get_operation(self, *args, **kwargs):
-        return with_non_blank_query_strings(super().get_operation(*args, **kwargs))
+        operation = with_non_blank_query_strings(super().get_operation(*args, **kwargs))
+        handler = getattr(self.view, getattr(self.view, "action", None) or "", None)
+        if operation and self.method == "GET" and getattr(handler, "answers_if_none_match", False):
+            # After the operation's own extend_schema, which would otherwise replace the 304.
+            operation.setdefault("parameters", []).append(
+                {
+                    "in": "header",
+                    "name": IF_NONE_MATCH.name,
+                    "schema": {"type": "string"},
+                    "description": IF_NONE_MATCH.description,
+                }
+            )
+            operation["responses"]["304"] = {"description": NOT_MODIFIED.description}
+        return operation
 
     def get_response_serializers(self):
         ok = super().get_response_serializers()
@@ -119,8 +142,6 @@ class ResourceSchema(AutoSchema):
             success = {204: None}
         elif action == "create":
             success = {201: ok}
-        elif action == "retrieve":
-            success = {200: ok, 304: NOT_MODIFIED}
         else:
             success = {200: ok}
         codes = {400, 401, 403, 429}  # 400: an unknown query parameter, on every operation
@@ -134,12 +155,7 @@ class ResourceSchema(AutoSchema):
 
     def get_override_parameters(self):
         # Only the standard actions of ResourceViewSet honour these; an extra action says its own.
-        headers = {
-            "create": [IDEMPOTENCY_KEY],
-            "retrieve": [IF_NONE_MATCH],
-            "update": [IF_MATCH],
-            "partial_update": [IF_MATCH],
-        }
+        headers = {"create": [IDEMPOTENCY_KEY], "update": [IF_MATCH], "partial_update": [IF_MATCH]}
         return [*super().get_override_parameters(), *headers.get(getattr(self.view, "action", None), [])]
 
     def get_request_serializer(self):

@@ -609,13 +609,19 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
     detail = getattr(treatment, "mvd", None) if treatment.pk else None
     detail = detail or MvdDetail(treatment=treatment)
     _unknown_keys(given, MVD_FIELDS, "mvd", errors)
+    previous_surgeon = detail.surgeon_id
     for key in ("technique", "redo", "redo_of", "surgeon"):
         if key in given:
             setattr(detail, key, given[key])
     if detail.redo_of is not None:
         detail.redo = True
     check_fields(detail, errors, prefix="mvd.", exclude=["treatment", "redo_of", "surgeon"])
-    if "surgeon" in given and detail.surgeon is not None and role_of(detail.surgeon) != Role.CLINICIAN:
+    # Checked when named, not on every later change: a surgeon who has since left the clinic
+    # (deactivated) or changed role still operated, and the MVD's other details stay editable.
+    surgeon = detail.surgeon
+    if surgeon is not None and surgeon.pk != previous_surgeon and not (
+        surgeon.is_staff and role_of(surgeon) == Role.CLINICIAN
+    ):
         errors.add("mvd.surgeon", "The surgeon is a clinician of the clinic with a staff login.", "invalid")
     earlier = detail.redo_of
     if earlier is not None:

@@ -389,3 +389,36 @@ def test_the_mvd_names_its_surgeon_among_the_clinicians_and_a_nurse_is_refused(
             mvd={"technique": "interposition", "offending_vessels": ["aica"], "surgeon": nurse},
         )
     assert "mvd.surgeon" in refused.value.message_dict
+
+
+def test_an_mvd_whose_surgeon_has_left_the_clinic_stays_editable(clinician, patient, today, make_staff):
+    from clinic.roles import Role
+
+    surgeon = make_staff(Role.CLINICIAN)
+    mvd = treatment_for(
+        patient.diagnoses.get(),
+        "mvd",
+        started_on=today - days(40),
+        mvd={"technique": "interposition", "offending_vessels": ["aica"], "surgeon": surgeon},
+    )
+    surgeon.is_active = False
+    surgeon.save()
+
+    change = f"/admin/patients/treatment/{mvd.pk}/change/"
+    response = clinician.post(
+        change,
+        treatment_post(
+            patient,
+            "mvd",
+            started_on=mvd.started_on.isoformat(),
+            notes="Seen at 6 weeks.",
+            **{
+                "mvd-technique": "interposition",
+                "mvd-offending_vessels": ["aica"],
+                "mvd-surgeon": surgeon.pk,
+            },
+        ),
+    )
+    assert response.status_code == 302, response.context and response.context["page"].detail.errors
+    mvd.refresh_from_db()
+    assert (mvd.notes, mvd.mvd.surgeon) == ("Seen at 6 weeks.", surgeon)

@@ -840,6 +840,29 @@ def test_a_treatment_list_takes_as_many_queries_for_many_rows_as_for_one_of_each
 CDN = re.compile(r"cdn|unpkg|jsdelivr|cloudflare|googleapis|gstatic", re.IGNORECASE)
 
 
+def test_every_read_that_answers_304_says_so_and_no_other_read_claims_it(
+    integration, clinician, patient_record
+):
+    schema = integration.get("/api/schema/", {"format": "json"}).json()
+    claimed = {
+        path
+        for path, item in schema["paths"].items()
+        if "get" in item
+        and "If-None-Match" in {p["name"] for p in item["get"].get("parameters", []) if p["in"] == "header"}
+    }
+    documented = {
+        path for path, item in schema["paths"].items() if "304" in item.get("get", {}).get("responses", {})
+    }
+    assert claimed == documented
+    assert {f"/api/v1/{resource}/{{id}}/" for resource in RESOURCES} <= claimed
+    assert "/api/v1/visits/{id}/" in claimed and "/api/v1/contact-attempts/{id}/" in claimed
+    assert not [path for path in claimed if not path.endswith("{id}/") and not path.startswith("/fhir/")]
+    # A claimed read really answers 304; a visit's own page says so since its schema is its own.
+    visit = patient_record.patient.visits.first()
+    path = f"{API}visits/{visit.uuid}/"
+    assert clinician.get(path, HTTP_IF_NONE_MATCH="*").status_code == 304
+
+
 def test_the_schema_is_served_and_describes_the_record_resources(integration):
     response = integration.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
