@@ -986,3 +986,13 @@ def test_metadata_lists_exactly_what_is_served_and_needs_no_credentials(anonymou
         "Communication",
         *CLINIC_TYPES,
     }
+
+
+def test_every_role_that_reads_assessments_reads_lab_results_so_one_observation_type_serves_both():
+    # Lab results are served as Observations beside the assessments' scales, under the
+    # assessments' permission: a role given one without the other would need its own split.
+    from clinic.roles import READ, Kind
+
+    assert [
+        role for role, kinds in READ.items() if Kind.ASSESSMENT in kinds and Kind.LAB_RESULT not in kinds
+    ] == []
