@@ -22,7 +22,7 @@ from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 
 from clinic.models import AuditEvent
-from clinic.roles import Role, group_for
+from clinic.roles import READ, Kind, Role, group_for
 from followups import codes as follow_codes
 from followups import services as follow_up
 from followups.codes import ReminderKind, ReminderStatus, VisitStatus
@@ -991,8 +991,6 @@ def test_metadata_lists_exactly_what_is_served_and_needs_no_credentials(anonymou
 def test_every_role_that_reads_assessments_reads_lab_results_so_one_observation_type_serves_both():
     # Lab results are served as Observations beside the assessments' scales, under the
     # assessments' permission: a role given one without the other would need its own split.
-    from clinic.roles import READ, Kind
-
     assert [
         role for role, kinds in READ.items() if Kind.ASSESSMENT in kinds and Kind.LAB_RESULT not in kinds
     ] == []
