@@ -619,8 +619,10 @@ def _mvd_detail(treatment: Treatment, given: Mapping, errors: FieldErrors):
     # Checked when named, not on every later change: a surgeon who has since left the clinic
     # (deactivated) or changed role still operated, and the MVD's other details stay editable.
     surgeon = detail.surgeon
-    if surgeon is not None and surgeon.pk != previous_surgeon and not (
-        surgeon.is_staff and role_of(surgeon) == Role.CLINICIAN
+    if (
+        surgeon is not None
+        and surgeon.pk != previous_surgeon
+        and not (surgeon.is_staff and role_of(surgeon) == Role.CLINICIAN)
     ):
         errors.add("mvd.surgeon", "The surgeon is a clinician of the clinic with a staff login.", "invalid")
     earlier = detail.redo_of
