@@ -41,6 +41,10 @@ class PatientForm(ServiceForm):
 CLINICAL_PATIENT_FIELDS = ("at_risk_hla_b1502", "hla_b1502_result")
 
 
+# The most patients the list's archive action takes at once (a page of the list is 100).
+ARCHIVE_AT_ONCE = 200
+
+
 def sees_clinical(request) -> bool:
     return may(request.user, Kind.CLINICAL, write=False)
 
@@ -121,7 +125,17 @@ class PatientAdmin(CsvExportAdmin, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmi
     @admin.action(description="Archive the selected patients…", permissions=["archive"])
     def archive_selected(self, request, queryset):
         """Asks first, on a page naming each patient (as Django's own delete does): archiving
-        cancels their follow-up at once."""
+        cancels their follow-up at once. A "select all" of a long list is refused: archiving is
+        decided patient by patient, and thousands at once would outlast the request."""
+        count = queryset.count()
+        if count > ARCHIVE_AT_ONCE:
+            self.message_user(
+                request,
+                f"{count} patients selected: archive at most {ARCHIVE_AT_ONCE} at once; "
+                "narrow the list first.",
+                messages.ERROR,
+            )
+            return None
         if request.POST.get("confirmed") != "yes":
             context = {
                 **self.admin_site.each_context(request),
@@ -141,9 +155,7 @@ class PatientAdmin(CsvExportAdmin, AuditedAdmin, ServiceAdmin, SimpleHistoryAdmi
         with transaction.atomic():
             for patient in queryset:
                 services.patient_archive(patient=patient)
-        self.message_user(
-            request, f"{queryset.count()} patient(s) archived; each can be restored from their page."
-        )
+        self.message_user(request, f"{count} patient(s) archived; each can be restored from their page.")
 
 
 class BackToPatientPage:
