@@ -15,6 +15,8 @@ from followups.codes import OutcomeCategory, ReminderKind, ReminderStatus, Visit
 from followups.models import Assessment, Reminder, TreatmentOutcome, Visit
 from followups.reminders.planning import EVENT_KINDS, WINDOW_KINDS
 from followups.visit_moves import visit_move
+from patients import admin as patient_admin
+from patients.models import Patient
 from tests.admin.conftest import at_clinic, days
 from tests.factories import PatientFactory, diagnosis_for
 
@@ -594,3 +596,14 @@ def test_cancelling_a_visit_from_the_patient_page_asks_on_its_own_page_with_the_
     assert (done.status_code, done["Location"]) == (302, back)
     planned.refresh_from_db()
     assert planned.status == VisitStatus.CANCELLED
+
+
+def test_archiving_more_patients_at_once_than_the_action_takes_is_refused_and_archives_nobody(
+    planted, clinician, monkeypatch
+):
+    monkeypatch.setattr(patient_admin, "ARCHIVE_AT_ONCE", 1)
+    PatientFactory()
+    chosen = {"action": "archive_selected", "_selected_action": [planted["patient"].pk], "select_across": "1"}
+    response = clinician.post("/admin/patients/patient/", {**chosen, "confirmed": "yes"}, follow=True)
+    assert "archive at most 1 at once" in response.content.decode()
+    assert not Patient.objects.filter(archived=True).exists()
