@@ -112,7 +112,9 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes_with_nobody_
 
     def half_way_with_a_chunk_in_hand() -> bool:
         # Killed between two chunks, the worker would hold none half done: wait for a moment when
-        # one is (a process claims its next chunk within a few milliseconds of finishing one).
+        # one is (a process claims its next chunk within a few milliseconds of finishing one), and
+        # kill at once. The chunks in hand are read in the same check: read again afterwards, they
+        # had sometimes finished in between (CI), though the kill still came mid-run.
         chunks = FollowUpRunChunk.objects.all()
         return (
             chunks.filter(finished_at__isnull=False).count() >= 3
@@ -121,9 +123,6 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes_with_nobody_
         )
 
     wait_until(half_way_with_a_chunk_in_hand, timeout=30, interval=0.05, what="the run to be half-way")
-    in_hand = set(
-        FollowUpRunChunk.objects.filter(finished_at=None, position__gt=0).values_list("pk", flat=True)
-    )
     worker.kill()
     # Everything the dead worker held or had fetched stays unacknowledged in Redis for an hour:
     # only the leases and the sweep (beat, every second here) bring those chunks back.
@@ -133,5 +132,4 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes_with_nobody_
 
     assert worker.restarts >= 1
     assert_complete(patients_without_flags, seconds_at_least=TASK_SOFT_LIMIT)
-    assert in_hand, "the kill should have caught chunks half done"
     assert "queued again (lease lapsed or message lost)" in worker.text()
