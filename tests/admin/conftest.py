@@ -243,21 +243,27 @@ def screenshot(page, name: str, *, element=None) -> Path:
     return path
 
 
-def waiting_patient(family_name: str, overdue_days: int, today: date):
-    """A patient whose review window closed ``overdue_days`` ago without a booking, with the flags
-    stored as the nightly run stores them (the overdue list and the call list read those)."""
-    patient = PatientFactory(
-        family_name=family_name, phone=f"+49 30 55{overdue_days:04d}", email_reminders=True
-    )
+def overdue_visit(patient, *, ended_ago: int, purpose: str = "Toxin re-injection") -> Visit:
+    """A planned review whose window closed ``ended_ago`` days ago, unbooked: overdue, with the
+    flags stored as the nightly run stores them (the overdue list and the call list read those)."""
+    today = timezone.localdate()
     visit = Visit.objects.create(
         patient=patient,
-        purpose="Toxin re-injection",
+        purpose=purpose,
         visit_kind=VisitKind.REVIEW,
-        scheduled_for=at_clinic(today - days(overdue_days + 3)),
-        window_start=today - days(overdue_days + 6),
-        window_end=today - days(overdue_days),
+        scheduled_for=at_clinic(today - days(ended_ago + 3)),
+        window_start=today - days(ended_ago + 6),
+        window_end=today - days(ended_ago),
         status=VisitStatus.PLANNED,
         source="manual",
     )
     flags_sync(patient=patient)
-    return patient, visit
+    return visit
+
+
+def waiting_patient(family_name: str, overdue_days: int, today: date):
+    """A patient whose review window closed ``overdue_days`` ago without a booking."""
+    patient = PatientFactory(
+        family_name=family_name, phone=f"+49 30 55{overdue_days:04d}", email_reminders=True
+    )
+    return patient, overdue_visit(patient, ended_ago=overdue_days)

@@ -14,12 +14,12 @@ from django.utils import timezone
 from clinic.admin_csv import csv_value
 from clinic.models import AuditEvent
 from followups import services as followups
-from followups.codes import ContactOutcome, LabTest, VisitKind, VisitStatus
-from followups.flags_store import flags_sync
+from followups.codes import ContactOutcome, LabTest, VisitStatus
 from followups.models import ContactAttempt, Visit
 from patients import codes
 from patients import services as record
 from tests.admin.conftest import CLINICAL_MARKERS, at_clinic, days
+from tests.admin.conftest import overdue_visit as overdue_visit_of
 from tests.factories import PatientFactory, bulk_patients, diagnosis_for, treatment_for
 
 ZONE = timezone.get_current_timezone_name()
@@ -81,21 +81,7 @@ def as_dicts(table: list[list[str]]) -> list[dict[str, str]]:
 
 
 def overdue_visit(patient, *, ended_ago=7, purpose="Carbamazepine monitoring") -> Visit:
-    """A planned visit whose window closed ``ended_ago`` days ago, unbooked: overdue, and flagged
-    as the nightly run stores it."""
-    today = timezone.localdate()
-    visit = Visit.objects.create(
-        patient=patient,
-        purpose=purpose,
-        visit_kind=VisitKind.REVIEW,
-        scheduled_for=at_clinic(today - days(ended_ago + 3)),
-        window_start=today - days(ended_ago + 6),
-        window_end=today - days(ended_ago),
-        status=VisitStatus.PLANNED,
-        source="manual",
-    )
-    flags_sync(patient=patient)
-    return visit
+    return overdue_visit_of(patient, ended_ago=ended_ago, purpose=purpose)
 
 
 @pytest.fixture
